@@ -1,0 +1,161 @@
+// `emperor check FILE|DIR... [--json]`: validate vassal files without a daemon (SPEC §5).
+// Each file alone, then across the files given: a vassal name defined twice, and two vassals
+// owning one address. A directory stands for the vassal files the emperor would load from it.
+import { readdirSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import {
+  crossVassalIssues,
+  formatIssue,
+  readVassalFile,
+  vassalNameOf,
+  type ConfigIssue,
+  type VassalConfig,
+} from '@emperor/config';
+import { getentLookup } from '../system-lookup.js';
+import type { CommandModule, Output } from './command.js';
+
+interface Checked {
+  /** The path as the user gave it (or DIR/NAME.ini for a directory's files). */
+  readonly file: string;
+  readonly name: string | undefined;
+  readonly config: VassalConfig | undefined;
+  readonly errors: ConfigIssue[];
+  readonly warnings: ConfigIssue[];
+}
+
+export const check: CommandModule = {
+  register: (y, describe, ctx) =>
+    y.command(
+      'check <paths..>',
+      describe,
+      (b) =>
+        b
+          .positional('paths', {
+            describe:
+              'Vassal files, or directories whose NAME.ini files are checked (other names are ignored, as the emperor ignores them)',
+            type: 'string',
+            array: true,
+          })
+          .option('json', {
+            describe: 'Print one JSON object with every file, its errors, warnings and config',
+            type: 'boolean',
+            default: false,
+          })
+          .example('$0 check /etc/emperor/vassals', 'Check every vassal the emperor would load')
+          .example('$0 check shop.ini api.ini --json', 'Machine-readable result')
+          .epilogue(
+            'Exit 0 when every file is valid, 1 when any has an error (each printed as FILE:LINE: error: message [CODE]), 2 on usage errors.',
+          ),
+      (args) => ctx.run(() => runCheck(args.paths ?? [], args.json, ctx.output)),
+    ),
+};
+
+export async function runCheck(paths: readonly string[], json: boolean, output: Output): Promise<number> {
+  const { files, problems } = expand(paths);
+  const options = { env: process.env, cpus: availableParallelism(), lookup: getentLookup() };
+  const checked: Checked[] = [];
+  for (const file of files) {
+    const r = await readVassalFile(file, options);
+    const shown = (i: ConfigIssue): ConfigIssue => ({ ...i, file });
+    checked.push({
+      file,
+      name: vassalNameOf(basename(file)),
+      config: r.ok ? r.config : undefined,
+      errors: r.ok ? [] : r.errors.map(shown),
+      warnings: r.warnings.map(shown),
+    });
+  }
+  const named = checked.flatMap((c) =>
+    c.name === undefined ? [] : [{ file: c.file, name: c.name, config: c.config }],
+  );
+  for (const issue of crossVassalIssues(named))
+    checked.find((c) => c.file === issue.file)?.errors.push(issue);
+
+  const failed = checked.filter((c) => c.errors.length > 0);
+  const errorCount = failed.reduce((n, c) => n + c.errors.length, 0) + problems.length;
+  if (json) {
+    output.out(
+      JSON.stringify(report(checked, problems), (_k, v: unknown) => (v === undefined ? null : v), 2),
+    );
+  } else {
+    for (const p of problems) output.err(formatIssue(p));
+    for (const c of checked) {
+      if (c.errors.length === 0) output.out(`${c.file}: ok`);
+      for (const issue of [...c.errors, ...c.warnings]) output.err(formatIssue(issue));
+    }
+    if (errorCount > 0) {
+      const files = failed.length + problems.length;
+      output.err(
+        `emperor: ${errorCount} error${errorCount === 1 ? '' : 's'} in ${files} of ${checked.length + problems.length} path${checked.length + problems.length === 1 ? '' : 's'} [EMP_CONFIG_INVALID]`,
+      );
+    }
+  }
+  return errorCount > 0 ? 1 : 0;
+}
+
+/** Files to check, in the order given, each once; directories expand to their vassal files. */
+function expand(paths: readonly string[]): { files: string[]; problems: ConfigIssue[] } {
+  const files: string[] = [];
+  const problems: ConfigIssue[] = [];
+  const seen = new Set<string>();
+  const add = (file: string): void => {
+    const key = resolve(file);
+    if (!seen.has(key)) {
+      seen.add(key);
+      files.push(file);
+    }
+  };
+  for (const p of paths) {
+    let isDir = false;
+    try {
+      isDir = statSync(p).isDirectory();
+    } catch {
+      // Not there or not readable: readVassalFile says which, with the right code.
+    }
+    if (!isDir) {
+      add(p);
+      continue;
+    }
+    try {
+      const names = readdirSync(p)
+        .filter((f) => vassalNameOf(f) !== undefined)
+        .sort();
+      for (const f of names) add(join(p, f));
+    } catch (err) {
+      problems.push({
+        code: 'EMP_CONFIG_FILE_UNREADABLE',
+        severity: 'error',
+        file: p,
+        line: undefined,
+        key: undefined,
+        message: `cannot list the directory: ${err instanceof Error ? err.message : String(err)}`,
+      });
+    }
+  }
+  return { files, problems };
+}
+
+function report(checked: readonly Checked[], problems: readonly ConfigIssue[]): object {
+  return {
+    ok: problems.length === 0 && checked.every((c) => c.errors.length === 0),
+    files: [
+      ...problems.map((p) => ({
+        file: p.file,
+        name: undefined,
+        ok: false,
+        errors: [p],
+        warnings: [],
+        config: undefined,
+      })),
+      ...checked.map((c) => ({
+        file: c.file,
+        name: c.name,
+        ok: c.errors.length === 0,
+        errors: c.errors,
+        warnings: c.warnings,
+        config: c.config,
+      })),
+    ],
+  };
+}

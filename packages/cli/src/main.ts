@@ -1,0 +1,95 @@
+// The `emperor` command line. Commands live one per module in commands/; this file only lists
+// them. A command's module is imported only when that command is on the command line, so its
+// dependencies (the config reader, the daemon) never slow down another command.
+import { readFileSync } from 'node:fs';
+import type { CommandContext, CommandModule, Output } from './commands/command.js';
+
+interface CommandEntry {
+  readonly name: string;
+  /** One line for `emperor --help`. */
+  readonly describe: string;
+  readonly load: () => Promise<CommandModule>;
+}
+
+// To add a command: a module in commands/ exporting a CommandModule, and one line here.
+const COMMANDS: readonly CommandEntry[] = [
+  {
+    name: 'check',
+    describe: 'Validate vassal files without a daemon',
+    load: async () => (await import('./commands/check.js')).check,
+  },
+  {
+    name: 'run',
+    describe: 'Run the emperor in the foreground',
+    load: async () => (await import('./commands/run.js')).runCommand,
+  },
+];
+
+const EXIT_USAGE = 2;
+
+const stdio: Output = {
+  out: (text) => process.stdout.write(`${text}\n`),
+  err: (text) => process.stderr.write(`${text}\n`),
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version?: string;
+  };
+  return pkg.version ?? 'unknown';
+}
+
+export async function main(argv: readonly string[], output: Output = stdio): Promise<number> {
+  // Load every command whose name appears in argv (usually one); yargs then picks the command.
+  const wanted = COMMANDS.filter((c) => argv.includes(c.name));
+  const modules = new Map(await Promise.all(wanted.map(async (c) => [c.name, await c.load()] as const)));
+  const { default: yargs } = await import('yargs');
+
+  // Set from yargs callbacks; an object, so the compiler does not narrow it to its initial value.
+  const state = { exitCode: 0, usageError: false };
+  const ctx: CommandContext = {
+    output,
+    run: async (task) => {
+      if (!state.usageError) state.exitCode = await task();
+    },
+  };
+  let parser = yargs([...argv])
+    .scriptName('emperor')
+    .usage(
+      '$0 <command> [options]\n\nA process supervisor: one file per app in a watched directory, sockets held across reloads.',
+    )
+    .strict()
+    .demandCommand(1, 'Name a command.')
+    .recommendCommands()
+    .help()
+    .alias('help', 'h')
+    .version(version())
+    .epilogue('Exit codes: 0 success, 1 failure, 2 usage error, 3 daemon not reachable.')
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .exitProcess(false)
+    // yargs exits 1 on usage errors; SPEC §5 wants 2, and only the entry point may exit.
+    .fail((message: string | undefined, err: Error | undefined) => {
+      if (err !== undefined && message === undefined) throw err;
+      if (state.usageError) return; // yargs may report one mistake twice (`Did you mean`, then `Unknown argument`)
+      state.usageError = true;
+      const text = message ?? err?.message ?? 'usage error';
+      // recommendCommands() says only "Did you mean check?": name what was typed too.
+      const typo = text.startsWith('Did you mean')
+        ? `unknown command \`${argv.find((a) => !a.startsWith('-')) ?? ''}\`. `
+        : '';
+      output.err(`emperor: ${typo}${text}`);
+      output.err('Run `emperor --help` or `emperor COMMAND --help` for usage.');
+    });
+  for (const c of COMMANDS) {
+    const module = modules.get(c.name);
+    parser =
+      module === undefined ? parser.command(c.name, c.describe) : module.register(parser, c.describe, ctx);
+  }
+  try {
+    await parser.parseAsync();
+  } catch (err) {
+    output.err(`emperor: ${err instanceof Error ? err.message : String(err)}`);
+    return state.usageError ? EXIT_USAGE : 1;
+  }
+  return state.usageError ? EXIT_USAGE : state.exitCode;
+}

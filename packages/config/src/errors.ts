@@ -1,0 +1,75 @@
+// The one registry of error codes for the whole project (config, daemon and CLI), so a code
+// means one thing everywhere. docs/errors.md lists every code; a test keeps the two in sync.
+
+export const ERROR_CODES = {
+  // File-level problems: the file as a whole cannot be read as a vassal file.
+  EMP_CONFIG_FILE_NOT_FOUND: 'The vassal file does not exist.',
+  EMP_CONFIG_FILE_UNREADABLE: 'The vassal file exists but cannot be opened or read (permissions, I/O error).',
+  EMP_CONFIG_NOT_A_FILE: 'The path is a directory, a FIFO or another non-regular file.',
+  EMP_CONFIG_FILE_TOO_BIG: 'The vassal file is over 1 MiB.',
+  EMP_CONFIG_BINARY: 'The vassal file contains NUL bytes: it is not a text file.',
+  EMP_CONFIG_ENCODING: 'The vassal file is not valid UTF-8.',
+  EMP_CONFIG_FILE_NAME:
+    'The file name is not one the emperor loads (`NAME.ini`, NAME made of `A-Z a-z 0-9 . _ -`).',
+  EMP_CONFIG_NO_SECTION: 'The file has no `[vassal]` section.',
+  // Line-level syntax.
+  EMP_CONFIG_SYNTAX: 'A line is not `key = value`, a section header, a comment or blank.',
+  EMP_CONFIG_CONTROL_CHAR: 'A line contains a control character other than tab.',
+  EMP_CONFIG_UNKNOWN_SECTION: 'A section other than `[vassal]`.',
+  EMP_CONFIG_DUPLICATE_SECTION: 'The `[vassal]` section header appears twice.',
+  EMP_CONFIG_OUTSIDE_SECTION: 'A `key = value` line before the `[vassal]` header.',
+  // Keys.
+  EMP_CONFIG_UNKNOWN_KEY: 'A key that emperor does not know; the message suggests the closest known key.',
+  EMP_CONFIG_DUPLICATE_KEY: 'A key that takes one value is given more than once.',
+  EMP_CONFIG_MISSING_KEY: 'A required key (`exec`) is missing.',
+  EMP_CONFIG_EMPTY_VALUE: 'A key is given with an empty value.',
+  // Values.
+  EMP_CONFIG_INVALID_VALUE: 'A value does not have the type the key expects; the message says what is valid.',
+  EMP_CONFIG_EXEC_QUOTE: 'The `exec` command line has an unbalanced quote or a trailing backslash.',
+  EMP_CONFIG_RESERVED_ENV: 'An `env` line sets a variable that the emperor sets itself for each instance.',
+  EMP_CONFIG_DUPLICATE_SOCKET: 'The same socket address is given twice in one file.',
+  EMP_CONFIG_UNIX_PATH_TOO_LONG: 'A unix socket path is longer than the 107 bytes the kernel allows.',
+  // Placeholders.
+  EMP_CONFIG_UNKNOWN_PLACEHOLDER: 'A `%(name)` that is neither a key of the file nor a `set-placeholder`.',
+  EMP_CONFIG_AMBIGUOUS_PLACEHOLDER: 'A `%(key)` that names a key given several times.',
+  EMP_CONFIG_UNSET_ENV: 'A `$(NAME)` whose environment variable is not set in the emperor.',
+  EMP_CONFIG_UNKNOWN_MAGIC: 'A `%x` that is not one of `%n %p %d %%` or `%(name)`.',
+  EMP_CONFIG_PLACEHOLDER_SYNTAX: 'An unterminated `%(` or `$(`, or an empty name inside one.',
+  EMP_CONFIG_PLACEHOLDER_CYCLE: 'Placeholders refer to each other in a cycle.',
+  EMP_CONFIG_VALUE_TOO_LONG:
+    'A value grows over 64 KiB once placeholders are expanded, or nests them over 32 deep.',
+  EMP_CONFIG_DUPLICATE_PLACEHOLDER: 'Two `set-placeholder` lines define the same name, or one shadows a key.',
+  // Rules across keys.
+  EMP_CONFIG_CONFLICT: 'Two keys contradict each other (e.g. `on-demand` without `socket`).',
+  EMP_CONFIG_UNKNOWN_USER: 'A `user` or `socket-owner` user that the system does not know.',
+  EMP_CONFIG_UNKNOWN_GROUP: 'A `group` or `socket-owner` group that the system does not know.',
+  EMP_CONFIG_USER_NEEDS_GROUP:
+    'A numeric `user` without a passwd entry, so its group must be given with `group`.',
+  // Warnings: the file is valid but probably not what was meant.
+  EMP_CONFIG_SHELL_NO_EXEC:
+    'Warning: `shell = true` with sockets or `ready = notify`, but the command does not start with `exec `.',
+  EMP_CONFIG_SHELL_SYNTAX:
+    'Warning: `exec` contains shell syntax (`|`, `>`, `$`, ...) but runs without a shell.',
+  EMP_CONFIG_UWSGI_STOP_SIGNAL:
+    'Warning: a uWSGI vassal without `stop-signal = SIGINT` or `--die-on-term` (uWSGI reloads on SIGTERM).',
+  EMP_CONFIG_UNUSED_KEY:
+    'Warning: a key that has no effect with the other keys given (e.g. `socket-mode` without a unix socket).',
+  // Summary of a failed check, and problems across vassals.
+  EMP_CONFIG_INVALID:
+    'A vassal file has errors (the summary code of `emperor check` and of a rejected reload).',
+  EMP_VASSAL_DUPLICATE:
+    'The same vassal name is defined by two files (two watched directories, or twice on `emperor check`).',
+  EMP_VASSAL_SOCKET_CONFLICT: 'Two vassals own the same TCP address or unix socket path.',
+  // The daemon and its native addon: thrown as `error.code`, never shown as FILE:LINE.
+  EMP_STATE_FILE_IN_USE: "The runtime directory's state file belongs to an emperor that is still running.",
+  EMP_BAD_PGID:
+    'A process group id of 0 or 1 (our own group, or every process) reached the code that kills groups.',
+  EMP_NATIVE_NOT_BUILT:
+    'The @emperor/native addon is missing or cannot load; `npm rebuild @emperor/native` builds it.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_CODES, code);
+}

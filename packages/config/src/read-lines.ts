@@ -1,0 +1,130 @@
+// Reads the INI text the way uWSGI does: line by line, values verbatim (no quoting, no inline
+// comments), keeping line numbers and every occurrence of a key. Only `[vassal]` is allowed:
+// another section is almost always a typo or a uWSGI `[uwsgi]` file dropped in by mistake.
+import type { IssueList } from './issue.js';
+import { suggest } from './suggest.js';
+
+export interface RawEntry {
+  readonly key: string;
+  readonly value: string;
+  readonly line: number;
+}
+
+export const SECTION = 'vassal';
+
+// Tab is fine; any other C0 control or DEL would end up in an argv or a path.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/;
+
+/** The `[vassal]` entries in file order; syntax problems go to `issues`. */
+export function readLines(text: string, issues: IssueList): { entries: RawEntry[]; hasSection: boolean } {
+  const entries: RawEntry[] = [];
+  const before: RawEntry[] = [];
+  const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
+  let section: string | undefined;
+  let sectionLine: number | undefined;
+  const lines = body.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const lineNo = i + 1;
+    const raw = lines[i] ?? '';
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    const trimmed = line.trim();
+    if (trimmed === '' || trimmed.startsWith(';') || trimmed.startsWith('#')) continue;
+    if (CONTROL.test(line)) {
+      const ch = CONTROL.exec(line)?.[0] ?? '';
+      const hex = ch.charCodeAt(0).toString(16).padStart(2, '0');
+      issues.error(
+        'EMP_CONFIG_CONTROL_CHAR',
+        lineNo,
+        undefined,
+        `control character 0x${hex} in line; only text and tabs are allowed`,
+      );
+      continue;
+    }
+    if (trimmed.startsWith('[')) {
+      if (!trimmed.endsWith(']')) {
+        issues.error(
+          'EMP_CONFIG_SYNTAX',
+          lineNo,
+          undefined,
+          `section header \`${clip(trimmed)}\` has no closing \`]\``,
+        );
+        section = ''; // skip its lines silently: the header was reported
+        continue;
+      }
+      const name = trimmed.slice(1, -1).trim();
+      if (name === SECTION) {
+        if (sectionLine !== undefined) {
+          issues.error(
+            'EMP_CONFIG_DUPLICATE_SECTION',
+            lineNo,
+            undefined,
+            `second \`[vassal]\` header (the first is on line ${sectionLine}); a file has one section`,
+          );
+        }
+        sectionLine ??= lineNo;
+      } else {
+        const hint =
+          name === 'uwsgi'
+            ? 'this is a uWSGI config; run it from a vassal file with `[vassal]` and `exec = uwsgi --ini FILE`'
+            : suggest(name, [SECTION]) === undefined
+              ? 'a vassal file has only a `[vassal]` section'
+              : 'did you mean `[vassal]`?';
+        issues.error(
+          'EMP_CONFIG_UNKNOWN_SECTION',
+          lineNo,
+          undefined,
+          `unknown section \`[${clip(name)}]\`: ${hint}`,
+        );
+      }
+      section = name;
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (eq < 0) {
+      issues.error(
+        'EMP_CONFIG_SYNTAX',
+        lineNo,
+        undefined,
+        `expected \`key = value\`, got \`${clip(trimmed)}\``,
+      );
+      continue;
+    }
+    const key = line.slice(0, eq).trim();
+    const value = line.slice(eq + 1).trim();
+    if (key === '') {
+      issues.error(
+        'EMP_CONFIG_SYNTAX',
+        lineNo,
+        undefined,
+        `missing key before \`=\`; expected \`key = value\``,
+      );
+      continue;
+    }
+    if (section === undefined) {
+      before.push({ key, value, line: lineNo });
+      continue;
+    }
+    if (section !== SECTION) continue; // the unknown section header was reported once
+    entries.push({ key, value, line: lineNo });
+  }
+  if (sectionLine === undefined) {
+    // No header at all: the caller reports that once, and still checks every line, so that
+    // one pass shows all the problems.
+    return { entries: [...before, ...entries], hasSection: false };
+  }
+  for (const e of before) {
+    issues.error(
+      'EMP_CONFIG_OUTSIDE_SECTION',
+      e.line,
+      e.key,
+      `\`${clip(e.key)}\` comes before the \`[vassal]\` header (line ${sectionLine}); move it below`,
+    );
+  }
+  return { entries, hasSection: true };
+}
+
+/** Long junk (binary, minified files) would flood the terminal. */
+export function clip(s: string, max = 60): string {
+  return s.length <= max ? s : `${s.slice(0, max)}…`;
+}
