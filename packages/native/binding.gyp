@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "emperor_native",
+      "sources": ["emperor_native.c"],
+      "cflags_c": ["-std=gnu11", "-Wall", "-Wextra"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

@@ -1,0 +1,46 @@
+// Loads the compiled addon (built by node-gyp during `npm ci`) on first use, never at import time.
+import { createRequire } from 'node:module';
+
+declare const watchHandle: unique symbol;
+/** An active uv_poll_t inside the addon; only `unwatch` may use it. */
+export type WatchHandle = { readonly [watchHandle]: never };
+
+export interface RawDatagram {
+  data: string;
+  pid: number | undefined;
+  truncated: boolean;
+}
+
+/** The addon's functions exactly as emperor_native.c defines them. Errors carry `errno` and `syscall`. */
+export interface Addon {
+  bindTcp(host: string, port: number, backlog: number, v6only: boolean): { fd: number; port: number };
+  bindUnix(path: string, backlog: number, mode: number, uid: number, gid: number): number;
+  pollReadable(fd: number): boolean;
+  /** The callback gets 0, or an errno after which the watch has stopped. */
+  watch(fd: number, callback: (errno: number) => void): WatchHandle;
+  unwatch(handle: WatchHandle): void;
+  openDatagram(abstractName: string): number;
+  recvDatagrams(fd: number): RawDatagram[];
+  closeFd(fd: number): void;
+}
+
+const ADDON_PATH = '../../build/Release/emperor_native.node'; // from dist/src/
+let loaded: Addon | undefined;
+
+export function addon(): Addon {
+  if (loaded) return loaded;
+  const require = createRequire(import.meta.url);
+  try {
+    loaded = require(ADDON_PATH) as Addon;
+  } catch (cause) {
+    throw Object.assign(
+      new Error(
+        `cannot load the @emperor/native addon (${ADDON_PATH} from ${import.meta.url}): ` +
+          'it is built by `npm ci`; run `npm rebuild @emperor/native` to build it again',
+        { cause },
+      ),
+      { code: 'EMP_NATIVE_NOT_BUILT' },
+    );
+  }
+  return loaded;
+}
