@@ -1,0 +1,572 @@
+// One writer per vassal log file, shared by every instance and generation of the vassal.
+//
+// The app must never wait for its log (SPEC §4): attached streams stay in flowing mode, output is
+// queued in memory up to `maxBufferedBytes` while the disk lags, and beyond that it is dropped and
+// reported by one `[emperor] dropped N bytes of output` line once the queue has room again.
+import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+
+export const DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+/** With timestamps, a line longer than this is written in pieces, each with its own prefix. */
+export const MAX_LINE_BYTES = 64 * 1024;
+const RECENT_LINES = 20;
+const RECENT_LINE_CHARS = 500;
+/** One writev at most this big, so a rotation check never waits behind a huge batch. */
+const BATCH_BYTES = 1024 * 1024;
+const BATCH_BUFFERS = 512;
+const RETRY_MS = 1000;
+const NL = 0x0a;
+
+export type OutputSource = 'stdout' | 'stderr';
+
+export interface VassalLogOptions {
+  /** The log file; its directory is created when missing. */
+  readonly path: string;
+  /** Rotate before the file would grow past this size; 0 never rotates. */
+  readonly maxSizeBytes: number;
+  /** Rotated files kept as `path.1` (newest) .. `path.N`; 0 truncates the file instead. */
+  readonly backups: number;
+  /** Prefix each line with `<ISO-8601 time> <label> `. */
+  readonly timestamps: boolean;
+  /** Output held in memory while the disk lags; beyond it output is dropped. */
+  readonly maxBufferedBytes?: number;
+  readonly logger?: Logger;
+  /** Milliseconds since the epoch, for the timestamp prefixes. */
+  readonly now?: () => number;
+  /** Awaited before each write to the file: tests use it to play a slow disk. */
+  readonly beforeWrite?: () => Promise<void>;
+}
+
+export interface VassalLogStats {
+  /** Bytes written to the file (rotated files included). */
+  readonly writtenBytes: number;
+  /** App output dropped because the queue was full or a write failed. */
+  readonly droppedBytes: number;
+  /** Bytes held in memory now, including the write in flight. */
+  readonly bufferedBytes: number;
+  readonly rotations: number;
+}
+
+export interface VassalLog {
+  readonly path: string;
+  /** Reads `stream` until it ends; `label` (`shop/0`) names the instance in timestamp prefixes. */
+  attach(stream: Readable, label: string, source?: OutputSource): void;
+  /** Reopens the file by path (SIGUSR1, after an external logrotate moved it). Never rejects. */
+  reopen(): Promise<void>;
+  /** The last `n` lines the attached stderr streams wrote (oldest first, without `\n`). */
+  recentLines(n?: number): string[];
+  /** Resolves once everything received so far is written (or dropped). Never rejects. */
+  flush(): Promise<void>;
+  stats(): VassalLogStats;
+  /** Writes pending lines and output, then closes the file. Idempotent; never rejects. */
+  close(): Promise<void>;
+}
+
+interface Attachment {
+  readonly label: string;
+  readonly source: OutputSource;
+  /** Timestamps only: the start of a line whose `\n` has not arrived yet. */
+  carry: Buffer[];
+  carryBytes: number;
+  carryTime: number;
+  /** stderr only: the unfinished last line, for `recentLines`. */
+  tail: string;
+}
+
+export function openVassalLog(options: VassalLogOptions): VassalLog {
+  return new VassalLogImpl(options);
+}
+
+class VassalLogImpl implements VassalLog {
+  readonly path: string;
+  readonly #opts: VassalLogOptions;
+  readonly #maxBuffered: number;
+  readonly #now: () => number;
+  readonly #attachments = new Set<Attachment>();
+  readonly #recent: string[] = [];
+
+  // The write queue. `#queued` counts bytes until their write has finished, so the in-flight
+  // batch counts against the memory cap too.
+  #queue: Buffer[] = [];
+  #queued = 0;
+  #accepted = 0;
+  #settled = 0;
+  #lastByte = NL;
+  #dropping = false;
+  #unreported = 0;
+  #dropped = 0;
+  #written = 0;
+  #rotations = 0;
+  #failing = false;
+
+  #fh: FileHandle | undefined;
+  #size = 0;
+  /** The file ends with a newline (or is empty): a rotation now splits no line. */
+  #atLineStart = true;
+  #running = false;
+  #reopenWanted = false;
+  #reopenWaiters: (() => void)[] = [];
+  #flushWaiters: { target: number; resolve: () => void }[] = [];
+  #closing = false;
+  #closed: Promise<void> | undefined;
+
+  constructor(opts: VassalLogOptions) {
+    this.path = opts.path;
+    this.#opts = opts;
+    this.#maxBuffered = opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  attach(stream: Readable, label: string, source: OutputSource = 'stdout'): void {
+    const att: Attachment = { label, source, carry: [], carryBytes: 0, carryTime: 0, tail: '' };
+    this.#attachments.add(att);
+    // A 'data' listener keeps the stream flowing: the pipe is drained even while the disk lags
+    // and after close() (then the output is discarded), so the app never blocks on a full pipe.
+    stream.on('data', (chunk: Buffer | string) => {
+      this.#onData(att, typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+    });
+    const end = (): void => {
+      if (!this.#attachments.delete(att)) return;
+      this.#endLine(att);
+      if (att.source === 'stderr' && att.tail !== '') this.#remember(att.tail);
+    };
+    stream.once('end', end);
+    stream.once('close', end);
+    // A read error on a pipe means the app is gone; 'close' follows and ends the attachment.
+    stream.on('error', () => undefined);
+    stream.resume();
+  }
+
+  reopen(): Promise<void> {
+    if (this.#closing) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#reopenWanted = true;
+      this.#reopenWaiters.push(resolve);
+      this.#kick();
+    });
+  }
+
+  recentLines(n = RECENT_LINES): string[] {
+    return n <= 0 ? [] : this.#recent.slice(-n);
+  }
+
+  flush(): Promise<void> {
+    const target = this.#accepted;
+    if (this.#settled >= target && !this.#running) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#flushWaiters.push({ target, resolve });
+      this.#kick();
+    });
+  }
+
+  stats(): VassalLogStats {
+    return {
+      writtenBytes: this.#written,
+      droppedBytes: this.#dropped,
+      bufferedBytes: this.#queued,
+      rotations: this.#rotations,
+    };
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    for (const att of this.#attachments) this.#endLine(att);
+    this.#closing = true;
+    // Until idle, not just until flushed: the drop report is queued after the last output.
+    if (this.#running)
+      await new Promise<void>((resolve) => this.#flushWaiters.push({ target: Infinity, resolve }));
+    const fh = this.#fh;
+    this.#fh = undefined;
+    await fh?.close().catch(() => undefined);
+  }
+
+  // --- input side -------------------------------------------------------------------------
+
+  #onData(att: Attachment, chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    if (att.source === 'stderr') this.#scanRecent(att, chunk);
+    if (this.#closing) return;
+    if (!this.#opts.timestamps) {
+      // The hot path: no per-line work, the chunk is queued as is.
+      this.#enqueue(chunk, chunk.length);
+      return;
+    }
+    const out = this.#stamp(att, chunk);
+    if (out !== undefined) this.#enqueue(out, chunk.length);
+    if (att.carryBytes > MAX_LINE_BYTES) this.#endLine(att);
+  }
+
+  /** Prefixes every complete line of `chunk`; keeps the unfinished end for the next chunk. */
+  #stamp(att: Attachment, chunk: Buffer): Buffer | undefined {
+    const now = this.#now();
+    let nl = chunk.indexOf(NL);
+    if (nl === -1) {
+      if (att.carryBytes === 0) att.carryTime = now;
+      att.carry.push(Buffer.from(chunk));
+      att.carryBytes += chunk.length;
+      return undefined;
+    }
+    const prefix = this.#prefix(now, att.label);
+    const parts: Buffer[] = [];
+    if (att.carryBytes > 0) {
+      parts.push(this.#prefix(att.carryTime, att.label), ...att.carry);
+      att.carry = [];
+      att.carryBytes = 0;
+    } else {
+      parts.push(prefix);
+    }
+    parts.push(chunk.subarray(0, nl + 1));
+    let pos = nl + 1;
+    while ((nl = chunk.indexOf(NL, pos)) !== -1) {
+      parts.push(prefix, chunk.subarray(pos, nl + 1));
+      pos = nl + 1;
+    }
+    if (pos < chunk.length) {
+      // Copy the tail so the carry does not pin the whole chunk.
+      att.carry.push(Buffer.from(chunk.subarray(pos)));
+      att.carryBytes = chunk.length - pos;
+      att.carryTime = now;
+    }
+    return Buffer.concat(parts);
+  }
+
+  /** Writes an unfinished line as a line of its own (stream end, close, overlong line). */
+  #endLine(att: Attachment): void {
+    if (att.carryBytes === 0 || this.#closing) return;
+    const line = Buffer.concat([this.#prefix(att.carryTime, att.label), ...att.carry, Buffer.of(NL)]);
+    const bytes = att.carryBytes;
+    att.carry = [];
+    att.carryBytes = 0;
+    this.#enqueue(line, bytes);
+  }
+
+  #prefix(time: number, label: string): Buffer {
+    return Buffer.from(`${new Date(time).toISOString()} ${label} `);
+  }
+
+  /** Keeps the last lines of stderr; looks only at the end of big chunks. */
+  #scanRecent(att: Attachment, chunk: Buffer): void {
+    // Line ends, newest first: one more than kept, to know where the oldest kept line starts.
+    const ends: number[] = [];
+    for (let p = chunk.length - 1; p >= 0 && ends.length <= RECENT_LINES;) {
+      const nl = chunk.lastIndexOf(NL, p);
+      if (nl === -1) break;
+      ends.push(nl);
+      p = nl - 1;
+    }
+    if (ends.length === 0) {
+      if (att.tail.length < RECENT_LINE_CHARS) att.tail += decode(chunk, 0, chunk.length);
+      return;
+    }
+    const kept = Math.min(ends.length, RECENT_LINES);
+    for (let k = kept - 1; k >= 0; k--) {
+      const start = (ends[k + 1] ?? -1) + 1;
+      const text = decode(chunk, start, ends[k] ?? 0);
+      // The oldest line of the chunk continues what earlier chunks left unfinished.
+      this.#remember(start === 0 ? att.tail + text : text);
+    }
+    att.tail = decode(chunk, (ends[0] ?? 0) + 1, chunk.length);
+  }
+
+  #remember(line: string): void {
+    const clean = line.endsWith('\r') ? line.slice(0, -1) : line;
+    this.#recent.push(clean.length > RECENT_LINE_CHARS ? clean.slice(0, RECENT_LINE_CHARS) : clean);
+    if (this.#recent.length > RECENT_LINES) this.#recent.shift();
+  }
+
+  // --- queue ------------------------------------------------------------------------------
+
+  /** Queues `buf` (from `inputBytes` of app output) or drops it when the queue is full. */
+  #enqueue(buf: Buffer, inputBytes: number): void {
+    if (this.#dropping) {
+      // Hysteresis: resume at half the cap, so one episode yields one report, not one per chunk.
+      if (this.#queued > this.#maxBuffered / 2) {
+        this.#drop(inputBytes);
+        return;
+      }
+      this.#resume();
+    }
+    if (this.#queued + buf.length > this.#maxBuffered) {
+      this.#dropping = true;
+      this.#drop(inputBytes);
+      return;
+    }
+    this.#push(buf);
+  }
+
+  #push(buf: Buffer): void {
+    this.#queue.push(buf);
+    this.#queued += buf.length;
+    this.#accepted += buf.length;
+    const last = buf[buf.length - 1];
+    if (last !== undefined) this.#lastByte = last;
+    this.#kick();
+  }
+
+  #drop(bytes: number): void {
+    this.#dropped += bytes;
+    this.#unreported += bytes;
+  }
+
+  /** Queues the report of dropped output and accepts output again. */
+  #resume(): void {
+    this.#dropping = false;
+    const bytes = this.#unreported;
+    this.#unreported = 0;
+    if (bytes === 0) return;
+    const text = `[emperor] dropped ${bytes} bytes of output\n`;
+    // Verbatim output may have stopped mid-line: the report still gets a line of its own.
+    const lead = this.#lastByte === NL ? '' : '\n';
+    const prefix = this.#opts.timestamps ? `${new Date(this.#now()).toISOString()} ` : '';
+    this.#push(Buffer.from(lead + prefix + text));
+    this.#opts.logger?.warn({ event: 'vassal-log-dropped', path: this.path, bytes }, 'vassal output dropped');
+  }
+
+  #kick(): void {
+    if (this.#running) return;
+    this.#running = true;
+    void this.#run();
+  }
+
+  /** The only writer of the file: writes, rotations and reopens happen here, one at a time. */
+  async #run(): Promise<void> {
+    for (;;) {
+      if (this.#reopenWanted) {
+        this.#reopenWanted = false;
+        const waiters = this.#reopenWaiters;
+        this.#reopenWaiters = [];
+        const fh = this.#fh;
+        this.#fh = undefined;
+        await fh?.close().catch(() => undefined);
+        // Open at once so the new file exists right after SIGUSR1, as logrotate expects.
+        await this.#ensureOpen().catch((err: unknown) => {
+          this.#failed(err);
+        });
+        for (const w of waiters) w();
+        continue;
+      }
+      if (this.#queue.length === 0) {
+        if (this.#unreported > 0) {
+          this.#resume();
+          continue;
+        }
+        break;
+      }
+      const batch = this.#takeBatch();
+      const bytes = byteLength(batch);
+      try {
+        await this.#opts.beforeWrite?.();
+        await this.#ensureOpen();
+        await this.#writeRotating(batch);
+        this.#written += bytes;
+        this.#failing = false;
+      } catch (err) {
+        // A failed batch is dropped and reported like a full queue; the file is reopened next time.
+        this.#drop(bytes);
+        this.#failed(err);
+        if (!this.#closing) await delay(RETRY_MS);
+      }
+      this.#queued -= bytes;
+      this.#settled += bytes;
+      this.#wakeFlushers();
+    }
+    this.#running = false;
+    this.#wakeFlushers();
+  }
+
+  #failed(err: unknown): void {
+    const fh = this.#fh;
+    this.#fh = undefined;
+    void fh?.close().catch(() => undefined);
+    if (this.#failing) return;
+    this.#failing = true;
+    this.#opts.logger?.error({ event: 'vassal-log-error', path: this.path, err }, 'cannot write vassal log');
+  }
+
+  #wakeFlushers(): void {
+    if (this.#flushWaiters.length === 0) return;
+    const idle = !this.#running;
+    this.#flushWaiters = this.#flushWaiters.filter((w) => {
+      if (this.#settled < w.target && !idle) return true;
+      w.resolve();
+      return false;
+    });
+  }
+
+  #takeBatch(): Buffer[] {
+    let n = 0;
+    let bytes = 0;
+    while (n < this.#queue.length && n < BATCH_BUFFERS && bytes < BATCH_BYTES) {
+      bytes += this.#queue[n]?.length ?? 0;
+      n++;
+    }
+    return this.#queue.splice(0, n);
+  }
+
+  async #ensureOpen(): Promise<FileHandle> {
+    if (this.#fh !== undefined) return this.#fh;
+    await mkdir(dirname(this.path), { recursive: true });
+    // O_APPEND: a logrotate `copytruncate` or a second writer never makes us write into a hole.
+    const fh = await open(this.path, 'a', 0o640);
+    this.#size = (await fh.stat()).size;
+    this.#atLineStart = true;
+    this.#fh = fh;
+    return fh;
+  }
+
+  /** Writes `batch`, rotating first whenever the file would grow past `maxSizeBytes`. */
+  async #writeRotating(batch: Buffer[]): Promise<void> {
+    const max = this.#opts.maxSizeBytes;
+    let bufs = batch;
+    let total = byteLength(bufs);
+    while (total > 0) {
+      if (max <= 0 || this.#size + total <= max) {
+        await this.#writeAll(bufs, total);
+        return;
+      }
+      // Cut after the last newline that still fits, so no line is split across two files.
+      const room = Math.max(0, max - this.#size);
+      let cut = lastLineEnd(bufs, room);
+      if (cut === 0 && !this.#atLineStart) {
+        // Verbatim output can end a batch mid-line: finish that line in this file, past the
+        // limit by at most MAX_LINE_BYTES, rather than split it across two files.
+        cut = firstLineEnd(bufs, MAX_LINE_BYTES);
+      }
+      if (cut === 0) {
+        if (this.#size > 0) {
+          await this.#rotate();
+          continue;
+        }
+        // An empty file and no line end within `max`: the line is longer than a file can be.
+        cut = room;
+      }
+      const [head, tail] = splitAt(bufs, cut);
+      await this.#writeAll(head, cut);
+      await this.#rotate();
+      bufs = tail;
+      total -= cut;
+    }
+  }
+
+  async #writeAll(bufs: Buffer[], total: number): Promise<void> {
+    const fh = await this.#ensureOpen();
+    let rest = bufs;
+    let left = total;
+    while (left > 0) {
+      const { bytesWritten } = await fh.writev(rest);
+      this.#size += bytesWritten;
+      if (bytesWritten > 0) this.#atLineStart = lastByte(rest, bytesWritten) === NL;
+      left -= bytesWritten;
+      if (left > 0) rest = splitAt(rest, bytesWritten)[1];
+    }
+  }
+
+  async #rotate(): Promise<void> {
+    const fh = await this.#ensureOpen();
+    const { backups } = this.#opts;
+    this.#rotations++;
+    if (backups <= 0) {
+      // With O_APPEND the next write lands at offset 0 again.
+      await fh.truncate(0);
+      this.#size = 0;
+      this.#atLineStart = true;
+      return;
+    }
+    this.#fh = undefined;
+    await fh.close();
+    for (let i = backups - 1; i >= 1; i--) await renameIfExists(`${this.path}.${i}`, `${this.path}.${i + 1}`);
+    await renameIfExists(this.path, `${this.path}.1`);
+    await this.#ensureOpen();
+    this.#opts.logger?.debug({ event: 'vassal-log-rotated', path: this.path }, 'vassal log rotated');
+  }
+}
+
+function decode(buf: Buffer, start: number, end: number): string {
+  // Only the head of a long line is kept, so only the head is decoded.
+  return buf.toString('utf8', start, Math.min(end, start + RECENT_LINE_CHARS * 4));
+}
+
+function byteLength(bufs: Buffer[]): number {
+  let n = 0;
+  for (const b of bufs) n += b.length;
+  return n;
+}
+
+/** Number of bytes of `bufs` up to and including the last `\n` within the first `limit` bytes. */
+function lastLineEnd(bufs: Buffer[], limit: number): number {
+  let offset = 0;
+  const starts: number[] = [];
+  for (const b of bufs) {
+    if (offset >= limit) break;
+    starts.push(offset);
+    offset += b.length;
+  }
+  for (let i = starts.length - 1; i >= 0; i--) {
+    const b = bufs[i];
+    const start = starts[i] ?? 0;
+    if (b === undefined) continue;
+    const from = Math.min(b.length, limit - start) - 1;
+    // A negative offset would count from the end of the buffer.
+    const nl = from >= 0 ? b.lastIndexOf(NL, from) : -1;
+    if (nl !== -1) return start + nl + 1;
+  }
+  return 0;
+}
+
+/** Number of bytes of `bufs` up to and including the first `\n` within `limit` bytes, or 0. */
+function firstLineEnd(bufs: Buffer[], limit: number): number {
+  let offset = 0;
+  for (const b of bufs) {
+    if (offset >= limit) break;
+    const nl = b.subarray(0, limit - offset).indexOf(NL);
+    if (nl !== -1) return offset + nl + 1;
+    offset += b.length;
+  }
+  return 0;
+}
+
+/** The byte at offset `end - 1` of `bufs`. */
+function lastByte(bufs: Buffer[], end: number): number | undefined {
+  let offset = 0;
+  for (const b of bufs) {
+    if (end <= offset + b.length) return b[end - offset - 1];
+    offset += b.length;
+  }
+  return undefined;
+}
+
+function splitAt(bufs: Buffer[], at: number): [Buffer[], Buffer[]] {
+  const head: Buffer[] = [];
+  let left = at;
+  let i = 0;
+  for (; i < bufs.length && left > 0; i++) {
+    const b = bufs[i];
+    if (b === undefined) break;
+    if (b.length <= left) {
+      head.push(b);
+      left -= b.length;
+    } else {
+      head.push(b.subarray(0, left));
+      return [head, [b.subarray(left), ...bufs.slice(i + 1)]];
+    }
+  }
+  return [head, bufs.slice(i)];
+}
+
+async function renameIfExists(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

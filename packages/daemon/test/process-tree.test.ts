@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import {
+  isAlive,
+  killGroup,
+  pageSize,
+  parseStat,
+  processGroupMembers,
+  readStartTime,
+  readStat,
+  sampleUsage,
+  treeUsage,
+} from '../src/os/process-tree.js';
+import { exited, Groups, waitFor } from './fixtures/os-helpers.js';
+
+const groups = new Groups();
+after(() => {
+  groups.killAll();
+});
+
+/** A stat line with the given comm and every numeric field set to its field number. */
+function statLine(pid: number, comm: string): string {
+  const fields = Array.from({ length: 52 - 2 }, (_, i) => String(i + 3));
+  fields[0] = 'S';
+  return `${pid} (${comm}) ${fields.join(' ')}\n`;
+}
+
+void describe('parseStat', () => {
+  void it('counts fields from the last parenthesis, whatever comm holds', () => {
+    for (const comm of ['sleep', 'a b', 'x) S 1 2 (y', '((', ')']) {
+      const stat = parseStat(statLine(42, comm));
+      assert.ok(stat, comm);
+      assert.equal(stat.pid, 42);
+      assert.equal(stat.comm, comm);
+      assert.equal(stat.state, 'S');
+      assert.equal(stat.ppid, 4);
+      assert.equal(stat.pgid, 5);
+      assert.equal(stat.sid, 6);
+      assert.equal(stat.cpuTicks, 14 + 15 + 16 + 17);
+      assert.equal(stat.startTime, 22n);
+      assert.equal(stat.rssPages, 24);
+    }
+  });
+
+  void it('rejects garbage', () => {
+    assert.equal(parseStat(''), undefined);
+    assert.equal(parseStat('12 (x) S 1'), undefined);
+    assert.equal(parseStat('no parens at all'), undefined);
+  });
+});
+
+void describe('process identity', () => {
+  void it('reads our own start time and nothing for a missing pid', () => {
+    const mine = readStartTime(process.pid);
+    assert.equal(typeof mine, 'bigint');
+    assert.equal(readStartTime(2 ** 22 + 1), undefined);
+    assert.equal(readStartTime(0), undefined);
+    assert.equal(readStartTime(-5), undefined);
+  });
+
+  void it('isAlive tells a live process from a pid with another start time and from a dead one', async () => {
+    const child = groups.spawn('sleep', ['100']);
+    const start = readStartTime(child.pid);
+    assert.ok(start !== undefined);
+    assert.equal(isAlive(child.pid, start), true);
+    // A record naming this pid with another start time describes a process that no longer exists.
+    assert.equal(isAlive(child.pid, start - 1n), false);
+    assert.equal(isAlive(child.pid, start + 1n), false);
+    killGroup(child.pid, 'SIGKILL');
+    await exited(child);
+    assert.equal(isAlive(child.pid, start), false);
+  });
+});
+
+void describe('process groups', () => {
+  void it('lists the members of a group and kills them all, grandchildren included', async () => {
+    const leader = groups.spawn('sh', ['-c', 'sleep 100 & sleep 100 & wait']);
+    const members = await waitFor(
+      () => {
+        const m = processGroupMembers(leader.pid);
+        return m.length === 3 ? m : undefined;
+      },
+      { what: 'sh and two sleeps in the group' },
+    );
+    assert.ok(members.includes(leader.pid));
+    const grandchildren = members.filter((pid) => pid !== leader.pid);
+    for (const pid of grandchildren) assert.equal(readStat(pid)?.ppid, leader.pid);
+
+    assert.equal(killGroup(leader.pid, 'SIGKILL'), true);
+    await waitFor(() => processGroupMembers(leader.pid).length === 0, { what: 'an empty group' });
+    for (const pid of grandchildren) {
+      await waitFor(() => readStat(pid) === undefined || readStat(pid)?.state === 'Z', {
+        what: `pid ${pid} gone`,
+      });
+    }
+    // Once the zombies are reaped (the leader by us, the grandchildren by init), ESRCH is false.
+    await exited(leader);
+    await waitFor(() => !killGroup(leader.pid, 'SIGKILL'), { what: 'ESRCH from an empty group' });
+  });
+
+  void it('refuses process group ids that would signal us or everyone', () => {
+    for (const pgid of [0, 1, -3, 1.5, Number.NaN]) {
+      assert.throws(() => killGroup(pgid, 'SIGKILL'), { code: 'EMP_BAD_PGID' });
+    }
+  });
+});
+
+void describe('usage', () => {
+  void it('sums RSS and CPU over the tree, including re-parented group members', async () => {
+    // The shell exits at once; its sleep stays in the group, re-parented away from the root.
+    const orphaning = groups.spawn('sh', ['-c', 'sleep 100 & exit 0']);
+    const tree = groups.spawn('sh', ['-c', 'sleep 100 & sleep 100 & wait']);
+    await waitFor(() => processGroupMembers(tree.pid).length === 3, { what: 'three members' });
+    await exited(orphaning);
+
+    const usage = sampleUsage([tree.pid, process.pid, orphaning.pid]);
+    const treeRss = usage.get(tree.pid)?.rssBytes ?? 0;
+    const shellRss = (readStat(tree.pid)?.rssPages ?? 0) * pageSize();
+    assert.ok(treeRss > shellRss, `tree ${treeRss} > shell alone ${shellRss}`);
+    // The exited root is gone from /proc, so it has no entry, even though its orphan lives on.
+    assert.equal(usage.has(orphaning.pid), false);
+    const self = usage.get(process.pid);
+    assert.ok(self !== undefined);
+    assert.ok(self.rssBytes > 10 * 1024 * 1024, `own rss ${self.rssBytes}`);
+    assert.ok(self.cpuSeconds > 0);
+    assert.deepEqual(Object.keys(treeUsage(tree.pid) ?? {}).sort(), ['cpuSeconds', 'rssBytes']);
+  });
+
+  void it('counts CPU time of a busy descendant', async () => {
+    const busy = groups.spawn('sh', [
+      '-c',
+      `${JSON.stringify(process.execPath)} -e "const t = Date.now(); while (Date.now() - t < 300); setTimeout(() => {}, 1e5)"`,
+    ]);
+    const usage = await waitFor(
+      () => {
+        const u = sampleUsage([busy.pid]).get(busy.pid);
+        return u !== undefined && u.cpuSeconds >= 0.25 ? u : undefined;
+      },
+      { what: 'at least 0.25 s of CPU in the tree' },
+    );
+    assert.ok(usage.rssBytes > 0);
+  });
+});
