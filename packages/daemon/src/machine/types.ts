@@ -1,0 +1,146 @@
+// The data of one vassal's state machine. Pure data: the runner owns every OS handle and refers to
+// instances by pid. See docs/lifecycle.md for the meaning of each state and event.
+import type { VassalConfig, SignalName } from '@emperor/config';
+
+export const VASSAL_STATES = [
+  'waiting',
+  'starting',
+  'running',
+  'reloading',
+  'stopping',
+  'stopped',
+  'backoff',
+  'failed',
+] as const;
+export type VassalState = (typeof VASSAL_STATES)[number];
+
+export type InstanceState = 'starting' | 'running' | 'stopping';
+
+export interface Instance {
+  readonly generation: number;
+  readonly index: number;
+  /** Undefined between the spawn effect and its `spawned` outcome. */
+  readonly pid: number | undefined;
+  readonly state: InstanceState;
+  /** Epoch ms of the spawn. */
+  readonly startedAt: number;
+  /** From the config of the instance's own generation, which may differ from the vassal's current one. */
+  readonly stopSignal: SignalName;
+  readonly stopTimeoutMs: number;
+}
+
+export interface ExitInfo {
+  readonly code: number | null;
+  readonly signal: SignalName | null;
+  /** Epoch ms. */
+  readonly at: number;
+}
+
+/** Why the vassal is stopping: decides what follows once the last instance is gone. */
+export type StopGoal =
+  | { readonly kind: 'hold' } // `emperor stop`: then `stopped`
+  | { readonly kind: 'remove' } // file deleted: then dispose
+  | { readonly kind: 'restart'; readonly config: VassalConfig } // reload = restart, `emperor restart`: then start with this config
+  | { readonly kind: 'fail'; readonly reason: string } // cannot start: then `failed`
+  | { readonly kind: 'sleep' } // on-demand idle: then `waiting`
+  | { readonly kind: 'exit' }; // restart = no and the app exited: then `stopped`
+
+export interface Vassal {
+  readonly name: string;
+  readonly state: VassalState;
+  /** The config of the current generation (or of the next start). */
+  readonly config: VassalConfig;
+  /** The generation the vassal serves or is starting; 0 before the first start. */
+  readonly generation: number;
+  /** The highest generation number ever used: an abandoned reload never reuses its number. */
+  readonly lastGeneration: number;
+  /** Every live process, of any generation, including those being stopped. */
+  readonly instances: readonly Instance[];
+  /** Instances restarted after exiting by themselves, over the vassal's life. */
+  readonly restarts: number;
+  /** Consecutive quick exits: the exponent of the next backoff delay. */
+  readonly backoffStep: number;
+  readonly backoffUntil: number | undefined;
+  readonly lastExit: ExitInfo | undefined;
+  /** Why the vassal is `failed`, or why the last reload was abandoned. */
+  readonly reason: string | undefined;
+  readonly stopGoal: StopGoal | undefined;
+}
+
+/** A named timer of one vassal; the runner keys them by `timerKey`. */
+export type Timer =
+  | { readonly kind: 'backoff' }
+  | { readonly kind: 'retry' }
+  | { readonly kind: 'stop-timeout'; readonly pid: number }
+  | { readonly kind: 'ready-timeout'; readonly pid: number }
+  | { readonly kind: 'ready-delay'; readonly pid: number };
+
+export function timerKey(t: Timer): string {
+  return 'pid' in t ? `${t.kind}:${t.pid}` : t.kind;
+}
+
+export type ControlAction = 'start' | 'stop' | 'restart' | 'reload';
+
+export type VassalEvent =
+  /** The file appeared (reconciler) or `emperor start`. */
+  | { readonly type: 'start'; readonly at: number }
+  /** The file changed (content, or touched with the same content). */
+  | { readonly type: 'update'; readonly config: VassalConfig; readonly at: number }
+  /** The file is gone. */
+  | { readonly type: 'remove'; readonly at: number }
+  | { readonly type: 'control'; readonly action: ControlAction; readonly at: number }
+  | {
+      readonly type: 'spawned';
+      readonly generation: number;
+      readonly index: number;
+      readonly pid: number;
+      readonly at: number;
+    }
+  | {
+      readonly type: 'spawn-failed';
+      readonly generation: number;
+      readonly index: number;
+      readonly reason: string;
+      readonly at: number;
+    }
+  | { readonly type: 'ready'; readonly pid: number; readonly at: number }
+  | {
+      readonly type: 'exited';
+      readonly pid: number;
+      readonly code: number | null;
+      readonly signal: SignalName | null;
+      readonly at: number;
+    }
+  | { readonly type: 'timer'; readonly timer: Timer; readonly at: number };
+
+export type VassalEventType = VassalEvent['type'];
+
+export type Effect =
+  | {
+      readonly type: 'spawn';
+      readonly generation: number;
+      readonly index: number;
+      readonly config: VassalConfig;
+    }
+  /** To the main process only (stop-signal, or a `signal:` reload). */
+  | { readonly type: 'signal'; readonly pid: number; readonly signal: SignalName }
+  /** SIGKILL to whatever is left of the instance's process group. */
+  | { readonly type: 'kill-group'; readonly pid: number }
+  | { readonly type: 'arm'; readonly timer: Timer; readonly ms: number }
+  | { readonly type: 'cancel'; readonly timer: Timer }
+  /** One lifecycle line in the emperor's log (docs/logging.md). */
+  | {
+      readonly type: 'log';
+      readonly level: 'info' | 'warn' | 'error';
+      readonly event: string;
+      readonly fields: LogFields;
+    }
+  /** The vassal is gone: release its log and forget it. */
+  | { readonly type: 'dispose' };
+
+export type LogFields = Readonly<Record<string, string | number | boolean | null | undefined>>;
+
+export interface Transition {
+  readonly vassal: Vassal;
+  readonly effects: readonly Effect[];
+}

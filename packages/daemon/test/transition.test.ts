@@ -1,0 +1,301 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { VassalConfig } from '@emperor/config';
+import { createVassal, transition } from '../src/machine/transition.js';
+import type { Effect, Vassal, VassalEvent } from '../src/machine/types.js';
+import { testConfig } from './support/config.js';
+
+/** Drives a machine through events, keeping every effect for assertions. */
+class Drive {
+  v: Vassal;
+  effects: Effect[] = [];
+  constructor(config: VassalConfig) {
+    this.v = createVassal(config);
+  }
+  send(e: VassalEvent): Effect[] {
+    const t = transition(this.v, e);
+    this.v = t.vassal;
+    const fx = t.effects.filter((x) => x.type !== 'log');
+    this.effects.push(...fx);
+    return fx;
+  }
+  /** Feeds back the `spawned` outcome of every spawn effect in `fx`, with pids from `next`. */
+  spawned(fx: Effect[], at: number, next: () => number): number[] {
+    const pids: number[] = [];
+    for (const e of fx) {
+      if (e.type === 'spawn') {
+        const pid = next();
+        pids.push(pid);
+        this.send({ type: 'spawned', generation: e.generation, index: e.index, pid, at });
+      }
+    }
+    return pids;
+  }
+}
+
+function counter(start = 100): () => number {
+  let n = start;
+  return () => n++;
+}
+
+const types = (fx: Effect[]): string[] => fx.map((e) => e.type);
+
+void test('start spawns one instance per process and is running once all are spawned (ready = started)', () => {
+  const d = new Drive(testConfig({ processes: 3 }));
+  const fx = d.send({ type: 'start', at: 0 });
+  assert.deepEqual(
+    fx.flatMap((e) => (e.type === 'spawn' ? [[e.generation, e.index]] : [])),
+    [
+      [1, 0],
+      [1, 1],
+      [1, 2],
+    ],
+  );
+  assert.equal(d.v.state, 'starting');
+  d.spawned(fx, 1, counter());
+  assert.equal(d.v.state, 'running');
+  assert.deepEqual(
+    d.v.instances.map((i) => [i.pid, i.state]),
+    [
+      [100, 'running'],
+      [101, 'running'],
+      [102, 'running'],
+    ],
+  );
+});
+
+void test('an instance that exits by itself is restarted with doubling backoff, reset after 10 s up', () => {
+  const d = new Drive(testConfig({ restartDelayMs: 1000, restartDelayMaxMs: 4000 }));
+  const pid = counter();
+  d.spawned(d.send({ type: 'start', at: 0 }), 0, pid);
+  let at = 100;
+  const delays: number[] = [];
+  for (let round = 0; round < 5; round++) {
+    const p = d.v.instances[0]?.pid ?? -1;
+    const fx = d.send({ type: 'exited', pid: p, code: 1, signal: null, at });
+    assert.ok(
+      fx.some((e) => e.type === 'kill-group' && e.pid === p),
+      'leftovers of the group are killed',
+    );
+    assert.equal(d.v.state, 'backoff');
+    const arm = fx.find((e) => e.type === 'arm' && e.timer.kind === 'backoff');
+    assert.ok(arm && arm.type === 'arm');
+    delays.push(arm.ms);
+    at += arm.ms;
+    d.spawned(d.send({ type: 'timer', timer: { kind: 'backoff' }, at }), at, pid);
+    assert.equal(d.v.state, 'running');
+    at += 100;
+  }
+  assert.deepEqual(delays, [1000, 2000, 4000, 4000, 4000]);
+  assert.equal(d.v.restarts, 5);
+  // Up for 10 s: the next crash starts again from restart-delay.
+  at += 10_000;
+  const fx = d.send({ type: 'exited', pid: d.v.instances[0]?.pid ?? -1, code: null, signal: 'SIGKILL', at });
+  const arm = fx.find((e) => e.type === 'arm');
+  assert.equal(arm?.type === 'arm' && arm.ms, 1000);
+  assert.deepEqual(d.v.lastExit, { code: null, signal: 'SIGKILL', at });
+});
+
+void test('restart policies: no and on-failure', () => {
+  const no = new Drive(testConfig({ restart: 'no' }));
+  no.spawned(no.send({ type: 'start', at: 0 }), 0, counter());
+  no.send({ type: 'exited', pid: 100, code: 3, signal: null, at: 5 });
+  assert.equal(no.v.state, 'stopped');
+
+  const clean = new Drive(testConfig({ restart: 'on-failure' }));
+  clean.spawned(clean.send({ type: 'start', at: 0 }), 0, counter());
+  clean.send({ type: 'exited', pid: 100, code: 0, signal: null, at: 5 });
+  assert.equal(clean.v.state, 'stopped');
+
+  const crash = new Drive(testConfig({ restart: 'on-failure' }));
+  crash.spawned(crash.send({ type: 'start', at: 0 }), 0, counter());
+  crash.send({ type: 'exited', pid: 100, code: 2, signal: null, at: 5 });
+  assert.equal(crash.v.state, 'backoff');
+});
+
+void test('remove: stop-signal to the main process, SIGKILL to the group after stop-timeout, then dispose', () => {
+  const d = new Drive(testConfig({ stopSignal: 'SIGINT', stopTimeoutMs: 5000 }));
+  d.spawned(d.send({ type: 'start', at: 0 }), 0, counter());
+  const fx = d.send({ type: 'remove', at: 10 });
+  assert.deepEqual(
+    fx.filter((e) => e.type === 'signal' || e.type === 'arm'),
+    [
+      { type: 'signal', pid: 100, signal: 'SIGINT' },
+      { type: 'arm', timer: { kind: 'stop-timeout', pid: 100 }, ms: 5000 },
+    ],
+  );
+  assert.equal(d.v.state, 'stopping');
+  assert.deepEqual(d.send({ type: 'timer', timer: { kind: 'stop-timeout', pid: 100 }, at: 5010 }), [
+    { type: 'kill-group', pid: 100 },
+  ]);
+  const last = d.send({ type: 'exited', pid: 100, code: null, signal: 'SIGKILL', at: 5011 });
+  assert.ok(types(last).includes('dispose'));
+  assert.ok(
+    last.some((e) => e.type === 'kill-group'),
+    'the group is swept after the main process exits',
+  );
+});
+
+void test('reload = restart: the old generation is gone before the new one starts', () => {
+  const d = new Drive(testConfig());
+  d.spawned(d.send({ type: 'start', at: 0 }), 0, counter());
+  const next = testConfig({ exec: 'app --v2', argv: ['app', '--v2'] });
+  const fx = d.send({ type: 'update', config: next, at: 10 });
+  assert.ok(!types(fx).includes('spawn'));
+  assert.equal(d.v.state, 'reloading');
+  const after = d.send({ type: 'exited', pid: 100, code: 0, signal: null, at: 20 });
+  const spawn = after.find((e) => e.type === 'spawn');
+  assert.ok(spawn?.type === 'spawn');
+  assert.equal(spawn.generation, 2);
+  assert.equal(spawn.config, next);
+});
+
+void test('rolling reload: the new generation starts beside the old, which is retired once the new one is ready', () => {
+  const sockets = [
+    { kind: 'tcp', name: undefined, host: '127.0.0.1', port: 8080, address: '127.0.0.1:8080' } as const,
+  ];
+  const cfg = testConfig({ sockets, reload: { kind: 'rolling' }, processes: 2, ready: { kind: 'notify' } });
+  const d = new Drive(cfg);
+  const pid = counter();
+  d.spawned(d.send({ type: 'start', at: 0 }), 0, pid);
+  d.send({ type: 'ready', pid: 100, at: 1 });
+  d.send({ type: 'ready', pid: 101, at: 1 });
+  assert.equal(d.v.state, 'running');
+  const fx = d.send({ type: 'update', config: cfg, at: 10 });
+  assert.equal(fx.filter((e) => e.type === 'spawn').length, 2);
+  assert.ok(!types(fx).includes('signal'), 'the old generation keeps serving');
+  assert.equal(d.v.state, 'reloading');
+  d.spawned(fx, 11, pid);
+  d.send({ type: 'ready', pid: 102, at: 12 });
+  assert.equal(d.v.state, 'reloading');
+  const retire = d.send({ type: 'ready', pid: 103, at: 13 });
+  assert.equal(d.v.state, 'running');
+  assert.deepEqual(
+    retire.flatMap((e) => (e.type === 'signal' ? [e.pid] : [])),
+    [100, 101],
+  );
+  assert.equal(d.v.generation, 2);
+});
+
+void test('rolling reload that never becomes ready: the old generation keeps serving', () => {
+  const sockets = [
+    { kind: 'tcp', name: undefined, host: '127.0.0.1', port: 8080, address: '127.0.0.1:8080' } as const,
+  ];
+  const cfg = testConfig({
+    sockets,
+    reload: { kind: 'rolling' },
+    ready: { kind: 'notify' },
+    readyTimeoutMs: 500,
+  });
+  const d = new Drive(cfg);
+  const pid = counter();
+  d.spawned(d.send({ type: 'start', at: 0 }), 0, pid);
+  d.send({ type: 'ready', pid: 100, at: 1 });
+  d.spawned(d.send({ type: 'update', config: cfg, at: 10 }), 10, pid);
+  const fx = d.send({ type: 'timer', timer: { kind: 'ready-timeout', pid: 101 }, at: 510 });
+  assert.deepEqual(
+    fx.filter((e) => e.type === 'signal'),
+    [{ type: 'signal', pid: 101, signal: 'SIGTERM' }],
+  );
+  assert.equal(d.v.state, 'running');
+  assert.equal(d.v.generation, 1);
+  assert.match(d.v.reason ?? '', /reload failed: instance 0 not ready within 0.5 s/);
+  d.send({ type: 'exited', pid: 101, code: 0, signal: null, at: 520 });
+  assert.deepEqual(
+    d.v.instances.map((i) => i.pid),
+    [100],
+  );
+});
+
+void test('a spawn that cannot happen is failed, retried every restart-delay-max and on the next change', () => {
+  const d = new Drive(testConfig({ restartDelayMaxMs: 60_000 }));
+  d.send({ type: 'start', at: 0 });
+  const fx = d.send({
+    type: 'spawn-failed',
+    generation: 1,
+    index: 0,
+    reason: 'program app not found on PATH',
+    at: 1,
+  });
+  assert.equal(d.v.state, 'failed');
+  assert.equal(d.v.reason, 'program app not found on PATH');
+  assert.ok(fx.some((e) => e.type === 'arm' && e.timer.kind === 'retry' && e.ms === 60_000));
+  const retry = d.send({ type: 'timer', timer: { kind: 'retry' }, at: 60_001 });
+  assert.ok(types(retry).includes('spawn'));
+  d.send({ type: 'spawn-failed', generation: 2, index: 0, reason: 'still missing', at: 60_002 });
+  const update = d.send({ type: 'update', config: testConfig(), at: 70_000 });
+  assert.ok(types(update).includes('spawn'));
+});
+
+void test('exit status 127 or 126 from a wrapper shell counts as cannot start', () => {
+  const d = new Drive(testConfig());
+  d.spawned(d.send({ type: 'start', at: 0 }), 0, counter());
+  d.send({ type: 'exited', pid: 100, code: 127, signal: null, at: 3 });
+  assert.equal(d.v.state, 'failed');
+  assert.match(d.v.reason ?? '', /127/);
+});
+
+void test('control stop holds the vassal until start or the next change of its file', () => {
+  const d = new Drive(testConfig());
+  d.spawned(d.send({ type: 'start', at: 0 }), 0, counter());
+  d.send({ type: 'control', action: 'stop', at: 1 });
+  d.send({ type: 'exited', pid: 100, code: 0, signal: null, at: 2 });
+  assert.equal(d.v.state, 'stopped');
+  assert.ok(types(d.send({ type: 'update', config: testConfig(), at: 3 })).includes('spawn'));
+});
+
+void test('control restart bypasses a pending backoff', () => {
+  const d = new Drive(testConfig());
+  d.spawned(d.send({ type: 'start', at: 0 }), 0, counter());
+  d.send({ type: 'exited', pid: 100, code: 1, signal: null, at: 1 });
+  assert.equal(d.v.state, 'backoff');
+  const fx = d.send({ type: 'control', action: 'restart', at: 2 });
+  assert.ok(fx.some((e) => e.type === 'cancel' && e.timer.kind === 'backoff'));
+  assert.ok(types(fx).includes('spawn'));
+  assert.equal(d.v.backoffStep, 0);
+});
+
+void test('signal reload: the running processes get the signal and keep their generation', () => {
+  const cfg = testConfig({ reload: { kind: 'signal', signal: 'SIGHUP' } });
+  const d = new Drive(cfg);
+  d.spawned(d.send({ type: 'start', at: 0 }), 0, counter());
+  const fx = d.send({
+    type: 'update',
+    config: testConfig({ reload: { kind: 'signal', signal: 'SIGHUP' } }),
+    at: 1,
+  });
+  assert.deepEqual(fx, [{ type: 'signal', pid: 100, signal: 'SIGHUP' }]);
+  assert.equal(d.v.generation, 1);
+  // A changed command line cannot be applied by a signal: the vassal restarts instead.
+  const changed = testConfig({ reload: { kind: 'signal', signal: 'SIGHUP' }, argv: ['app', '-v'] });
+  assert.ok(!types(d.send({ type: 'update', config: changed, at: 2 })).includes('spawn'));
+  assert.equal(d.v.state, 'reloading');
+});
+
+void test('a stop that arrives before the spawn outcome still signals the new process', () => {
+  const d = new Drive(testConfig());
+  const start = d.send({ type: 'start', at: 0 });
+  d.send({ type: 'remove', at: 0 });
+  d.spawned(start, 1, counter());
+  assert.ok(d.effects.some((e) => e.type === 'signal' && e.pid === 100));
+  assert.ok(types(d.send({ type: 'exited', pid: 100, code: 0, signal: null, at: 2 })).includes('dispose'));
+});
+
+void test('an unknown process reported as spawned is killed, never leaked', () => {
+  const d = new Drive(testConfig());
+  assert.deepEqual(d.send({ type: 'spawned', generation: 9, index: 0, pid: 4242, at: 0 }), [
+    { type: 'kill-group', pid: 4242 },
+  ]);
+});
+
+void test('on-demand vassals spawn nothing at start', () => {
+  const sockets = [
+    { kind: 'tcp', name: undefined, host: '127.0.0.1', port: 8080, address: '127.0.0.1:8080' } as const,
+  ];
+  const d = new Drive(testConfig({ onDemand: true, sockets }));
+  assert.deepEqual(
+    d.send({ type: 'start', at: 0 }).filter((e) => e.type === 'spawn'),
+    [],
+  );
+  assert.equal(d.v.state, 'waiting');
+});
