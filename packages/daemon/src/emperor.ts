@@ -1,0 +1,169 @@
+// The emperor's own life: wires sources, reconciler and runners, and tears them down once.
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { SystemLookup, VassalConfig } from '@emperor/config';
+import { DirSource, parseWatchTarget, type Scan } from './sources/dir-source.js';
+import { Reconciler } from './reconciler.js';
+import { VassalRunner } from './runner/vassal-runner.js';
+import { findSetpriv } from './runner/spawn-instance.js';
+import { openVassalLog, type VassalLog } from './os/vassal-log.js';
+import { openStateFile, cleanupLeftovers } from './os/state-file.js';
+import { killGroup, readStartTime } from './os/process-tree.js';
+
+export interface EmperorOptions {
+  /** `--vassals` values: directories or file globs inside one directory. */
+  readonly vassals: readonly string[];
+  readonly logDir: string;
+  /** Directory for the state file (and, later, the control socket). */
+  readonly runtimeDir: string;
+  readonly logger: Logger;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly lookup?: SystemLookup;
+  readonly now?: () => number;
+}
+
+export interface Emperor {
+  readonly reconciler: Reconciler;
+  /** SIGHUP: re-read every directory. */
+  rescan(): Promise<void>;
+  /** SIGUSR1: reopen every log file. */
+  reopenLogs(): void;
+  /** Stops every vassal in parallel and releases everything; idempotent. */
+  close(): Promise<void>;
+  /** A second SIGTERM: SIGKILL every process group now. */
+  killAll(): void;
+}
+
+export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
+  const { logger } = options;
+  const now = options.now ?? Date.now;
+  const env = options.env ?? process.env;
+  const statePath = join(options.runtimeDir, 'emperor.state.json');
+  const swept = await cleanupLeftovers(statePath, logger);
+  const killed = swept.killed.flatMap((k) => k.pids);
+  if (killed.length > 0)
+    logger.warn({ event: 'leftovers-killed', pids: killed.join(',') }, 'leftovers-killed');
+  const stateFile = openStateFile({ path: statePath, logger });
+
+  const logs = new Map<string, { log: VassalLog; users: Set<string> }>();
+  const logPath = (c: VassalConfig): string => c.log ?? join(options.logDir, `${c.name}.log`);
+  const openLog = (c: VassalConfig): VassalLog => {
+    const path = logPath(c);
+    let entry = logs.get(path);
+    if (!entry) {
+      entry = {
+        log: openVassalLog({
+          path,
+          maxSizeBytes: c.logMaxSizeBytes,
+          backups: c.logBackups,
+          timestamps: c.logTimestamps,
+          logger,
+        }),
+        users: new Set(),
+      };
+      logs.set(path, entry);
+    }
+    entry.users.add(c.name);
+    return entry.log;
+  };
+  const releaseLog = (runner: VassalRunner): void => {
+    for (const [path, entry] of logs) {
+      entry.users.delete(runner.name);
+      if (entry.users.size === 0) {
+        logs.delete(path);
+        void entry.log.close();
+      }
+    }
+  };
+
+  const waiters = new Set<() => void>();
+  const spawn = { baseEnv: env, setpriv: findSetpriv(), emperorUmask: currentUmask() };
+  const reconciler: Reconciler = new Reconciler({
+    logger,
+    now,
+    parseOptions: {
+      env,
+      cpus: availableParallelism(),
+      ...(options.lookup ? { lookup: options.lookup } : {}),
+    },
+    createRunner: (config) =>
+      new VassalRunner(config, {
+        logger,
+        now,
+        spawn,
+        openLog,
+        onProcess: (pid, instance) => {
+          if (!instance) {
+            stateFile.remove(pid);
+            return;
+          }
+          const startTime = readStartTime(pid);
+          if (startTime !== undefined) stateFile.add({ pgid: pid, startTime, ...instance });
+        },
+        onChange: () => {
+          for (const w of waiters) w();
+        },
+        onDispose: (runner) => {
+          reconciler.forget(runner);
+          releaseLog(runner);
+        },
+      }),
+  });
+
+  const source = new DirSource(
+    options.vassals.map(parseWatchTarget),
+    (scan: Scan) => {
+      reconciler.apply(scan);
+    },
+    (err) => {
+      logger.error({ event: 'watch-error', err }, 'watch-error');
+    },
+  );
+  await source.start();
+  logger.info(
+    { event: 'emperor-ready', vassals: reconciler.runners.size, dirs: options.vassals.join(',') },
+    'emperor-ready',
+  );
+
+  let closing: Promise<void> | undefined;
+  const allGone = (): Promise<void> =>
+    new Promise((done) => {
+      const check = (): void => {
+        if (reconciler.runners.size === 0) {
+          waiters.delete(check);
+          done();
+        }
+      };
+      waiters.add(check);
+      check();
+    });
+
+  return {
+    reconciler,
+    rescan: () => source.rescan(),
+    reopenLogs: () => {
+      for (const { log } of logs.values()) void log.reopen();
+    },
+    killAll: () => {
+      for (const r of reconciler.runners.values())
+        for (const i of r.vassal.instances) if (i.pid) killGroup(i.pid, 'SIGKILL');
+    },
+    close: () =>
+      (closing ??= (async () => {
+        await source.close();
+        for (const r of [...reconciler.runners.values()]) r.dispatch({ type: 'remove', at: now() });
+        await allGone();
+        await Promise.allSettled([...logs.values()].map(({ log }) => log.close()));
+        await stateFile.close();
+        logger.info({ event: 'emperor-stopped' }, 'emperor-stopped');
+      })()),
+  };
+}
+
+function currentUmask(): number {
+  // process.umask() without an argument is deprecated; set-and-restore is the supported way.
+  const mask = process.umask(0o022);
+  process.umask(mask);
+  return mask;
+}

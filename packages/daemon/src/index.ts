@@ -1,0 +1,5 @@
+export { startEmperor, type Emperor, type EmperorOptions } from './emperor.js';
+export { createLogger } from './logger.js';
+export { defaultPaths, type EmperorPaths } from './paths.js';
+export { transition, createVassal } from './machine/transition.js';
+export * from './machine/types.js';

@@ -1,0 +1,107 @@
+// Diffs the desired set (vassal files) against the running machines. The only place that creates
+// machines or tells them their file changed or is gone.
+import { parseVassalBytes, formatIssue, type ConfigIssue, type ParseOptions } from '@emperor/config';
+import type { Logger } from 'pino';
+import type { Scan } from './sources/dir-source.js';
+import type { VassalRunner } from './runner/vassal-runner.js';
+import type { VassalConfig } from '@emperor/config';
+
+export interface ReconcilerDeps {
+  readonly logger: Logger;
+  readonly now: () => number;
+  readonly parseOptions: Omit<ParseOptions, 'file'>;
+  readonly createRunner: (config: VassalConfig) => VassalRunner;
+}
+
+interface Applied {
+  readonly path: string;
+  readonly identity: string;
+}
+
+export class Reconciler {
+  readonly #deps: ReconcilerDeps;
+  readonly runners = new Map<string, VassalRunner>();
+  readonly #applied = new Map<string, Applied>();
+  /** Pending config errors by vassal name: the running generation (if any) keeps serving. */
+  readonly errors = new Map<string, { readonly path: string; readonly issues: readonly ConfigIssue[] }>();
+
+  constructor(deps: ReconcilerDeps) {
+    this.#deps = deps;
+  }
+
+  apply(scan: Scan): void {
+    const { logger, now } = this.#deps;
+    for (const dup of scan.duplicates) {
+      if (this.errors.get(dup.name)?.path === dup.path) continue;
+      const issue: ConfigIssue = {
+        code: 'EMP_VASSAL_DUPLICATE',
+        severity: 'error',
+        file: dup.path,
+        line: undefined,
+        key: undefined,
+        message: `vassal ${dup.name} is already defined by ${dup.firstPath}; this file is ignored until that one is gone`,
+      };
+      logger.error(
+        { vassal: dup.name, event: 'config-error', file: dup.path, code: issue.code },
+        formatIssue(issue),
+      );
+    }
+    for (const [name, file] of scan.files) {
+      const prev = this.#applied.get(name);
+      if (prev?.identity === file.identity && prev.path === file.path) continue;
+      this.#applied.set(name, { path: file.path, identity: file.identity });
+      const result = parseVassalBytes(file.bytes ?? new Uint8Array(), {
+        ...this.#deps.parseOptions,
+        file: file.path,
+      });
+      const issues =
+        file.bytes === undefined ? [unreadable(file.path, file.readError)] : result.ok ? [] : result.errors;
+      for (const w of result.warnings)
+        logger.warn(
+          { vassal: name, event: 'config-warning', code: w.code, file: w.file, line: w.line },
+          formatIssue(w),
+        );
+      if (issues.length > 0 || !result.ok) {
+        this.errors.set(name, { path: file.path, issues });
+        for (const i of issues) {
+          logger.error(
+            { vassal: name, event: 'config-error', code: i.code, file: i.file, line: i.line, key: i.key },
+            formatIssue(i),
+          );
+        }
+        continue;
+      }
+      this.errors.delete(name);
+      const runner = this.runners.get(name);
+      if (!runner || runner.disposed) {
+        const fresh = this.#deps.createRunner(result.config);
+        this.runners.set(name, fresh);
+        fresh.dispatch({ type: 'start', at: now() });
+      } else {
+        runner.dispatch({ type: 'update', config: result.config, at: now() });
+      }
+    }
+    for (const name of [...this.#applied.keys()]) {
+      if (scan.files.has(name)) continue;
+      this.#applied.delete(name);
+      this.errors.delete(name);
+      this.runners.get(name)?.dispatch({ type: 'remove', at: now() });
+    }
+  }
+
+  /** Called by a runner that has disposed of itself. */
+  forget(runner: VassalRunner): void {
+    if (this.runners.get(runner.name) === runner) this.runners.delete(runner.name);
+  }
+}
+
+function unreadable(path: string, reason: string | undefined): ConfigIssue {
+  return {
+    code: 'EMP_CONFIG_FILE_UNREADABLE',
+    severity: 'error',
+    file: path,
+    line: undefined,
+    key: undefined,
+    message: `cannot read the file: ${reason ?? 'unknown error'}`,
+  };
+}

@@ -1,0 +1,53 @@
+import { readFileSync } from 'node:fs';
+import type { VassalConfig } from '@emperor/config';
+
+/** Variables systemd gives the emperor itself; passing them on would make apps talk to systemd. */
+const SYSTEMD_OWN = /^(NOTIFY_SOCKET|LISTEN_[A-Z_]+|WATCHDOG_[A-Z_]+)$/;
+
+export interface InstanceIdentity {
+  readonly generation: number;
+  readonly index: number;
+}
+
+/** Reads one `env-file` (systemd EnvironmentFile= syntax, minus its rarely used quoting rules). */
+export function readEnvFile(path: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of readFileSync(path, 'utf8').split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+    const eq = line.indexOf('=');
+    if (eq <= 0) continue;
+    const name = line
+      .slice(0, eq)
+      .trim()
+      .replace(/^export\s+/, '');
+    let value = line.slice(eq + 1).trim();
+    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0]))
+      value = value.slice(1, -1);
+    out[name] = value;
+  }
+  return out;
+}
+
+/**
+ * The environment of one instance: the emperor's (or only PATH with `clear-env`), then each
+ * `env-file`, then `env` lines, then the EMPEROR_* variables. Throws when an env-file is unreadable.
+ */
+export function childEnv(
+  config: VassalConfig,
+  id: InstanceIdentity,
+  base: Readonly<Record<string, string | undefined>>,
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (config.clearEnv) {
+    if (base.PATH !== undefined) env.PATH = base.PATH;
+  } else {
+    for (const [k, v] of Object.entries(base)) if (v !== undefined && !SYSTEMD_OWN.test(k)) env[k] = v;
+  }
+  for (const file of config.envFiles) Object.assign(env, readEnvFile(file));
+  Object.assign(env, config.env);
+  env.EMPEROR_VASSAL = config.name;
+  env.EMPEROR_INSTANCE = String(id.index);
+  env.EMPEROR_GENERATION = String(id.generation);
+  return env;
+}

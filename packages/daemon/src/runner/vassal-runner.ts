@@ -1,0 +1,157 @@
+// Performs one vassal's effects and feeds their outcomes back as events. Everything with an OS
+// handle for this vassal (processes, timers, its log) is held here; the machine stays pure.
+import type { Logger } from 'pino';
+import type { VassalConfig } from '@emperor/config';
+import { createVassal, transition } from '../machine/transition.js';
+import { timerKey, type Effect, type Vassal, type VassalEvent } from '../machine/types.js';
+import { spawnInstance, type SpawnOptions } from './spawn-instance.js';
+import { killGroup } from '../os/process-tree.js';
+import type { VassalLog } from '../os/vassal-log.js';
+
+export interface RunnerDeps {
+  readonly logger: Logger;
+  readonly now: () => number;
+  readonly spawn: SpawnOptions;
+  /** Opens (or reuses) the log file of a vassal. */
+  readonly openLog: (config: VassalConfig) => VassalLog;
+  /** Told of every process group the vassal starts (with its identity) or loses (undefined), for the state file. */
+  readonly onProcess: (
+    pid: number,
+    instance: { vassal: string; instance: number; generation: number } | undefined,
+  ) => void;
+  /** Told after each handled event: status readers and `--wait` look again. */
+  readonly onChange: (runner: VassalRunner) => void;
+  readonly onDispose: (runner: VassalRunner) => void;
+}
+
+export class VassalRunner {
+  #vassal: Vassal;
+  readonly #deps: RunnerDeps;
+  readonly #queue: VassalEvent[] = [];
+  #draining = false;
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+  #log: VassalLog;
+  #disposed = false;
+
+  constructor(config: VassalConfig, deps: RunnerDeps) {
+    this.#deps = deps;
+    this.#vassal = createVassal(config);
+    this.#log = deps.openLog(config);
+  }
+
+  get name(): string {
+    return this.#vassal.name;
+  }
+
+  get vassal(): Vassal {
+    return this.#vassal;
+  }
+
+  get log(): VassalLog {
+    return this.#log;
+  }
+
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** Queues an event; events are handled one at a time, in order, never re-entrantly. */
+  dispatch(event: VassalEvent): void {
+    if (this.#disposed) return;
+    this.#queue.push(event);
+    if (this.#draining) return;
+    this.#draining = true;
+    try {
+      for (let e = this.#queue.shift(); e; e = this.#queue.shift()) this.#handle(e);
+    } finally {
+      this.#draining = false;
+    }
+    this.#deps.onChange(this);
+  }
+
+  #handle(event: VassalEvent): void {
+    try {
+      const t = transition(this.#vassal, event);
+      this.#vassal = t.vassal;
+      for (const effect of t.effects) this.#perform(effect);
+    } catch (err) {
+      // One vassal's bug never takes the emperor down.
+      this.#deps.logger.error(
+        { vassal: this.name, event: 'internal-error', err, got: event.type },
+        'internal-error',
+      );
+    }
+  }
+
+  #perform(effect: Effect): void {
+    const { logger, now } = this.#deps;
+    switch (effect.type) {
+      case 'spawn':
+        this.#spawn(effect);
+        return;
+      case 'signal':
+        try {
+          process.kill(effect.pid, effect.signal);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+        }
+        return;
+      case 'kill-group':
+        killGroup(effect.pid, 'SIGKILL');
+        return;
+      case 'arm': {
+        const key = timerKey(effect.timer);
+        clearTimeout(this.#timers.get(key));
+        const timer = effect.timer;
+        this.#timers.set(
+          key,
+          setTimeout(() => {
+            this.#timers.delete(key);
+            this.dispatch({ type: 'timer', timer, at: now() });
+          }, effect.ms),
+        );
+        return;
+      }
+      case 'cancel': {
+        const key = timerKey(effect.timer);
+        clearTimeout(this.#timers.get(key));
+        this.#timers.delete(key);
+        return;
+      }
+      case 'log':
+        logger[effect.level]({ vassal: this.name, event: effect.event, ...effect.fields }, effect.event);
+        return;
+      case 'dispose':
+        this.#dispose();
+        return;
+    }
+  }
+
+  #spawn(effect: Extract<Effect, { type: 'spawn' }>): void {
+    const { generation, index, config } = effect;
+    if (config.log !== this.#vassal.config.log) this.#log = this.#deps.openLog(config);
+    const result = spawnInstance(config, { generation, index }, this.#deps.spawn);
+    const at = this.#deps.now();
+    if (!result.ok) {
+      this.#queue.push({ type: 'spawn-failed', generation, index, reason: result.reason, at });
+      return;
+    }
+    const { pid, stdout, stderr } = result.instance;
+    const label = `${config.name}/${index}`;
+    this.#log.attach(stdout, label, 'stdout');
+    this.#log.attach(stderr, label, 'stderr');
+    this.#deps.onProcess(pid, { vassal: config.name, instance: index, generation });
+    result.instance.onExit((code, signal) => {
+      this.#deps.onProcess(pid, undefined);
+      this.dispatch({ type: 'exited', pid, code, signal, at: this.#deps.now() });
+    });
+    this.#queue.push({ type: 'spawned', generation, index, pid, at });
+  }
+
+  #dispose(): void {
+    this.#disposed = true;
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+    this.#deps.onDispose(this);
+  }
+}

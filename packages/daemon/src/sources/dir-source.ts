@@ -1,0 +1,253 @@
+// Turns watched directories into the desired set of vassal files. Watcher events are only hints:
+// each one schedules a re-listing, and a file counts as changed when its identity
+// (device, inode, mtime in ns, size, content hash) does (s6-svscan's scan-and-compare).
+import { createHash } from 'node:crypto';
+import { open, readdir, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { BigIntStats } from 'node:fs';
+import { watch, type FSWatcher } from 'chokidar';
+import picomatch from 'picomatch';
+import { vassalNameOf } from '@emperor/config';
+
+/** How long a file's (size, mtime) must hold still, with no event, before it counts as written. */
+export const WRITE_SETTLE_MS = 15;
+/** A burst of events (a mass deploy) still gets a scan at least this often. */
+const MAX_SCAN_DELAY_MS = 250;
+/** Vassal files over this size are rejected by the config reader; no need to read more. */
+const MAX_READ_BYTES = 1024 * 1024 + 1;
+
+export interface VassalFile {
+  readonly name: string;
+  readonly path: string;
+  /** `dev:ino:mtimeNs:size:sha256` — a new value means reload. */
+  readonly identity: string;
+  readonly bytes: Buffer | undefined;
+  /** Why the file could not be read, when bytes is undefined. */
+  readonly readError: string | undefined;
+}
+
+export interface DuplicateFile {
+  readonly name: string;
+  readonly path: string;
+  readonly firstPath: string;
+}
+
+export interface Scan {
+  readonly files: ReadonlyMap<string, VassalFile>;
+  readonly duplicates: readonly DuplicateFile[];
+}
+
+export interface WatchTarget {
+  readonly dir: string;
+  /** Matches a base name, for `--vassals /srv/apps/*.ini`. */
+  readonly match: (name: string) => boolean;
+}
+
+/** `--vassals DIR_OR_GLOB`: a directory, or a glob of file names inside one directory. */
+export function parseWatchTarget(spec: string): WatchTarget {
+  const full = resolve(spec);
+  if (picomatch.scan(full).isGlob) {
+    const dir = dirname(full);
+    if (picomatch.scan(dir).isGlob)
+      throw new Error(`--vassals ${spec}: the glob may only match file names inside one directory`);
+    const isMatch = picomatch(basename(full), { dot: false });
+    return { dir, match: isMatch };
+  }
+  return { dir: full, match: () => true };
+}
+
+interface Seen {
+  readonly statKey: string;
+  readonly at: number;
+}
+
+export class DirSource {
+  readonly #targets: readonly WatchTarget[];
+  readonly #onScan: (scan: Scan) => void;
+  readonly #onError: (err: Error) => void;
+  #watcher: FSWatcher | undefined;
+  /** Files named by an event since their last read: re-read even if stat looks the same. */
+  readonly #dirty = new Set<string>();
+  /** The last stat of each path, to tell when a write has settled. */
+  readonly #seen = new Map<string, Seen>();
+  /** Identity of each path as last read. */
+  readonly #known = new Map<string, VassalFile>();
+  /** Which path owns each name: the first one seen keeps it. */
+  readonly #owner = new Map<string, string>();
+  #timer: NodeJS.Timeout | undefined;
+  #firstPendingAt: number | undefined;
+  #scanning: Promise<void> | undefined;
+  #again = false;
+  #closed = false;
+
+  constructor(targets: readonly WatchTarget[], onScan: (scan: Scan) => void, onError: (err: Error) => void) {
+    this.#targets = targets;
+    this.#onScan = onScan;
+    this.#onError = onError;
+  }
+
+  /** Starts watching and resolves after the first full scan. */
+  async start(): Promise<void> {
+    const watcher = watch(
+      this.#targets.map((t) => t.dir),
+      { depth: 0, ignoreInitial: true, atomic: false, awaitWriteFinish: false, persistent: true },
+    );
+    this.#watcher = watcher;
+    const hint = (path: string): void => {
+      this.#dirty.add(path);
+      this.schedule(WRITE_SETTLE_MS);
+    };
+    watcher.on('add', hint).on('change', hint).on('unlink', hint).on('addDir', hint).on('unlinkDir', hint);
+    watcher.on('error', (err) => {
+      this.#onError(err as Error);
+    });
+    await new Promise<void>((done) => watcher.once('ready', done));
+    await this.scanNow();
+  }
+
+  /** Schedules a scan; bursts of events coalesce, but never wait more than MAX_SCAN_DELAY_MS. */
+  schedule(ms: number): void {
+    if (this.#closed) return;
+    const now = Date.now();
+    this.#firstPendingAt ??= now;
+    const latest = this.#firstPendingAt + MAX_SCAN_DELAY_MS;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        void this.scanNow();
+      },
+      Math.max(0, Math.min(ms, latest - now)),
+    );
+  }
+
+  /** SIGHUP: forget what was seen and look at everything again. */
+  rescan(): Promise<void> {
+    for (const path of this.#known.keys()) this.#dirty.add(path);
+    return this.scanNow();
+  }
+
+  async scanNow(): Promise<void> {
+    if (this.#scanning) {
+      this.#again = true;
+      return this.#scanning;
+    }
+    this.#firstPendingAt = undefined;
+    this.#scanning = this.#scan()
+      .catch((err: unknown) => {
+        this.#onError(err as Error);
+      })
+      .finally(() => {
+        this.#scanning = undefined;
+        if (this.#again) {
+          this.#again = false;
+          this.schedule(0);
+        }
+      });
+    return this.#scanning;
+  }
+
+  async #scan(): Promise<void> {
+    const listed: { name: string; path: string }[] = [];
+    for (const t of this.#targets) {
+      let entries: string[];
+      try {
+        entries = await readdir(t.dir);
+      } catch {
+        continue; // a missing directory holds no vassals; chokidar reports it when it appears
+      }
+      entries.sort();
+      for (const entry of entries) {
+        const name = vassalNameOf(entry);
+        if (name !== undefined && t.match(entry)) listed.push({ name, path: join(t.dir, entry) });
+      }
+    }
+    const now = Date.now();
+    const present = new Set<string>();
+    // Each file answers whether it is still being written.
+    const pending = await Promise.all(
+      listed.map(async ({ name, path }): Promise<boolean> => {
+        let st: BigIntStats;
+        try {
+          st = await stat(path, { bigint: true });
+        } catch {
+          return false; // vanished (or a dangling symlink): treated as absent
+        }
+        if (!st.isFile()) return false;
+        present.add(path);
+        const statKey = `${st.dev}:${st.ino}:${st.mtimeNs}:${st.size}`;
+        const known = this.#known.get(path);
+        if (known && !this.#dirty.has(path) && known.identity.startsWith(statKey + ':')) return false;
+        // Settled when (size, mtime) held still for WRITE_SETTLE_MS: an mtime that old says so at
+        // once; otherwise (a write in progress, or a clock-skewed future mtime) look again later.
+        const seen = this.#seen.get(path);
+        const mtimeAge = now - Number(st.mtimeNs / 1_000_000n);
+        const stillSince = seen?.statKey === statKey ? now - seen.at : 0;
+        if (mtimeAge < WRITE_SETTLE_MS && stillSince < WRITE_SETTLE_MS) {
+          if (seen?.statKey !== statKey) this.#seen.set(path, { statKey, at: now });
+          return true;
+        }
+        this.#seen.delete(path);
+        this.#dirty.delete(path);
+        this.#known.set(path, await readIdentity(name, path, statKey, Number(st.size)));
+        return false;
+      }),
+    );
+    for (const path of this.#known.keys()) {
+      if (!present.has(path)) {
+        this.#known.delete(path);
+        this.#seen.delete(path);
+        this.#dirty.delete(path);
+      }
+    }
+    if (pending.includes(true)) this.schedule(WRITE_SETTLE_MS);
+    this.#onScan(this.#result());
+  }
+
+  #result(): Scan {
+    const files = new Map<string, VassalFile>();
+    const duplicates: DuplicateFile[] = [];
+    for (const [name, path] of this.#owner) {
+      if (!this.#known.has(path)) this.#owner.delete(name);
+    }
+    for (const file of this.#known.values()) {
+      const owner = this.#owner.get(file.name);
+      if (owner === undefined) this.#owner.set(file.name, file.path);
+    }
+    for (const file of this.#known.values()) {
+      const owner = this.#owner.get(file.name);
+      if (owner === file.path) files.set(file.name, file);
+      else if (owner !== undefined) duplicates.push({ name: file.name, path: file.path, firstPath: owner });
+    }
+    return { files, duplicates };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    await this.#watcher?.close();
+  }
+}
+
+async function readIdentity(name: string, path: string, statKey: string, size: number): Promise<VassalFile> {
+  try {
+    const fh = await open(path, 'r');
+    try {
+      const buf = Buffer.alloc(Math.min(size, MAX_READ_BYTES));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      const bytes = buf.subarray(0, bytesRead);
+      const hash = createHash('sha256').update(bytes).digest('hex');
+      return { name, path, identity: `${statKey}:${hash}`, bytes, readError: undefined };
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    return {
+      name,
+      path,
+      identity: `${statKey}:unreadable`,
+      bytes: undefined,
+      readError: (err as Error).message,
+    };
+  }
+}

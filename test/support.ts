@@ -1,0 +1,221 @@
+// End-to-end test support: a real `emperor run` in a temp directory, its JSON log parsed as it
+// arrives, and `waitFor` that fails with what it last saw.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync, renameSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'node:http';
+import type { TestContext } from 'node:test';
+
+export const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..', '..');
+export const BIN = join(ROOT, 'packages', 'cli', 'bin', 'emperor.js');
+export const FIXTURES = join(ROOT, 'test', 'fixtures');
+
+/** A loaded 2-core CI machine is slow: deadlines are generous, polling is fast. */
+export const DEADLINE_MS = 20_000;
+
+export async function waitFor<T>(
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  opts: { what: string; timeout?: number; seen?: () => unknown },
+): Promise<T> {
+  const deadline = Date.now() + (opts.timeout ?? DEADLINE_MS);
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+      last = value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      const seen = opts.seen ? opts.seen() : last;
+      throw new Error(
+        `timed out waiting for ${opts.what}; last saw: ${typeof seen === 'string' ? seen : JSON.stringify(seen, null, 1).slice(0, 3000)}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export type LogLine = Record<string, unknown> & { event?: string; vassal?: string; msg?: string };
+
+export interface EmperorProcess {
+  readonly child: ChildProcess;
+  readonly dir: string;
+  readonly vassals: string;
+  readonly logDir: string;
+  readonly lines: LogLine[];
+  readonly stderr: string[];
+  /** Writes a vassal file (atomically: write elsewhere, rename into place). */
+  write(name: string, body: string): void;
+  /** Waits for a log line matching `pred` that arrived after `from` (an index into `lines`). */
+  waitLine(pred: (l: LogLine) => boolean, what: string, from?: number, timeout?: number): Promise<LogLine>;
+  /** SIGTERM and wait for the exit; returns the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function tempDir(t: TestContext): string {
+  // Short paths: unix socket paths are limited to 108 bytes.
+  const dir = mkdtempSync('/tmp/emp-');
+  t.after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+export async function startEmperor(
+  t: TestContext,
+  opts: { files?: Record<string, string>; args?: string[]; env?: Record<string, string> } = {},
+): Promise<EmperorProcess> {
+  const dir = tempDir(t);
+  const vassals = join(dir, 'vassals');
+  const logDir = join(dir, 'logs');
+  mkdirSync(vassals);
+  for (const [name, body] of Object.entries(opts.files ?? {})) writeFileSync(join(vassals, name), body);
+  const env = { ...process.env, ...opts.env };
+  delete env.NODE_EXTRA_CA_CERTS; // costs ~35 ms per Node start here, and nothing in the tests needs it
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      'run',
+      '--vassals',
+      vassals,
+      '--log-dir',
+      logDir,
+      '--control',
+      join(dir, 'run', 'control.sock'),
+      ...(opts.args ?? []),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: dir },
+  );
+  const lines: LogLine[] = [];
+  const stderr: string[] = [];
+  let buf = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    buf += chunk;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try {
+        lines.push(JSON.parse(line) as LogLine);
+      } catch {
+        lines.push({ msg: line, event: 'non-json' });
+      }
+    }
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => stderr.push(chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
+    child.once('exit', (code, signal) => {
+      done({ code, signal });
+    }),
+  );
+  const emp: EmperorProcess = {
+    child,
+    dir,
+    vassals,
+    logDir,
+    lines,
+    stderr,
+    exited,
+    write(name, body) {
+      const tmp = join(dir, `.${name}.tmp`);
+      writeFileSync(tmp, body);
+      // rename(2) into place, as deploy tools should.
+      renameSync(tmp, join(vassals, name));
+    },
+    async waitLine(pred, what, from = 0, timeout = DEADLINE_MS) {
+      return waitFor(() => lines.slice(from).find(pred), {
+        what,
+        timeout,
+        seen: () => ({ lines: lines.slice(-15), stderr: stderr.join('').slice(-2000) }),
+      });
+    },
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return (await exited).code;
+    },
+  };
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    // Whatever a test spawned must be gone, whatever the test did.
+    for (const l of lines) if (l.event === 'spawn' && typeof l.pid === 'number') killGroupQuietly(l.pid);
+  });
+  await emp.waitLine((l) => l.event === 'emperor-ready', 'emperor-ready');
+  return emp;
+}
+
+export function killGroupQuietly(pgid: number): void {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie is dead for our purposes.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+export function fileExists(path: string): boolean {
+  return existsSync(path);
+}
+
+/** GET http://127.0.0.1:port/ and parse the JSON answer. */
+export function getJson(port: number, path = '/'): Promise<Record<string, unknown>> {
+  return new Promise((done, fail) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        try {
+          done(JSON.parse(body) as Record<string, unknown>);
+        } catch (err) {
+          fail(err instanceof Error ? err : new Error(String(err)));
+        }
+      });
+    });
+    req.on('error', fail);
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+/** A free TCP port on 127.0.0.1 (bound and released; fine for tests that bind it right after). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((done, fail) => {
+    const srv = createServer();
+    srv.once('error', fail);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => {
+        done(typeof addr === 'object' && addr ? addr.port : 0);
+      });
+    });
+  });
+}
+
+export function node(): string {
+  return process.execPath;
+}
