@@ -94,10 +94,17 @@ export class DirSource {
     );
     this.#watcher = watcher;
     const hint = (path: string): void => {
-      this.#dirty.add(path);
+      if (vassalNameOf(basename(path)) !== undefined) this.#dirty.add(path);
       this.schedule(WRITE_SETTLE_MS);
     };
     watcher.on('add', hint).on('change', hint).on('unlink', hint).on('addDir', hint).on('unlinkDir', hint);
+    // chokidar drops `change` for a file replaced by rename twice within ~15 ms (it re-watches the
+    // new inode asynchronously), but the raw inotify events of the directory still arrive.
+    watcher.on('raw', (_event, name, details) => {
+      const at = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
+      if (typeof at !== 'string' || !name) return;
+      hint(basename(at) === name ? at : join(at, name));
+    });
     watcher.on('error', (err) => {
       this.#onError(err as Error);
     });
@@ -193,13 +200,9 @@ export class DirSource {
         return false;
       }),
     );
-    for (const path of this.#known.keys()) {
-      if (!present.has(path)) {
-        this.#known.delete(path);
-        this.#seen.delete(path);
-        this.#dirty.delete(path);
-      }
-    }
+    for (const path of this.#known.keys()) if (!present.has(path)) this.#known.delete(path);
+    for (const path of this.#seen.keys()) if (!present.has(path)) this.#seen.delete(path);
+    for (const path of this.#dirty) if (!present.has(path)) this.#dirty.delete(path);
     if (pending.includes(true)) this.schedule(WRITE_SETTLE_MS);
     this.#onScan(this.#result());
   }
