@@ -25,6 +25,8 @@ export interface EmperorOptions {
 
 export interface Emperor {
   readonly reconciler: Reconciler;
+  /** Calls `listener` after every event a vassal handled (status readers, `--wait`); returns an unsubscribe. */
+  subscribe(listener: (runner: VassalRunner) => void): () => void;
   /** SIGHUP: re-read every directory. */
   rescan(): Promise<void>;
   /** SIGUSR1: reopen every log file. */
@@ -78,6 +80,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
   };
 
   const waiters = new Set<() => void>();
+  const listeners = new Set<(runner: VassalRunner) => void>();
   const spawn = { baseEnv: env, setpriv: findSetpriv(), emperorUmask: currentUmask() };
   const reconciler: Reconciler = new Reconciler({
     logger,
@@ -101,8 +104,9 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
           const startTime = readStartTime(pid);
           if (startTime !== undefined) stateFile.add({ pgid: pid, startTime, ...instance });
         },
-        onChange: () => {
+        onChange: (runner) => {
           for (const w of waiters) w();
+          for (const l of listeners) l(runner);
         },
         onDispose: (runner) => {
           reconciler.forget(runner);
@@ -141,6 +145,10 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
 
   return {
     reconciler,
+    subscribe: (listener) => {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     rescan: () => source.rescan(),
     reopenLogs: () => {
       for (const { log } of logs.values()) void log.reopen();
