@@ -3,12 +3,13 @@
 // dependencies (the config reader, the daemon) never slow down another command.
 import { readFileSync } from 'node:fs';
 import type { CommandContext, CommandModule, Output } from './commands/command.js';
+import type { FastCommand } from './fast-command.js';
 
 interface CommandEntry {
   readonly name: string;
   /** One line for `emperor --help`. */
   readonly describe: string;
-  readonly load: () => Promise<CommandModule>;
+  readonly load: () => Promise<CommandModule & Partial<FastCommand>>;
 }
 
 // To add a command: a module in commands/ exporting a CommandModule, and one line here.
@@ -22,6 +23,51 @@ const COMMANDS: readonly CommandEntry[] = [
     name: 'run',
     describe: 'Run the emperor in the foreground',
     load: async () => (await import('./commands/run.js')).runCommand,
+  },
+  {
+    name: 'status',
+    describe: 'Show every vassal: state, pids, uptime, restarts, CPU, memory, and what is wrong',
+    load: async () => (await import('./commands/status.js')).statusCommand,
+  },
+  {
+    name: 'start',
+    describe: 'Start vassals (NAME, GLOB or all)',
+    load: async () => (await import('./commands/actions.js')).startCommand,
+  },
+  {
+    name: 'stop',
+    describe: 'Stop vassals and hold them stopped until `start` or a change of their file',
+    load: async () => (await import('./commands/actions.js')).stopCommand,
+  },
+  {
+    name: 'restart',
+    describe: 'Stop and start vassals, skipping any backoff',
+    load: async () => (await import('./commands/actions.js')).restartCommand,
+  },
+  {
+    name: 'reload',
+    describe: 'Reload vassals (rolling with sockets)',
+    load: async () => (await import('./commands/actions.js')).reloadCommand,
+  },
+  {
+    name: 'logs',
+    describe: "Print or follow a vassal's log",
+    load: async () => (await import('./commands/logs.js')).logsCommand,
+  },
+  {
+    name: 'show',
+    describe: 'Show a vassal as it runs: argv, environment, sockets, watched files, config',
+    load: async () => (await import('./commands/show.js')).showCommand,
+  },
+  {
+    name: 'version',
+    describe: 'Print the versions of the CLI and of the running daemon',
+    load: async () => (await import('./commands/version.js')).versionCommand,
+  },
+  {
+    name: 'completion',
+    describe: 'Print a bash or zsh completion script',
+    load: async () => (await import('./commands/completion.js')).completionCommand,
   },
 ];
 
@@ -40,6 +86,17 @@ function version(): string {
 }
 
 export async function main(argv: readonly string[], output: Output = stdio): Promise<number> {
+  // Daemon commands skip yargs unless help is asked for: `emperor status` must stay fast.
+  const first = COMMANDS.find((c) => c.name === argv[0]);
+  if (first && !argv.includes('--help') && !argv.includes('-h')) {
+    // `emperor status | head`: a closed pipe ends the output, not with a stack trace.
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(0);
+      throw err;
+    });
+    const module = await first.load();
+    if (module.fast) return module.fast(argv.slice(1), output);
+  }
   // Load every command whose name appears in argv (usually one); yargs then picks the command.
   const wanted = COMMANDS.filter((c) => argv.includes(c.name));
   const modules = new Map(await Promise.all(wanted.map(async (c) => [c.name, await c.load()] as const)));

@@ -3,3 +3,4 @@ export { createLogger } from './logger.js';
 export { defaultPaths, type EmperorPaths } from './paths.js';
 export { transition, createVassal } from './machine/transition.js';
 export * from './machine/types.js';
+export * from './control/index.js';

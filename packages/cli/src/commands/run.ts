@@ -1,5 +1,6 @@
 // `emperor run`: the daemon in the foreground (systemd does the daemonizing).
-import { mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { cliVersion } from './version.js';
 import { resolve } from 'node:path';
 import type { CommandModule } from './command.js';
 
@@ -24,6 +25,16 @@ export const runCommand: CommandModule = {
             describe: 'Control socket path (its directory also holds the state file)',
             type: 'string',
           })
+          .option('control-group', {
+            describe:
+              'Group given the control socket (mode 0660): its members may use `emperor status` and act',
+            type: 'string',
+          })
+          .option('metrics', {
+            describe:
+              'Serve Prometheus /metrics on HOST:PORT (a bare port binds 127.0.0.1; readable by anyone who can connect)',
+            type: 'string',
+          })
           .option('config', { describe: 'An INI file whose keys are these options', type: 'string' })
           .option('log-level', {
             describe: 'The emperor log level',
@@ -40,6 +51,8 @@ export const runCommand: CommandModule = {
             vassals: args.vassals,
             logDir: args['log-dir'],
             control: args.control ?? process.env.EMPEROR_CONTROL,
+            controlGroup: args['control-group'],
+            metrics: args.metrics,
             config: args.config,
             logLevel: args['log-level'],
           }),
@@ -51,12 +64,14 @@ export interface RunArgs {
   readonly vassals: readonly string[] | undefined;
   readonly logDir: string | undefined;
   readonly control: string | undefined;
+  readonly controlGroup: string | undefined;
+  readonly metrics: string | undefined;
   readonly config: string | undefined;
   readonly logLevel: string | undefined;
 }
 
 /** Keys of the `--config` INI file: the long option names. */
-const CONFIG_KEYS = ['vassals', 'log-dir', 'control', 'log-level'] as const;
+const CONFIG_KEYS = ['vassals', 'log-dir', 'control', 'control-group', 'metrics', 'log-level'] as const;
 
 async function readConfigFile(
   path: string,
@@ -78,7 +93,14 @@ async function readConfigFile(
 }
 
 export async function run(args: RunArgs): Promise<number> {
-  const { startEmperor, createLogger, defaultPaths } = await import('@emperor/daemon');
+  const {
+    startEmperor,
+    createLogger,
+    defaultPaths,
+    openControlServer,
+    openMetricsServer,
+    parseListenAddress,
+  } = await import('@emperor/daemon');
   const file = args.config ? await readConfigFile(args.config) : {};
   const paths = defaultPaths();
   const list = (v: string | string[] | undefined): string[] | undefined =>
@@ -93,7 +115,39 @@ export async function run(args: RunArgs): Promise<number> {
     level: args.logLevel ?? (file['log-level'] as string | undefined) ?? 'info',
   });
 
-  const emperor = await startEmperor({ vassals, logDir, runtimeDir, logger });
+  const groupName = args.controlGroup ?? (file['control-group'] as string | undefined);
+  const gid = groupName === undefined ? undefined : await resolveGroup(groupName);
+  if (gid !== undefined) shareDirWithGroup(runtimeDir, gid);
+  const metricsAt = args.metrics ?? (file.metrics as string | undefined);
+  const metricsAddress = metricsAt === undefined ? undefined : parseListenAddress(metricsAt);
+
+  // The socket first: a second emperor on the same socket is refused before it touches anything.
+  const server = await openControlServer({
+    path: control,
+    ...(gid === undefined ? {} : { gid }),
+    logger,
+    version: cliVersion(),
+    vassalDirs: vassals,
+  });
+  let metrics: Awaited<ReturnType<typeof openMetricsServer>> | undefined;
+  let emperor: Awaited<ReturnType<typeof startEmperor>>;
+  try {
+    metrics = metricsAddress && (await openMetricsServer(server, metricsAddress.host, metricsAddress.port));
+    if (metrics)
+      logger.info(
+        { event: 'metrics-listening', address: `${metrics.address.address}:${metrics.address.port}` },
+        'metrics-listening',
+      );
+    emperor = await startEmperor({ vassals, logDir, runtimeDir, logger });
+  } catch (err) {
+    await Promise.allSettled([server.close(), metrics?.close()]);
+    throw err;
+  }
+  server.attach(emperor);
+  const closeAll = async (): Promise<void> => {
+    await Promise.allSettled([server.close(), metrics?.close()]);
+    await emperor.close();
+  };
   return new Promise<number>((done) => {
     let signals = 0;
     const stop = (signal: NodeJS.Signals): void => {
@@ -102,11 +156,12 @@ export async function run(args: RunArgs): Promise<number> {
         // A second signal: no more grace.
         logger.warn({ event: 'emperor-kill', signal }, 'emperor-kill');
         emperor.killAll();
+        void server.close();
         done(1);
         return;
       }
       logger.info({ event: 'emperor-stopping', signal }, 'emperor-stopping');
-      emperor.close().then(
+      closeAll().then(
         () => {
           done(0);
         },
@@ -127,4 +182,21 @@ export async function run(args: RunArgs): Promise<number> {
       emperor.reopenLogs();
     });
   });
+}
+
+/** A group name or number to a gid, through NSS (`getent group`). */
+async function resolveGroup(name: string): Promise<number> {
+  if (/^\d+$/.test(name)) return Number(name);
+  const { getentLookup } = await import('../system-lookup.js');
+  const found = getentLookup().group(name);
+  if (!found) throw new Error(`--control-group: no group \`${name}\` (getent group ${name} finds nothing)`);
+  return found.gid;
+}
+
+/** Group members must be able to reach the socket: the directory gets the group and mode 0710. */
+function shareDirWithGroup(dir: string, gid: number): void {
+  const st = statSync(dir);
+  if (st.uid !== process.getuid?.()) return; // not ours: its owner decides
+  chownSync(dir, -1, gid);
+  chmodSync(dir, (st.mode & 0o777) | 0o010);
 }

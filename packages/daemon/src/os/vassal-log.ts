@@ -60,8 +60,20 @@ export interface VassalLog {
   /** Resolves once everything received so far is written (or dropped). Never rejects. */
   flush(): Promise<void>;
   stats(): VassalLogStats;
+  /**
+   * Calls `listener` with every piece of output right after it reached the file (`emperor logs
+   * -f`); rotations and reopens do not interrupt it. `size` is how many bytes of the current file
+   * were written before the subscription, when known (the file is open): reading the file up to
+   * there, in the same tick, then following, neither misses nor repeats a byte.
+   */
+  subscribe(listener: (chunk: Buffer) => void): LogSubscription;
   /** Writes pending lines and output, then closes the file. Idempotent; never rejects. */
   close(): Promise<void>;
+}
+
+export interface LogSubscription {
+  readonly size: number | undefined;
+  unsubscribe(): void;
 }
 
 interface Attachment {
@@ -86,6 +98,7 @@ class VassalLogImpl implements VassalLog {
   readonly #now: () => number;
   readonly #attachments = new Set<Attachment>();
   readonly #recent: string[] = [];
+  readonly #listeners = new Set<(chunk: Buffer) => void>();
 
   // The write queue. `#queued` counts bytes until their write has finished, so the in-flight
   // batch counts against the memory cap too.
@@ -167,6 +180,16 @@ class VassalLogImpl implements VassalLog {
       droppedBytes: this.#dropped,
       bufferedBytes: this.#queued,
       rotations: this.#rotations,
+    };
+  }
+
+  subscribe(listener: (chunk: Buffer) => void): LogSubscription {
+    this.#listeners.add(listener);
+    return {
+      size: this.#fh === undefined ? undefined : this.#size,
+      unsubscribe: () => {
+        this.#listeners.delete(listener);
+      },
     };
   }
 
@@ -461,9 +484,25 @@ class VassalLogImpl implements VassalLog {
     while (left > 0) {
       const { bytesWritten } = await fh.writev(rest);
       this.#size += bytesWritten;
+      if (this.#listeners.size > 0 && bytesWritten > 0) this.#publish(rest, bytesWritten);
       if (bytesWritten > 0) this.#atLineStart = lastByte(rest, bytesWritten) === NL;
       left -= bytesWritten;
       if (left > 0) rest = splitAt(rest, bytesWritten)[1];
+    }
+  }
+
+  /** Hands the first `bytes` of `bufs` (just written) to the followers; one's failure never stops the writer. */
+  #publish(bufs: Buffer[], bytes: number): void {
+    const chunk = Buffer.concat(splitAt(bufs, bytes)[0]);
+    for (const listener of this.#listeners) {
+      try {
+        listener(chunk);
+      } catch (err) {
+        this.#opts.logger?.warn(
+          { event: 'vassal-log-follower-error', path: this.path, err },
+          'log follower failed',
+        );
+      }
     }
   }
 

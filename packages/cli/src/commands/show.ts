@@ -1,0 +1,69 @@
+// `emperor show NAME [--json]`: the vassal as the emperor runs it.
+import { call } from '../control-client.js';
+import { daemonCommand } from '../daemon-command.js';
+
+interface Shown {
+  name: string;
+  file: string;
+  state: string;
+  generation: number;
+  argv: string[];
+  chdir: string;
+  environment: Record<string, string> | null;
+  environment_error: string | null;
+  sockets: { name: string | null; address: string; fd: number }[];
+  watched_files: string[];
+  log: string;
+  instances: { index: number; generation: number; pid: number | null; state: string }[];
+  config: Record<string, unknown>;
+}
+
+function quote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+export const showCommand = daemonCommand({
+  usage: 'show <name>',
+  positional: 'name',
+  positionals: { min: 1, max: 1, what: 'vassal name' },
+  options: { json: { type: 'boolean', describe: 'Print JSON' } },
+  examples: [['$0 show shop', 'argv, environment, sockets and fds, watched files, expanded config']],
+  run: async (args, socket, output) => {
+    const name = args.positionals[0] ?? '';
+    const s = await call<Shown>(socket, `/v1/vassals/${encodeURIComponent(name)}`);
+    if (args.values.json === true) {
+      output.out(JSON.stringify(s, null, 2));
+      return 0;
+    }
+    const row = (k: string, v: string): void => {
+      output.out(`${`${k}:`.padEnd(12)} ${v}`);
+    };
+    row('vassal', `${s.name} (${s.state}, generation ${s.generation})`);
+    row('file', s.file);
+    row('argv', s.argv.map(quote).join(' '));
+    row('chdir', s.chdir);
+    row('log', s.log);
+    row(
+      'sockets',
+      s.sockets.length === 0
+        ? '-'
+        : s.sockets.map((k) => `fd ${k.fd} ${k.name ? `${k.name}=` : ''}${k.address}`).join(', '),
+    );
+    row('watches', s.watched_files.join(', '));
+    row(
+      'instances',
+      s.instances.length === 0
+        ? '-'
+        : s.instances
+            .map((i) => `${i.index}: pid ${i.pid ?? '-'} ${i.state} (generation ${i.generation})`)
+            .join(', '),
+    );
+    output.out('environment:');
+    if (s.environment_error) output.out(`  (cannot build it: ${s.environment_error})`);
+    for (const [k, v] of Object.entries(s.environment ?? {}).sort(([a], [b]) => a.localeCompare(b)))
+      output.out(`  ${k}=${v}`);
+    output.out('config:');
+    for (const [k, v] of Object.entries(s.config)) output.out(`  ${k} = ${JSON.stringify(v)}`);
+    return 0;
+  },
+});

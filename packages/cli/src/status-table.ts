@@ -1,0 +1,196 @@
+// The `emperor status` table: one row per vassal that fits 80 columns, then, under a vassal that
+// needs attention, why (pending config error, failure reason, backoff with its last exit and next
+// try, last stderr lines). Pure: the snapshot and the clock in, lines out.
+import type { StatusSnapshot, VassalStatus } from '@emperor/daemon';
+
+export interface TableOptions {
+  readonly color: boolean;
+  readonly width: number;
+  readonly now: number;
+}
+
+const STDERR_SHOWN = 3;
+
+type Paint = (code: string, text: string) => string;
+
+const STATE_COLOR: Readonly<Record<string, string>> = {
+  running: '32', // green
+  waiting: '36', // cyan
+  starting: '33',
+  reloading: '33',
+  stopping: '33',
+  backoff: '33;1', // bold yellow
+  failed: '31;1', // bold red
+  stopped: '2', // dim
+};
+
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${pad2(s % 60)}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${pad2(Math.floor(s / 60) % 60)}m`;
+  return `${Math.floor(s / 86400)}d${pad2(Math.floor(s / 3600) % 24)}h`;
+}
+
+function pad2(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'K', 'M', 'G', 'T'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v >= 10 || u === 0 ? Math.round(v) : v.toFixed(1)}${units[u] ?? ''}`;
+}
+
+function sum(xs: readonly (number | null)[]): number | null {
+  const known = xs.filter((x): x is number => x !== null);
+  return known.length === 0 ? null : known.reduce((a, b) => a + b, 0);
+}
+
+function pids(v: VassalStatus): string {
+  const list = v.instances.map((i) => i.pid).filter((p): p is number => p !== null);
+  if (list.length === 0) return '-';
+  if (list.length <= 2) return list.join(',');
+  return `${list[0] ?? ''} +${list.length - 1}`;
+}
+
+function cells(v: VassalStatus): string[] {
+  const cpu = sum(v.instances.map((i) => i.cpu_percent));
+  const rss = sum(v.instances.map((i) => i.rss_bytes));
+  return [
+    v.name,
+    v.state,
+    v.generation > 0 ? String(v.generation) : '-',
+    pids(v),
+    v.uptime_s === null ? '-' : formatDuration(v.uptime_s),
+    String(v.restarts),
+    cpu === null ? '-' : cpu >= 100 ? String(Math.round(cpu)) : cpu.toFixed(1),
+    rss === null ? '-' : formatBytes(rss),
+    v.sockets.length === 0 ? '-' : v.sockets.join(','),
+  ];
+}
+
+const HEADERS = ['NAME', 'STATE', 'GEN', 'PID', 'UPTIME', 'RESTARTS', 'CPU%', 'RSS', 'SOCKETS'];
+const RIGHT = new Set([2, 4, 5, 6, 7]);
+const NAME_MIN = 8;
+const SOCKETS_MIN = 7;
+
+function cut(text: string, width: number): string {
+  return text.length <= width ? text : `${text.slice(0, Math.max(0, width - 1))}…`;
+}
+
+export function formatTable(snapshot: StatusSnapshot, opts: TableOptions): string[] {
+  const paint: Paint = opts.color ? (code, text) => `\x1b[${code}m${text}\x1b[0m` : (_c, text) => text;
+  const width = Math.max(40, opts.width);
+  if (snapshot.vassals.length === 0) {
+    const dirs = snapshot.emperor.vassal_dirs.join(', ');
+    return [`no vassals: drop a NAME.ini file into ${dirs || 'the vassal directory'} to start one`];
+  }
+  const rows = snapshot.vassals.map(cells);
+  const widths = HEADERS.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)));
+  // Shrink the free-text columns until the row fits: sockets first, then names.
+  // Two spaces between columns when that fits, else one.
+  const natural = widths.reduce((a, b) => a + b, 0);
+  const gap = natural + 2 * (widths.length - 1) <= width ? '  ' : ' ';
+  const total = (): number => widths.reduce((a, b) => a + b, 0) + gap.length * (widths.length - 1);
+  const last = widths.length - 1;
+  if (total() > width) widths[last] = Math.max(SOCKETS_MIN, (widths[last] ?? 0) - (total() - width));
+  if (total() > width) widths[0] = Math.max(NAME_MIN, (widths[0] ?? 0) - (total() - width));
+  const line = (r: readonly string[], color?: (c: number, text: string) => string): string =>
+    r
+      .map((text, c) => {
+        const w = widths[c] ?? 0;
+        const t = cut(text, w);
+        const padded = c === last ? t : RIGHT.has(c) ? t.padStart(w) : t.padEnd(w);
+        return color ? color(c, padded) : padded;
+      })
+      .join(gap)
+      .trimEnd();
+
+  const out = [paint('1', line(HEADERS))];
+  snapshot.vassals.forEach((v, k) => {
+    out.push(line(rows[k] ?? [], (c, t) => (c === 1 ? paint(STATE_COLOR[v.state] ?? '0', t) : t)));
+    for (const d of details(v, opts.now))
+      for (const l of wrap(d.text, width, '    ')) out.push(paint(d.color, l));
+  });
+  out.push(summary(snapshot));
+  return out;
+}
+
+interface Detail {
+  readonly text: string;
+  readonly color: string;
+}
+
+/** What an operator needs under a vassal that is not simply running. */
+export function details(v: VassalStatus, now: number): Detail[] {
+  const out: Detail[] = [];
+  if (v.error) {
+    const where = v.error.line === null ? v.error.file : `${v.error.file}:${v.error.line}`;
+    const keeps = v.instances.length > 0 ? ' (not applied: the running generation keeps serving)' : '';
+    out.push({ text: `  ${where}: ${v.error.message}${keeps}`, color: '31' });
+  }
+  const exit = v.last_exit ? exitText(v.last_exit) : undefined;
+  const inS = (iso: string): string => formatDuration(Math.max(0, (Date.parse(iso) - now) / 1000));
+  if (v.state === 'backoff') {
+    const next = v.backoff_until ? `; next try in ${inS(v.backoff_until)}` : '';
+    out.push({
+      text: `  backoff: ${exit ?? 'exited'}, ${v.restarts} restarts${next} (\`emperor restart ${v.name}\` skips the wait)`,
+      color: '33',
+    });
+  } else if (
+    v.state === 'failed' &&
+    (v.reason !== null || exit !== undefined) &&
+    !(v.error && v.instances.length === 0 && v.generation === 0)
+  ) {
+    const parts = [`  failed: ${v.reason ?? 'cannot start'}`];
+    if (exit) parts.push(`last ${exit}`);
+    if (v.retry_at) parts.push(`next try in ${inS(v.retry_at)}`);
+    out.push({ text: `${parts.join('; ')} (or fix it and \`emperor restart ${v.name}\`)`, color: '31' });
+  } else if (v.reason !== null && v.state === 'running') {
+    out.push({ text: `  ${v.reason}`, color: '33' });
+  }
+  if (v.state === 'backoff' || v.state === 'failed')
+    for (const l of v.last_stderr.slice(-STDERR_SHOWN)) out.push({ text: `  | ${l}`, color: '2' });
+  return out;
+}
+
+function exitText(e: NonNullable<VassalStatus['last_exit']>): string {
+  const what = e.signal ? `killed by ${e.signal}` : `exit code ${e.code ?? '?'}`;
+  return `${what} at ${e.at.slice(11, 19)}`;
+}
+
+/** Breaks `text` into lines of at most `width` columns, continuing with `indent`. */
+export function wrap(text: string, width: number, indent: string): string[] {
+  const lines: string[] = [];
+  let rest = text;
+  let first = true;
+  while (rest.length > 0) {
+    const lead = first ? '' : indent;
+    const room = width - lead.length;
+    if (rest.length <= room) {
+      lines.push(lead + rest);
+      break;
+    }
+    let at = rest.lastIndexOf(' ', room);
+    if (at <= room / 3) at = room;
+    lines.push(lead + rest.slice(0, at).trimEnd());
+    rest = rest.slice(at).trimStart();
+    first = false;
+  }
+  return lines;
+}
+
+function summary(s: StatusSnapshot): string {
+  const counts = new Map<string, number>();
+  for (const v of s.vassals) counts.set(v.state, (counts.get(v.state) ?? 0) + 1);
+  const errors = s.vassals.filter((v) => v.error).length;
+  const parts = [...counts].map(([state, n]) => `${n} ${state}`);
+  if (errors > 0) parts.push(`${errors} with a config error`);
+  return `${s.vassals.length} vassal${s.vassals.length === 1 ? '' : 's'}: ${parts.join(', ')}`;
+}

@@ -1,0 +1,319 @@
+// The control server: HTTP/1.1 with JSON on a unix socket (docs/protocol.md), so the CLI and
+// `curl --unix-socket` speak the same protocol. It reads snapshots of the runners and turns
+// actions into events of the same runners; it never changes state any other way.
+//
+// Hostile or broken clients: headers and bodies are size-limited, requests must arrive within
+// a deadline, idle connections are closed, the number of connections is capped, a slow log
+// follower has output skipped rather than queued, and every handler error becomes a JSON 4xx/5xx.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Emperor } from '../emperor.js';
+import type { VassalRunner } from '../runner/vassal-runner.js';
+import { CpuSampler } from './cpu-sampler.js';
+import { ControlError } from './errors.js';
+import { buildStatus, knownNames, type EmperorInfo, type StatusSnapshot } from './snapshot.js';
+import { performActions, parseAction } from './actions.js';
+import { resolveTargets, unknownVassal } from './targets.js';
+import { follow, readTail, MAX_LINES } from './logs.js';
+import { showVassal } from './show.js';
+import { Histogram, renderMetrics } from './metrics.js';
+import { clearStaleSocket, listenPrivately } from './socket-file.js';
+
+export const MAX_BODY_BYTES = 64 * 1024;
+const MAX_HEADER_BYTES = 16 * 1024;
+const MAX_CONNECTIONS = 256;
+const HEADERS_TIMEOUT_MS = 5_000;
+const REQUEST_TIMEOUT_MS = 10_000;
+/** A connection with no traffic for this long is closed (not log followers or `--wait`). */
+const IDLE_TIMEOUT_MS = 30_000;
+const DEFAULT_WAIT_MS = 300_000;
+const MAX_WAIT_MS = 24 * 3600_000;
+const DEFAULT_LOG_LINES = 20;
+
+export interface ControlServerOptions {
+  readonly path: string;
+  /** Group id given the socket (`--control-group`); the socket is mode 0660 either way. */
+  readonly gid?: number;
+  readonly logger: Logger;
+  readonly version: string;
+  readonly vassalDirs: readonly string[];
+  /** The environment instances inherit, for `emperor show`. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly now?: () => number;
+}
+
+export interface ControlServer {
+  readonly path: string;
+  /** Starts answering for `emperor` (until then requests get 503 EMP_CONTROL_STARTING). */
+  attach(emperor: Emperor): void;
+  /** The current status of every vassal (for `/metrics`). */
+  status(): StatusSnapshot | undefined;
+  /** Prometheus text of the current status, or undefined before `attach`. */
+  metrics(): string | undefined;
+  /** Stops listening, ends every connection and removes the socket file. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Opens the socket before the emperor starts, so a second emperor is refused before it acts. */
+export async function openControlServer(options: ControlServerOptions): Promise<ControlServer> {
+  const { logger, path } = options;
+  const now = options.now ?? Date.now;
+  const env = options.env ?? process.env;
+  const info: EmperorInfo = {
+    pid: process.pid,
+    version: options.version,
+    startedAt: now(),
+    vassalDirs: options.vassalDirs,
+  };
+  const sampler = new CpuSampler(now);
+  const ready = new Histogram();
+  const retryAt = new WeakMap<VassalRunner, number>();
+  const seenReady = new WeakMap<VassalRunner, Set<number>>();
+  let emperor: Emperor | undefined;
+  let unsubscribe: (() => void) | undefined;
+  const inflight = new Set<AbortController>();
+
+  // What the runners do not record but status and metrics show: when a failed vassal retries,
+  // and how long each instance took from spawn to ready.
+  const observe = (runner: VassalRunner): void => {
+    const v = runner.vassal;
+    if (v.state === 'failed') {
+      if (!retryAt.has(runner)) retryAt.set(runner, now() + v.config.restartDelayMaxMs);
+    } else retryAt.delete(runner);
+    let seen = seenReady.get(runner);
+    if (!seen) seenReady.set(runner, (seen = new Set()));
+    const live = new Set<number>();
+    for (const i of v.instances) {
+      if (i.pid === undefined) continue;
+      live.add(i.pid);
+      if (i.state === 'running' && !seen.has(i.pid)) {
+        seen.add(i.pid);
+        ready.observe(Math.max(0, now() - i.startedAt) / 1000);
+      }
+    }
+    for (const pid of seen) if (!live.has(pid)) seen.delete(pid);
+  };
+
+  const status = (names?: readonly string[]): StatusSnapshot | undefined =>
+    emperor &&
+    buildStatus(emperor, info, sampler, names ?? knownNames(emperor), (r) => retryAt.get(r), now());
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = parseUrl(req.url);
+    const method = req.method ?? 'GET';
+    const route = url.pathname.replace(/\/+$/, '') || '/';
+    if (route === '/v1/version' || route === '/') {
+      expect(method, 'GET');
+      send(res, 200, { version: info.version, pid: info.pid, node: process.version, api: 1 });
+      return;
+    }
+    if (!emperor)
+      throw new ControlError('EMP_CONTROL_STARTING', 'the emperor is starting; try again in a moment');
+    const emp = emperor;
+    if (route === '/v1/status') {
+      expect(method, 'GET');
+      const name = url.searchParams.get('name');
+      const names = name === null ? knownNames(emp) : resolveTargets([name], knownNames(emp));
+      send(res, 200, status(names));
+      return;
+    }
+    if (route === '/v1/actions') {
+      expect(method, 'POST');
+      const body = await readJson(req);
+      const action = parseAction(body.action);
+      const targets = body.targets;
+      if (!Array.isArray(targets) || targets.length > 1000 || !targets.every((t) => typeof t === 'string'))
+        throw new ControlError(
+          'EMP_CONTROL_BAD_REQUEST',
+          '`targets` must be a list of vassal names or globs (at most 1000)',
+        );
+      const wait = body.wait === true;
+      const timeoutS = body.timeout_s ?? DEFAULT_WAIT_MS / 1000;
+      if (typeof timeoutS !== 'number' || !(timeoutS > 0) || timeoutS * 1000 > MAX_WAIT_MS)
+        throw new ControlError(
+          'EMP_CONTROL_BAD_REQUEST',
+          '`timeout_s` must be a number of seconds above 0, at most one day',
+        );
+      const names = resolveTargets(targets, knownNames(emp));
+      const abort = new AbortController();
+      inflight.add(abort);
+      res.once('close', () => {
+        abort.abort();
+      });
+      if (wait) req.socket.setTimeout(0);
+      try {
+        logger.info({ event: 'control-action', action, vassals: names.join(','), wait }, 'control-action');
+        const results = await performActions(
+          emp,
+          { action, names, wait, timeoutMs: timeoutS * 1000 },
+          abort.signal,
+        );
+        if (!abort.signal.aborted) send(res, 200, { action, results });
+      } finally {
+        inflight.delete(abort);
+      }
+      return;
+    }
+    const m = /^\/v1\/vassals\/([^/]+)(\/logs)?$/.exec(route);
+    if (m?.[1] !== undefined) {
+      expect(method, 'GET');
+      const name = decodeURIComponent(m[1]);
+      const runner = emp.reconciler.runners.get(name);
+      if (!runner || runner.disposed) {
+        const pending = emp.reconciler.errors.get(name);
+        if (pending)
+          throw new ControlError(
+            'EMP_VASSAL_NOT_RUNNING',
+            `${name} has never started: its file has errors (see \`emperor status ${name}\`)`,
+          );
+        throw unknownVassal(name, knownNames(emp));
+      }
+      if (m[2] === undefined) {
+        send(res, 200, showVassal(runner, env));
+        return;
+      }
+      const lines = intParam(url, 'lines', DEFAULT_LOG_LINES, MAX_LINES);
+      const following = url.searchParams.get('follow') === '1' || url.searchParams.get('follow') === 'true';
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-emperor-log': runner.log.path });
+      if (!following) {
+        res.end(readTail(runner.log.path, lines));
+        return;
+      }
+      req.socket.setTimeout(0);
+      // Subscribe and read the file in the same tick: no byte is missed or repeated.
+      const { size } = follow(runner.log, res, () => undefined);
+      res.write(readTail(runner.log.path, lines, size));
+      return;
+    }
+    throw new ControlError(
+      'EMP_CONTROL_NOT_FOUND',
+      `no endpoint ${method} ${route.slice(0, 100)}; see docs/protocol.md`,
+    );
+  };
+
+  const server: Server = createServer(
+    {
+      maxHeaderSize: MAX_HEADER_BYTES,
+      requestTimeout: REQUEST_TIMEOUT_MS,
+      headersTimeout: HEADERS_TIMEOUT_MS,
+      keepAliveTimeout: 5_000,
+    },
+    (req, res) => {
+      req.socket.setTimeout(IDLE_TIMEOUT_MS);
+      handle(req, res).catch((err: unknown) => {
+        if (!(err instanceof ControlError))
+          logger.error({ event: 'control-error', err, url: req.url?.slice(0, 200) }, 'control-error');
+        const e =
+          err instanceof ControlError
+            ? err
+            : new ControlError('EMP_CONTROL_INTERNAL', 'internal error; see the emperor log');
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        send(res, e.status, { error: { code: e.code, message: e.message, ...e.extra } });
+        // An oversized body is not read to its end: close instead of draining it.
+        if (e.code === 'EMP_CONTROL_TOO_LARGE') res.once('finish', () => req.socket.destroy());
+      });
+    },
+  );
+  server.maxConnections = MAX_CONNECTIONS;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    // Malformed HTTP, headers too large, or too slow: answer if the socket still takes it.
+    if (!socket.writable || err.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    const [status, code] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'EMP_CONTROL_TOO_LARGE']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'EMP_CONTROL_TIMEOUT']
+          : [400, 'EMP_CONTROL_BAD_REQUEST'];
+    const body = JSON.stringify({ error: { code, message: `bad request: ${err.code ?? err.message}` } });
+    socket.end(
+      `HTTP/1.1 ${status} Error\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body) + 1}\r\nconnection: close\r\n\r\n${body}\n`,
+    );
+  });
+
+  await clearStaleSocket(path);
+  await listenPrivately(server, path, options.gid);
+  logger.info({ event: 'control-listening', path }, 'control-listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    path,
+    attach(e) {
+      emperor = e;
+      for (const r of e.reconciler.runners.values()) observe(r);
+      unsubscribe = e.subscribe(observe);
+    },
+    status: () => status(),
+    metrics() {
+      const s = status();
+      return s && renderMetrics(s, ready, info.startedAt);
+    },
+    close: () =>
+      (closing ??= new Promise<void>((resolve) => {
+        unsubscribe?.();
+        for (const a of inflight) a.abort();
+        server.close(() => {
+          resolve();
+        });
+        server.closeAllConnections();
+      })),
+  };
+}
+
+function parseUrl(raw: string | undefined): URL {
+  try {
+    return new URL(raw ?? '/', 'http://emperor');
+  } catch {
+    throw new ControlError('EMP_CONTROL_BAD_REQUEST', 'the request target is not a valid URL path');
+  }
+}
+
+function expect(method: string, wanted: string): void {
+  if (method !== wanted)
+    throw new ControlError('EMP_CONTROL_METHOD', `use ${wanted} here, not ${method.slice(0, 20)}`);
+}
+
+function intParam(url: URL, name: string, fallback: number, max: number): number {
+  const raw = url.searchParams.get(name);
+  if (raw === null) return fallback;
+  if (!/^\d{1,9}$/.test(raw) || Number(raw) > max)
+    throw new ControlError('EMP_CONTROL_BAD_REQUEST', `\`${name}\` must be a whole number from 0 to ${max}`);
+  return Number(raw);
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** The request body as a JSON object, refusing more than MAX_BODY_BYTES. */
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw tooLarge();
+    chunks.push(chunk);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new ControlError('EMP_CONTROL_BAD_JSON', 'the request body is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new ControlError('EMP_CONTROL_BAD_JSON', 'the request body must be a JSON object');
+  return value as Record<string, unknown>;
+}
+
+function tooLarge(): ControlError {
+  return new ControlError('EMP_CONTROL_TOO_LARGE', `the request body is over ${MAX_BODY_BYTES} bytes`);
+}

@@ -1,0 +1,53 @@
+// `GET /v1/vassals/NAME`: the vassal as the emperor runs it: expanded config, argv, environment,
+// sockets with the fds instances get them on, and the files whose change reloads it.
+import type { VassalRunner } from '../runner/vassal-runner.js';
+import { childEnv } from '../runner/child-env.js';
+
+/** The first fd of owned sockets in an instance (sd_listen_fds' SD_LISTEN_FDS_START). */
+const LISTEN_FDS_START = 3;
+
+export function showVassal(
+  runner: VassalRunner,
+  baseEnv: Readonly<Record<string, string | undefined>>,
+): Record<string, unknown> {
+  const v = runner.vassal;
+  const c = v.config;
+  let environment: Record<string, string> | null = null;
+  let environmentError: string | null = null;
+  try {
+    environment = childEnv(c, { generation: v.generation, index: 0 }, baseEnv);
+  } catch (err) {
+    environmentError = err instanceof Error ? err.message : String(err);
+  }
+  return {
+    name: v.name,
+    file: c.file,
+    state: v.state,
+    generation: v.generation,
+    argv: [...c.argv],
+    chdir: c.chdir,
+    environment,
+    environment_error: environmentError,
+    sockets: c.sockets.map((s, i) => ({
+      name: s.name ?? null,
+      address: s.address,
+      fd: LISTEN_FDS_START + i,
+    })),
+    watched_files: [c.file, ...c.touchReload, ...c.envFiles],
+    log: runner.log.path,
+    instances: v.instances.map((i) => ({
+      index: i.index,
+      generation: i.generation,
+      pid: i.pid ?? null,
+      state: i.state,
+    })),
+    config: plain(c),
+  };
+}
+
+/** The config as JSON can carry it (sets and maps become arrays and objects). */
+function plain(value: unknown): unknown {
+  return JSON.parse(
+    JSON.stringify(value, (_k, v: unknown) => (v instanceof Set ? [...(v as Set<unknown>)] : v)),
+  ) as unknown;
+}

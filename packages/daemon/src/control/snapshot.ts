@@ -1,0 +1,189 @@
+// `GET /v1/status`: a read-only picture of every vassal, in the stable schema of SPEC §5.
+// Built on demand from the runners (the one authority on state) and one /proc scan.
+import type { ConfigIssue } from '@emperor/config';
+import type { Emperor } from '../emperor.js';
+import type { VassalRunner } from '../runner/vassal-runner.js';
+import type { VassalState } from '../machine/types.js';
+import { scanProcesses } from '../os/process-tree.js';
+import type { CpuSampler, InstanceUsage } from './cpu-sampler.js';
+
+/** How many stderr lines a status carries per vassal. */
+export const STATUS_STDERR_LINES = 5;
+
+export interface EmperorInfo {
+  readonly pid: number;
+  readonly version: string;
+  /** Epoch ms when the emperor started. */
+  readonly startedAt: number;
+  readonly vassalDirs: readonly string[];
+}
+
+export interface InstanceStatus {
+  readonly index: number;
+  readonly generation: number;
+  readonly pid: number | null;
+  readonly state: string;
+  readonly uptime_s: number;
+  readonly rss_bytes: number | null;
+  readonly cpu_percent: number | null;
+  readonly cpu_seconds: number | null;
+}
+
+export interface ErrorStatus {
+  readonly code: string;
+  readonly file: string;
+  readonly line: number | null;
+  readonly key: string | null;
+  readonly message: string;
+}
+
+export interface VassalStatus {
+  readonly name: string;
+  readonly file: string;
+  readonly state: VassalState;
+  readonly generation: number;
+  readonly restarts: number;
+  readonly sockets: string[];
+  readonly instances: InstanceStatus[];
+  readonly last_exit: { code: number | null; signal: string | null; at: string } | null;
+  readonly last_stderr: string[];
+  readonly backoff_until: string | null;
+  readonly error: ErrorStatus | null;
+  // Fields beyond SPEC §5 (allowed: "more fields may be added").
+  /** Why the vassal is failed, or why its last reload was abandoned. */
+  readonly reason: string | null;
+  /** When a failed vassal is retried by itself (every restart-delay-max). */
+  readonly retry_at: string | null;
+  /** Seconds since the oldest instance of the serving generation started. */
+  readonly uptime_s: number | null;
+  readonly processes: number;
+}
+
+export interface StatusSnapshot {
+  readonly emperor: { pid: number; version: string; uptime_s: number; vassal_dirs: string[] };
+  readonly vassals: VassalStatus[];
+}
+
+/** Every known name: running vassals and files that never parsed. */
+export function knownNames(emperor: Emperor): string[] {
+  const names = new Set<string>(emperor.reconciler.runners.keys());
+  for (const name of emperor.reconciler.errors.keys()) names.add(name);
+  return [...names].sort();
+}
+
+export function buildStatus(
+  emperor: Emperor,
+  info: EmperorInfo,
+  sampler: CpuSampler,
+  names: readonly string[],
+  retryAt: (runner: VassalRunner) => number | undefined,
+  now: number = Date.now(),
+): StatusSnapshot {
+  const runners = emperor.reconciler.runners;
+  const roots = new Map<number, number>();
+  for (const name of names)
+    for (const i of runners.get(name)?.vassal.instances ?? [])
+      if (i.pid !== undefined) roots.set(i.pid, i.startedAt);
+  const usage = roots.size > 0 ? sampler.sample(roots, scanProcesses()) : new Map<number, InstanceUsage>();
+  const vassals = names.map((name) => {
+    const runner = runners.get(name);
+    const pending = emperor.reconciler.errors.get(name);
+    return runner
+      ? runnerStatus(runner, pending, usage, retryAt(runner), now)
+      : errorOnlyStatus(name, pending);
+  });
+  return {
+    emperor: {
+      pid: info.pid,
+      version: info.version,
+      uptime_s: Math.floor((now - info.startedAt) / 1000),
+      vassal_dirs: [...info.vassalDirs],
+    },
+    vassals,
+  };
+}
+
+function runnerStatus(
+  runner: VassalRunner,
+  pending: { readonly path: string; readonly issues: readonly ConfigIssue[] } | undefined,
+  usage: ReadonlyMap<number, InstanceUsage>,
+  retryAt: number | undefined,
+  now: number,
+): VassalStatus {
+  const v = runner.vassal;
+  const serving = v.instances.filter((i) => i.generation === v.generation && i.pid !== undefined);
+  const oldest = serving.reduce<number | undefined>(
+    (m, i) => (m === undefined ? i.startedAt : Math.min(m, i.startedAt)),
+    undefined,
+  );
+  return {
+    name: v.name,
+    file: v.config.file,
+    state: v.state,
+    generation: v.generation,
+    restarts: v.restarts,
+    sockets: v.config.sockets.map((s) => (s.name === undefined ? s.address : `${s.name}=${s.address}`)),
+    instances: [...v.instances]
+      .sort((a, b) => a.generation - b.generation || a.index - b.index)
+      .map((i) => {
+        const u = i.pid === undefined ? undefined : usage.get(i.pid);
+        return {
+          index: i.index,
+          generation: i.generation,
+          pid: i.pid ?? null,
+          state: i.state,
+          uptime_s: Math.max(0, Math.floor((now - i.startedAt) / 1000)),
+          rss_bytes: u?.rssBytes ?? null,
+          cpu_percent: u?.cpuPercent ?? null,
+          cpu_seconds: u?.cpuSeconds ?? null,
+        };
+      }),
+    last_exit: v.lastExit
+      ? { code: v.lastExit.code, signal: v.lastExit.signal, at: new Date(v.lastExit.at).toISOString() }
+      : null,
+    last_stderr: runner.log.recentLines(STATUS_STDERR_LINES),
+    backoff_until:
+      v.state === 'backoff' && v.backoffUntil !== undefined ? new Date(v.backoffUntil).toISOString() : null,
+    error: pending ? errorOf(pending) : null,
+    reason: v.reason ?? null,
+    retry_at: v.state === 'failed' && retryAt !== undefined ? new Date(retryAt).toISOString() : null,
+    uptime_s: oldest === undefined ? null : Math.max(0, Math.floor((now - oldest) / 1000)),
+    processes: v.config.processes,
+  };
+}
+
+/** A file that has never parsed: nothing runs; it shows as `failed` with its error. */
+function errorOnlyStatus(
+  name: string,
+  pending: { readonly path: string; readonly issues: readonly ConfigIssue[] } | undefined,
+): VassalStatus {
+  const error = pending ? errorOf(pending) : null;
+  return {
+    name,
+    file: pending?.path ?? '',
+    state: 'failed',
+    generation: 0,
+    restarts: 0,
+    sockets: [],
+    instances: [],
+    last_exit: null,
+    last_stderr: [],
+    backoff_until: null,
+    error,
+    reason: error ? 'the vassal file has errors' : null,
+    retry_at: null,
+    uptime_s: null,
+    processes: 0,
+  };
+}
+
+function errorOf(pending: { readonly path: string; readonly issues: readonly ConfigIssue[] }): ErrorStatus {
+  const first = pending.issues.find((i) => i.severity === 'error') ?? pending.issues[0];
+  return {
+    code: first?.code ?? 'EMP_CONFIG_INVALID',
+    file: first?.file ?? pending.path,
+    line: first?.line ?? null,
+    key: first?.key ?? null,
+    message: first?.message ?? 'the vassal file is invalid',
+  };
+}
