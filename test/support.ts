@@ -1,7 +1,16 @@
 // End-to-end test support: a real `emperor run` in a temp directory, its JSON log parsed as it
 // arrives, and `waitFor` that fails with what it last saw.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync, renameSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  readFileSync,
+  existsSync,
+  renameSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'node:http';
@@ -218,4 +227,78 @@ export async function freePort(): Promise<number> {
 
 export function node(): string {
   return process.execPath;
+}
+
+/** The `spawn` lines of the log (of one vassal, when named), from index `from` on. */
+export function spawnLines(lines: readonly LogLine[], name?: string, from = 0): LogLine[] {
+  return lines.slice(from).filter((l) => l.event === 'spawn' && (name === undefined || l.vassal === name));
+}
+
+/** Live (non-zombie) members of a process group, from /proc. */
+export function groupMembers(pgid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (fields[2] === String(pgid) && fields[0] !== 'Z') out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+let markers = 0;
+
+/**
+ * Waits until every scan the emperor had pending has been applied: drops a marker vassal (a
+ * name no test uses) and waits for its spawn, then removes it again. Scans are serialized and
+ * each lists the whole directory, so whatever was on disk before is applied too.
+ */
+export async function settleScans(emp: EmperorProcess, dir = emp.vassals): Promise<void> {
+  const name = `zz-marker-${process.pid}-${markers++}`;
+  const from = emp.lines.length;
+  writeFileSync(join(dir, `${name}.ini`), '[vassal]\nexec = /bin/sleep 1000\n');
+  await emp.waitLine((l) => l.event === 'spawn' && l.vassal === name, `the ${name} marker`, from);
+  rmSync(join(dir, `${name}.ini`));
+  await emp.waitLine((l) => l.event === 'removed' && l.vassal === name, `the ${name} marker removed`, from);
+}
+
+/** The control socket the harness gives `emperor run`. */
+export function controlSocket(emp: EmperorProcess): string {
+  return join(emp.dir, 'run', 'control.sock');
+}
+
+export interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the built `emperor` CLI to its end (stdout is a pipe: no colors). */
+export function runCli(
+  args: readonly string[],
+  opts: { control?: string; env?: Record<string, string>; timeout?: number; prefix?: readonly string[] } = {},
+): Promise<CliResult> {
+  const env: Record<string, string | undefined> = { ...process.env, ...opts.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  if (opts.control !== undefined) env.EMPEROR_CONTROL = opts.control;
+  const [cmd, ...pre] = opts.prefix ?? [];
+  const child = spawn(cmd ?? process.execPath, [...pre, ...(cmd ? [process.execPath] : []), BIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env,
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeout ?? DEADLINE_MS);
+  return new Promise((done) =>
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      done({ code, stdout, stderr });
+    }),
+  );
 }

@@ -107,7 +107,14 @@ export async function main(argv: readonly string[], output: Output = stdio): Pro
   const ctx: CommandContext = {
     output,
     run: async (task) => {
-      if (!state.usageError) state.exitCode = await task();
+      if (state.usageError) return;
+      try {
+        state.exitCode = await task();
+      } catch (err) {
+        // A command that fails (not a usage error): yargs' fail() would count it as one.
+        output.err(`emperor: ${err instanceof Error ? err.message : String(err)}`);
+        state.exitCode = 1;
+      }
     },
   };
   let parser = yargs([...argv])

@@ -194,6 +194,8 @@ export async function openControlServer(options: ControlServerOptions): Promise<
   const server: Server = createServer(
     {
       maxHeaderSize: MAX_HEADER_BYTES,
+      // A unix socket has no virtual hosts; `curl --unix-socket` and raw clients may omit Host.
+      requireHostHeader: false,
       requestTimeout: REQUEST_TIMEOUT_MS,
       headersTimeout: HEADERS_TIMEOUT_MS,
       keepAliveTimeout: 5_000,
