@@ -1,0 +1,189 @@
+// Cold start of N vassals, as a ratio to spawning the same commands directly in parallel.
+//
+// "Started" means, on both sides alike:
+//   sleep : every one of the N processes runs /bin/sleep (its /proc/PID/exe), i.e. has been
+//           forked and exec'd the app (the emperor's instances exec through setpriv first);
+//   node  : every one of the N apps (bench/fixtures/marker-app.mjs) has created its marker file.
+// The bench process polls for that every ~1 ms for both sides.
+//
+// Emperor ("drop"): a running emperor, N files renamed into its directory in one loop; t0 just
+// before the first rename. Direct: a ready plain Node script (bench/direct-spawn.mjs) spawns the N
+// commands in one loop with child_process.spawn; t0 just before "go" is written to its stdin.
+// Emperor ("boot"): the N files are there first; t0 just before `emperor run` is spawned. Its
+// ratio is to the same direct time, so it includes Node's and the emperor's own start-up.
+//
+// Usage: node bench/cold-start.mjs [sleep|node] [N...]  (defaults: sleep 10 100 500; node 10 100)
+import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  ROOT,
+  alive,
+  cleanEnv,
+  deadline,
+  exeOf,
+  fmt,
+  median,
+  nowMs,
+  printTable,
+  removeDir,
+  sleep,
+  startEmperor,
+  tempDir,
+  track,
+  untrack,
+  verdict,
+  vassalIni,
+} from './lib.mjs';
+
+const kind = process.argv[2] ?? 'sleep';
+const sizes = process.argv.slice(3).map(Number);
+if (sizes.length === 0) sizes.push(...(kind === 'node' ? [10, 100] : [10, 100, 500]));
+const REPS = Number(process.env.BENCH_REPS ?? 3);
+deadline(115_000, `cold-start ${kind}`);
+
+const SLEEP = realpathSync('/bin/sleep');
+const MARKER_APP = join(ROOT, 'bench', 'fixtures', 'marker-app.mjs');
+
+/** argv of app i; markers go to `markDir`. */
+const argvOf = (i, markDir) =>
+  kind === 'node' ? [process.execPath, MARKER_APP, join(markDir, `a${i}`)] : ['/bin/sleep', '1000'];
+
+/** Resolves with nowMs() once `isStarted()` holds; polls every ~1 ms. */
+async function until(isStarted, what, timeout = 60_000) {
+  const limit = nowMs() + timeout;
+  for (;;) {
+    if (isStarted()) return nowMs();
+    if (nowMs() > limit) throw new Error(`timed out: ${what}`);
+    await sleep(1);
+  }
+}
+
+/** Every pid in `pids()` (which may still grow to n) runs /bin/sleep. */
+function allExecd(pids, n) {
+  const done = new Set();
+  return () => {
+    const list = pids();
+    if (list.length < n) return false;
+    for (const pid of list) if (!done.has(pid) && exeOf(pid) === SLEEP) done.add(pid);
+    return done.size >= n;
+  };
+}
+const markersAt = (dir, n) => () => readdirSync(dir).length >= n;
+
+async function waitGone(pids) {
+  await until(() => pids.every((p) => !alive(p)), 'processes to go', 20_000);
+}
+
+async function direct(n) {
+  const dir = tempDir();
+  const markDir = join(dir, 'marks');
+  mkdirSync(markDir);
+  const commands = Array.from({ length: n }, (_, i) => argvOf(i, markDir));
+  const child = spawn(process.execPath, [join(ROOT, 'bench', 'direct-spawn.mjs'), JSON.stringify(commands)], {
+    env: cleanEnv(),
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  track(child.pid);
+  child.stdout.setEncoding('utf8');
+  let out = '';
+  child.stdout.on('data', (c) => (out += c));
+  await until(() => out.startsWith('ready\n'), 'direct spawner ready', 10_000);
+  let pids = [];
+  const t0 = nowMs();
+  child.stdin.write('go\n');
+  const started =
+    kind === 'node'
+      ? markersAt(markDir, n)
+      : allExecd(() => {
+          if (pids.length === 0 && out.includes(']')) pids = JSON.parse(out.slice('ready\n'.length));
+          return pids;
+        }, n);
+  const t1 = await until(started, `${n} direct starts`);
+  if (pids.length === 0 && out.includes(']')) pids = JSON.parse(out.slice('ready\n'.length));
+  child.stdin.end();
+  await new Promise((r) => child.once('exit', r));
+  untrack(child.pid);
+  await waitGone(pids);
+  removeDir(dir);
+  return t1 - t0;
+}
+
+function writeFiles(dir, n, markDir) {
+  for (let i = 0; i < n; i++) writeFileSync(join(dir, `a${i}.ini`), vassalIni(argvOf(i, markDir).join(' ')));
+}
+
+async function emperorDrop(n) {
+  const emperor = await startEmperor();
+  const markDir = join(emperor.dir, 'marks');
+  const stage = join(emperor.dir, 'stage');
+  mkdirSync(markDir);
+  mkdirSync(stage);
+  writeFiles(stage, n, markDir);
+  const names = readdirSync(stage);
+  const from = emperor.lines.length;
+  const spawnPids = () => emperor.lines.slice(from).flatMap((l) => (l.event === 'spawn' ? [l.pid] : []));
+  const t0 = nowMs();
+  for (const name of names) renameSync(join(stage, name), join(emperor.vassals, name));
+  const t1 = await until(kind === 'node' ? markersAt(markDir, n) : allExecd(spawnPids, n), `${n} vassals`);
+  const lastSpawn = Math.max(
+    ...emperor.lines.slice(from).flatMap((l) => (l.event === 'spawn' ? [l._at] : [])),
+  );
+  const pids = spawnPids();
+  await emperor.stop();
+  await waitGone(pids);
+  return { started: t1 - t0, lastSpawnLine: lastSpawn - t0 };
+}
+
+async function emperorBoot(n) {
+  // startEmperor writes the files before spawning; markers need the dir's name first.
+  const markDir = join(tempDir(), 'marks');
+  mkdirSync(markDir);
+  const files = {};
+  for (let i = 0; i < n; i++) files[`a${i}.ini`] = vassalIni(argvOf(i, markDir).join(' '));
+  const emperor = await startEmperor({ files, wait: false });
+  const spawnPids = () => emperor.lines.flatMap((l) => (l.event === 'spawn' ? [l.pid] : []));
+  const t1 = await until(kind === 'node' ? markersAt(markDir, n) : allExecd(spawnPids, n), `${n} vassals`);
+  const pids = spawnPids();
+  await emperor.stop();
+  await waitGone(pids);
+  removeDir(join(markDir, '..'));
+  return t1 - emperor.startedAt;
+}
+
+const rows = [];
+const ratios = [];
+for (const n of sizes) {
+  const d = [];
+  const drop = [];
+  const dropSpawn = [];
+  const boot = [];
+  for (let r = 0; r < REPS; r++) {
+    // Alternate the sides so that drift in machine load hits both.
+    d.push(await direct(n));
+    const e = await emperorDrop(n);
+    drop.push(e.started);
+    dropSpawn.push(e.lastSpawnLine);
+    boot.push(await emperorBoot(n));
+    await sleep(300);
+  }
+  const ratio = median(drop) / median(d);
+  ratios.push(ratio);
+  rows.push([
+    n,
+    fmt(median(d)),
+    fmt(median(drop)),
+    fmt(median(dropSpawn)),
+    fmt(ratio, 2),
+    fmt(median(boot)),
+    fmt(median(boot) / median(d), 2),
+  ]);
+}
+printTable(
+  `Cold start, ${kind === 'node' ? 'tiny Node app (marker file written)' : "/bin/sleep 1000 (exec'd)"}; median of ${REPS} runs, ms`,
+  ['N', 'direct spawn', 'emperor, files dropped', '(last spawn line)', 'ratio', 'emperor boot', 'boot ratio'],
+  rows,
+);
+console.log(
+  `goal ratio <= 1.2 (files dropped into a running emperor): ${sizes.map((n, i) => `N=${n} ${verdict(ratios[i] <= 1.2)} (${fmt(ratios[i], 2)})`).join(', ')}`,
+);

@@ -1,0 +1,247 @@
+// Shared pieces of the benchmarks: a real `emperor run` in a temp dir with its JSON log timed on
+// arrival, /proc readers, statistics and table printing. Every process started here is recorded
+// and killed by pid when the bench ends, however it ends.
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+
+export const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
+export const BIN = join(ROOT, 'packages', 'cli', 'bin', 'emperor.js');
+export const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux x86-64/arm64; /proc/PID/stat counts in these
+
+/** The environment of every process a bench starts: NODE_EXTRA_CA_CERTS costs ~35 ms per Node start here. */
+export function cleanEnv(extra = {}) {
+  const env = { ...process.env, ...extra };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return env;
+}
+
+/** Milliseconds with sub-ms resolution, comparable to Date.now() (the epoch). */
+export const nowMs = () => performance.timeOrigin + performance.now();
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// --- cleanup of everything started here ----------------------------------------------------------
+const started = new Set(); // pids
+const dirs = new Set();
+export function track(pid) {
+  if (pid) started.add(pid);
+}
+export function untrack(pid) {
+  started.delete(pid);
+}
+function killAllStarted() {
+  for (const pid of started) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  started.clear();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  dirs.clear();
+}
+process.on('exit', killAllStarted);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    killAllStarted();
+    process.exit(130);
+  });
+}
+
+export function tempDir(prefix = 'emp-bench-') {
+  const dir = mkdtempSync(join('/tmp', prefix));
+  dirs.add(dir);
+  return dir;
+}
+export function removeDir(dir) {
+  rmSync(dir, { recursive: true, force: true });
+  dirs.delete(dir);
+}
+
+/** Exits the bench if it runs longer than `ms` (each bench must stay under 2 minutes). */
+export function deadline(ms, what) {
+  const t = setTimeout(() => {
+    console.error(`${what}: over the ${ms / 1000} s budget, giving up`);
+    process.exit(2);
+  }, ms);
+  t.unref();
+}
+
+// --- the emperor ---------------------------------------------------------------------------------
+export function vassalIni(exec, extra = '') {
+  return `[vassal]\nexec = ${exec}\n${extra}`;
+}
+
+/**
+ * Starts `emperor run` on a fresh temp dir. `files` are written before the start.
+ * Each log line gets `_at` (arrival, nowMs()) next to pino's own `time` (Date.now(), ms).
+ */
+export async function startEmperor({ files = {}, wait = true } = {}) {
+  const dir = tempDir();
+  const vassals = join(dir, 'vassals');
+  const logDir = join(dir, 'logs');
+  mkdirSync(vassals);
+  for (const [name, body] of Object.entries(files)) writeFileSync(join(vassals, name), body);
+  const startedAt = nowMs();
+  const child = spawn(
+    process.execPath,
+    // BENCH_EMPEROR_NODE_ARGS: e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the emperor.
+    [
+      ...(process.env.BENCH_EMPEROR_NODE_ARGS ?? '').split(' ').filter(Boolean),
+      BIN,
+      'run',
+      '--vassals',
+      vassals,
+      '--log-dir',
+      logDir,
+      '--control',
+      join(dir, 'ctl'),
+    ],
+    { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  track(child.pid);
+  const lines = [];
+  const waiters = new Set();
+  const stderr = [];
+  let buf = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk) => {
+    const at = nowMs();
+    buf += chunk;
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const text = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      let line;
+      try {
+        line = JSON.parse(text);
+      } catch {
+        continue;
+      }
+      line._at = at;
+      lines.push(line);
+    }
+    for (const w of [...waiters]) w();
+  });
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (c) => stderr.push(c));
+  const exited = new Promise((done) =>
+    child.once('exit', (code, signal) => {
+      untrack(child.pid);
+      done({ code, signal, at: nowMs() });
+      for (const w of [...waiters]) w();
+    }),
+  );
+  let dead = false;
+  void exited.then(() => (dead = true));
+
+  /** Resolves with the first line from index `from` on matching `pred`. */
+  const waitLine = (pred, what, from = 0, timeout = 30_000) =>
+    waitLines(pred, 1, what, from, timeout).then((l) => l[0]);
+  /** Resolves when `count` lines from index `from` on match `pred`. */
+  const waitLines = (pred, count, what, from = 0, timeout = 30_000) =>
+    new Promise((done, fail) => {
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        fail(new Error(`timed out waiting for ${what}; stderr: ${stderr.join('').slice(0, 2000)}`));
+      }, timeout);
+      let i = from;
+      const got = [];
+      const check = () => {
+        for (; i < lines.length; i++) if (pred(lines[i])) got.push(lines[i]);
+        if (got.length >= count) {
+          clearTimeout(timer);
+          waiters.delete(check);
+          done(got);
+        } else if (dead) {
+          clearTimeout(timer);
+          waiters.delete(check);
+          fail(new Error(`emperor exited while waiting for ${what}; stderr: ${stderr.join('')}`));
+        }
+      };
+      waiters.add(check);
+      check();
+    });
+
+  const emperor = {
+    child,
+    pid: child.pid,
+    dir,
+    vassals,
+    logDir,
+    lines,
+    startedAt,
+    exited,
+    waitLine,
+    waitLines,
+    /** SIGTERM, wait for the exit, remove the temp dir. */
+    async stop() {
+      if (!dead) child.kill('SIGTERM');
+      const r = await Promise.race([exited, sleep(15_000).then(() => undefined)]);
+      if (!r) child.kill('SIGKILL');
+      await exited;
+      // Vassals die with the emperor (SIGTERM stops them; setpriv --pdeathsig covers SIGKILL).
+      removeDir(dir);
+      return r;
+    },
+  };
+  if (wait) await waitLine((l) => l.event === 'emperor-ready', 'emperor-ready');
+  return emperor;
+}
+
+// --- /proc ---------------------------------------------------------------------------------------
+export function rssKb(pid, field = 'VmRSS') {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+/** utime + stime of a process, in clock ticks. */
+export function cpuTicks(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After "pid (comm) ": state is field 3, utime 14, stime 15 (1-based) → indexes 11, 12 here.
+  return Number(f[11]) + Number(f[12]);
+}
+export function exeOf(pid) {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return undefined;
+  }
+}
+export function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// --- statistics and output -----------------------------------------------------------------------
+export function percentile(values, p) {
+  const s = [...values].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * s.length) - 1; // nearest-rank
+  return s[Math.min(s.length - 1, Math.max(0, rank))];
+}
+export const median = (v) => percentile(v, 50);
+export const fmt = (n, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : String(n));
+
+/** Prints a GitHub-flavoured markdown table: the same text goes into docs/benchmarks.md. */
+export function printTable(title, header, rows) {
+  const cells = [header, ...rows].map((r) => r.map(String));
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  const line = (r) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+  console.log(`\n${title}\n`);
+  console.log(line(cells[0]));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const r of cells.slice(1)) console.log(line(r));
+  console.log('');
+}
+
+export function verdict(ok) {
+  return ok ? 'met' : 'NOT met';
+}

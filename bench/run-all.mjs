@@ -1,0 +1,44 @@
+// Runs every benchmark in turn, each in its own process (each stays under 2 minutes), and prints
+// the machine first. Needs a build (`npx tsc -b`). Usage: node bench/run-all.mjs [name...]
+import { execFileSync, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { ROOT, cleanEnv } from './lib.mjs';
+
+const BENCHES = [
+  ['reaction', []],
+  ['cold-start', ['sleep']],
+  ['cold-start', ['node']],
+  ['footprint', []],
+  ['stop', []],
+  ['uwsgi', ['reaction']],
+  ['uwsgi', ['footprint']],
+];
+const only = process.argv.slice(2);
+
+const sh = (cmd) => {
+  try {
+    return execFileSync('sh', ['-c', cmd], { encoding: 'utf8' }).trim();
+  } catch {
+    return '?';
+  }
+};
+console.log(`date -u: ${sh('date -u')}`);
+console.log(`nproc: ${sh('nproc')}; kernel: ${sh('uname -r')}; node: ${process.version}`);
+console.log(sh('free -g'));
+console.log(`loadavg: ${sh('cat /proc/loadavg')}`);
+
+let failed = 0;
+for (const [name, args] of BENCHES) {
+  if (only.length > 0 && !only.includes(name)) continue;
+  console.log(`\n## ${name} ${args.join(' ')}`);
+  const r = spawnSync(process.execPath, [join(ROOT, 'bench', `${name}.mjs`), ...args], {
+    stdio: 'inherit',
+    env: cleanEnv(),
+    timeout: 150_000,
+  });
+  if (r.status !== 0) {
+    failed += 1;
+    console.log(`${name} ${args.join(' ')}: failed (status ${r.status}, signal ${r.signal})`);
+  }
+}
+process.exitCode = failed > 0 ? 1 : 0;

@@ -1,0 +1,177 @@
+// uWSGI's Emperor side by side, where the comparison is fair (skipped when `uwsgi` is not installed).
+// Its vassals are uWSGI instances (master + 1 worker, no app, a unix socket in the temp dir); the
+// Emperor's default `dir://` monitor polls the directory every 3 s (--emperor-freq), with no inotify.
+//   reaction : touch of the vassal file -> "[emperor] reload" line and the new worker's
+//              "spawned uWSGI worker" line (uWSGI reloads a touched vassal gracefully: SIGHUP,
+//              the master re-execs, a new worker is forked). TOUCHES touches (default 15: each
+//              costs up to 3 s of polling, plus a random 0-3 s pause).
+//   footprint: the Emperor process's VmRSS and idle CPU with 0 and 100 vassals (each vassal is two
+//              uWSGI processes, so 1000 are left out on this shared machine).
+// Usage: node bench/uwsgi.mjs reaction|footprint
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  CLK_TCK,
+  cleanEnv,
+  cpuTicks,
+  deadline,
+  fmt,
+  median,
+  nowMs,
+  percentile,
+  printTable,
+  removeDir,
+  rssKb,
+  sleep,
+  tempDir,
+  track,
+  untrack,
+} from './lib.mjs';
+
+const mode = process.argv[2] ?? 'reaction';
+let uwsgi;
+try {
+  uwsgi = execFileSync('sh', ['-c', 'command -v uwsgi'], { encoding: 'utf8' }).trim();
+} catch {
+  console.log('uwsgi is not installed (Debian: apt-get install -y uwsgi); skipped');
+  process.exit(0);
+}
+deadline(115_000, `uwsgi ${mode}`);
+
+const vassalIni = (dir) => `[uwsgi]\nsocket = ${dir}/%n.sock\n`;
+
+function startUwsgiEmperor(n) {
+  const dir = tempDir('emp-bench-uw-');
+  const vassals = join(dir, 'vassals');
+  mkdirSync(vassals);
+  for (let i = 0; i < n; i++) writeFileSync(join(vassals, `a${i}.ini`), vassalIni(dir));
+  const child = spawn(uwsgi, ['--emperor', vassals], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  track(child.pid);
+  const lines = [];
+  const pids = new Set();
+  const waiters = new Set();
+  const onData = (stream) => {
+    let buf = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (c) => {
+      const at = nowMs();
+      buf += c;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const text = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        lines.push({ text, at });
+        for (const m of text.matchAll(/pid: (\d+)/g)) {
+          pids.add(Number(m[1]));
+          track(Number(m[1]));
+        }
+      }
+      for (const w of [...waiters]) w();
+    });
+  };
+  onData(child.stdout);
+  onData(child.stderr);
+  const exited = new Promise((r) => child.once('exit', r));
+  const waitLines = (re, count, from = 0, timeout = 30_000) =>
+    new Promise((done, fail) => {
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        fail(new Error(`uwsgi: timed out waiting for ${count} × ${re}`));
+      }, timeout);
+      let i = from;
+      const got = [];
+      const check = () => {
+        for (; i < lines.length; i++) if (re.test(lines[i].text)) got.push(lines[i]);
+        if (got.length >= count) {
+          clearTimeout(timer);
+          waiters.delete(check);
+          done(got);
+        }
+      };
+      waiters.add(check);
+      check();
+    });
+  return {
+    pid: child.pid,
+    vassals,
+    lines,
+    waitLines,
+    async stop() {
+      child.kill('SIGINT'); // SIGTERM is a brutal reload for uWSGI, SIGINT a shutdown
+      await Promise.race([exited, sleep(10_000)]);
+      untrack(child.pid);
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone, as it should be
+        }
+        untrack(pid);
+      }
+      removeDir(dir);
+    },
+  };
+}
+
+if (mode === 'reaction') {
+  const TOUCHES = Number(process.argv[3] ?? 15);
+  const em = startUwsgiEmperor(1);
+  await em.waitLines(/spawned uWSGI worker 1/, 1);
+  await sleep(500);
+  const reload = [];
+  const worker = [];
+  for (let i = 0; i < TOUCHES; i++) {
+    // Uniformly random phase against the 3 s poll (a shorter pause would phase-lock to it).
+    await sleep(Math.random() * 3000);
+    const from = em.lines.length;
+    const t0 = nowMs();
+    const secs = Date.now() / 1000;
+    utimesSync(join(em.vassals, 'a0.ini'), secs, secs);
+    const [w] = await em.waitLines(/spawned uWSGI worker 1 /, 1, from, 15_000);
+    const r = em.lines.slice(from).find((l) => /\[emperor\] reload/.test(l.text));
+    worker.push(w.at - t0);
+    if (r) reload.push(r.at - t0);
+  }
+  await em.stop();
+  const row = (label, v) => [
+    label,
+    fmt(median(v)),
+    fmt(percentile(v, 90)),
+    fmt(percentile(v, 99)),
+    fmt(Math.min(...v)),
+    fmt(Math.max(...v)),
+  ];
+  printTable(
+    `uWSGI Emperor reaction: touch -> reload (${TOUCHES} touches, default 3 s polling), ms from just before utimes(), line arrival`,
+    ['measured to', 'p50', 'p90', 'p99', 'min', 'max'],
+    [row('"[emperor] reload" line', reload), row('new "spawned uWSGI worker" line', worker)],
+  );
+} else {
+  const rows = [];
+  for (const n of [0, 100]) {
+    const em = startUwsgiEmperor(n);
+    if (n > 0) await em.waitLines(/\[emperor\] vassal .* is ready to accept requests/, n, 0, 60_000);
+    else await em.waitLines(/\*\*\* starting uWSGI Emperor \*\*\*/, 1);
+    const busy = rssKb(em.pid);
+    await sleep(8000);
+    const c0 = cpuTicks(em.pid);
+    const t0 = nowMs();
+    await sleep(10_000);
+    const ticks = cpuTicks(em.pid) - c0;
+    const pct = (100 * ticks) / CLK_TCK / ((nowMs() - t0) / 1000);
+    rows.push([
+      `uWSGI Emperor, ${n} vassals`,
+      fmt(busy / 1024),
+      fmt(rssKb(em.pid) / 1024),
+      fmt(rssKb(em.pid, 'VmHWM') / 1024),
+      `${fmt(pct, 2)} (${ticks} ticks)`,
+    ]);
+    await em.stop();
+  }
+  printTable(
+    'uWSGI Emperor footprint (the Emperor process only): RSS in MiB; idle CPU over 10 s after 8 s settling',
+    ['process', 'VmRSS when all run', 'VmRSS, steady', 'VmHWM (peak)', 'idle CPU %'],
+    rows,
+  );
+}
