@@ -136,11 +136,15 @@ export function details(v: VassalStatus, now: number): Detail[] {
     out.push({ text: `  ${where}: ${v.error.message}${keeps}`, color: '31' });
   }
   const exit = v.last_exit ? exitText(v.last_exit) : undefined;
-  const inS = (iso: string): string => formatDuration(Math.max(0, (Date.parse(iso) - now) / 1000));
+  const inS = (iso: string): string => {
+    const s = (Date.parse(iso) - now) / 1000;
+    return s < 1 ? 'now' : `in ${formatDuration(s)}`;
+  };
+  const restarts = `${v.restarts} restart${v.restarts === 1 ? '' : 's'}`;
   if (v.state === 'backoff') {
-    const next = v.backoff_until ? `; next try in ${inS(v.backoff_until)}` : '';
+    const next = v.backoff_until ? `; next try ${inS(v.backoff_until)}` : '';
     out.push({
-      text: `  backoff: ${exit ?? 'exited'}, ${v.restarts} restarts${next} (\`emperor restart ${v.name}\` skips the wait)`,
+      text: `  backoff: ${exit ?? 'exited'}, ${restarts}${next} (\`emperor restart ${v.name}\` skips the wait)`,
       color: '33',
     });
   } else if (
@@ -150,13 +154,14 @@ export function details(v: VassalStatus, now: number): Detail[] {
   ) {
     const parts = [`  failed: ${v.reason ?? 'cannot start'}`];
     if (exit) parts.push(`last ${exit}`);
-    if (v.retry_at) parts.push(`next try in ${inS(v.retry_at)}`);
+    if (v.retry_at) parts.push(`next try ${inS(v.retry_at)}`);
     out.push({ text: `${parts.join('; ')} (or fix it and \`emperor restart ${v.name}\`)`, color: '31' });
   } else if (v.reason !== null && v.state === 'running') {
     out.push({ text: `  ${v.reason}`, color: '33' });
   }
   if (v.state === 'backoff' || v.state === 'failed')
-    for (const l of v.last_stderr.slice(-STDERR_SHOWN)) out.push({ text: `  | ${l}`, color: '2' });
+    for (const l of v.last_stderr.filter((x) => x.trim() !== '').slice(-STDERR_SHOWN))
+      out.push({ text: `  | ${l}`, color: '2' });
   return out;
 }
 

@@ -10,7 +10,7 @@ export const statusCommand = daemonCommand({
   positional: 'name',
   positionals: { min: 0, max: 1, what: 'vassal name' },
   options: {
-    json: { type: 'boolean', describe: 'Print the stable JSON schema of SPEC §5 (docs/protocol.md)' },
+    json: { type: 'boolean', describe: 'Print JSON in a stable schema (docs/protocol.md)' },
     names: {
       type: 'boolean',
       describe: 'Print only the vassal names, one per line (for scripts and completion)',
