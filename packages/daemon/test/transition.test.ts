@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { VassalConfig } from '@emperor/config';
+import type { SocketSpec, VassalConfig } from '@emperor/config';
 import { createVassal, transition } from '../src/machine/transition.js';
 import type { Effect, Vassal, VassalEvent } from '../src/machine/types.js';
 import { testConfig } from './support/config.js';
@@ -30,6 +30,11 @@ class Drive {
       }
     }
     return pids;
+  }
+  /** `start`, answering a `bind` effect with `bound` as the runner does; returns every effect. */
+  start(at: number): Effect[] {
+    const fx = this.send({ type: 'start', at });
+    return fx.some((e) => e.type === 'bind') ? [...fx, ...this.send({ type: 'bound', at })] : fx;
   }
 }
 
@@ -157,7 +162,7 @@ void test('rolling reload: the new generation starts beside the old, which is re
   const cfg = testConfig({ sockets, reload: { kind: 'rolling' }, processes: 2, ready: { kind: 'notify' } });
   const d = new Drive(cfg);
   const pid = counter();
-  d.spawned(d.send({ type: 'start', at: 0 }), 0, pid);
+  d.spawned(d.start(0), 0, pid);
   d.send({ type: 'ready', pid: 100, at: 1 });
   d.send({ type: 'ready', pid: 101, at: 1 });
   assert.equal(d.v.state, 'running');
@@ -189,7 +194,7 @@ void test('rolling reload that never becomes ready: the old generation keeps ser
   });
   const d = new Drive(cfg);
   const pid = counter();
-  d.spawned(d.send({ type: 'start', at: 0 }), 0, pid);
+  d.spawned(d.start(0), 0, pid);
   d.send({ type: 'ready', pid: 100, at: 1 });
   d.spawned(d.send({ type: 'update', config: cfg, at: 10 }), 10, pid);
   const fx = d.send({ type: 'timer', timer: { kind: 'ready-timeout', pid: 101 }, at: 510 });
@@ -294,8 +299,88 @@ void test('on-demand vassals spawn nothing at start', () => {
   ];
   const d = new Drive(testConfig({ onDemand: true, sockets }));
   assert.deepEqual(
-    d.send({ type: 'start', at: 0 }).filter((e) => e.type === 'spawn'),
+    d.start(0).filter((e) => e.type === 'spawn'),
     [],
   );
   assert.equal(d.v.state, 'waiting');
+});
+
+function tcp(port: number): SocketSpec {
+  return { kind: 'tcp', name: undefined, host: '127.0.0.1', port, address: `127.0.0.1:${port}`, line: 3 };
+}
+const TCP = [tcp(8080)];
+
+void test('owned sockets are bound before the first spawn; a failed bind is `failed`, sockets closed, retried', () => {
+  const d = new Drive(testConfig({ sockets: TCP }));
+  const fx = d.send({ type: 'start', at: 0 });
+  assert.deepEqual(types(fx), ['cancel', 'cancel', 'bind']);
+  assert.equal(d.v.state, 'starting');
+  const failed = d.send({ type: 'bind-failed', reason: 'address already in use', at: 1 });
+  assert.equal(d.v.state, 'failed');
+  assert.equal(d.v.reason, 'address already in use');
+  assert.ok(types(failed).includes('close-sockets'));
+  assert.ok(failed.some((e) => e.type === 'arm' && e.timer.kind === 'retry'));
+  const retry = d.send({ type: 'timer', timer: { kind: 'retry' }, at: 60_001 });
+  assert.ok(types(retry).includes('bind'), 'the retry binds again');
+});
+
+void test('sockets stay bound across a restart of the same sockets, and are closed by stop', () => {
+  const cfg = testConfig({ sockets: TCP });
+  const d = new Drive(cfg);
+  const pid = counter();
+  d.spawned(d.start(0), 0, pid);
+  assert.equal(d.v.bound, true);
+  const restart = d.send({ type: 'control', action: 'restart', at: 5 });
+  const gone = d.send({ type: 'exited', pid: 100, code: null, signal: 'SIGTERM', at: 6 });
+  assert.ok(![...restart, ...gone].some((e) => e.type === 'bind' || e.type === 'close-sockets'));
+  assert.equal(gone.filter((e) => e.type === 'spawn').length, 1);
+  d.spawned(gone, 6, pid);
+  d.send({ type: 'control', action: 'stop', at: 7 });
+  const stopped = d.send({ type: 'exited', pid: 101, code: null, signal: 'SIGTERM', at: 8 });
+  assert.equal(d.v.state, 'stopped');
+  assert.ok(types(stopped).includes('close-sockets'), 'stopped: clients are refused');
+});
+
+void test('new sockets in an update cannot roll: the vassal restarts and binds them', () => {
+  const cfg = testConfig({ sockets: TCP, reload: { kind: 'rolling' } });
+  const d = new Drive(cfg);
+  const pid = counter();
+  d.spawned(d.start(0), 0, pid);
+  const moved = testConfig({
+    sockets: [tcp(9090)],
+    reload: { kind: 'rolling' },
+  });
+  const fx = d.send({ type: 'update', config: moved, at: 5 });
+  assert.ok(
+    fx.some((e) => e.type === 'signal' && e.pid === 100),
+    'the old generation stops first',
+  );
+  const after = d.send({ type: 'exited', pid: 100, code: null, signal: 'SIGTERM', at: 6 });
+  assert.ok(after.some((e) => e.type === 'bind' && e.config === moved));
+});
+
+void test('on-demand: a waiting client starts a generation; idle probes put it back to waiting', () => {
+  const cfg = testConfig({ sockets: TCP, onDemand: true, idleMs: 2000 });
+  const d = new Drive(cfg);
+  const pid = counter();
+  const fx = d.start(0);
+  assert.ok(types(fx).includes('watch-sockets'));
+  assert.equal(d.v.state, 'waiting');
+  const woke = d.send({ type: 'activate', at: 10 });
+  assert.equal(woke.filter((e) => e.type === 'spawn').length, 1);
+  const running = d.send({ type: 'spawned', generation: 1, index: 0, pid: pid(), at: 11 });
+  assert.equal(d.v.state, 'running');
+  assert.ok(running.some((e) => e.type === 'arm' && e.timer.kind === 'idle'));
+  assert.deepEqual(types(d.send({ type: 'timer', timer: { kind: 'idle' }, at: 511 })), ['probe-idle']);
+  d.send({ type: 'idle-probe', busy: true, at: 1000 });
+  assert.equal(d.v.state, 'running', 'a client was seen');
+  d.send({ type: 'idle-probe', busy: false, at: 2500 });
+  assert.equal(d.v.state, 'running', 'not idle for 2 s yet');
+  const sleep = d.send({ type: 'idle-probe', busy: false, at: 3000 });
+  assert.equal(d.v.state, 'stopping');
+  assert.ok(sleep.some((e) => e.type === 'signal' && e.pid === 100));
+  const back = d.send({ type: 'exited', pid: 100, code: 0, signal: null, at: 3100 });
+  assert.equal(d.v.state, 'waiting');
+  assert.ok(types(back).includes('watch-sockets'));
+  assert.ok(!types(back).includes('close-sockets'), 'the sockets stay bound while it sleeps');
 });

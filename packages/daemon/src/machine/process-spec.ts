@@ -23,3 +23,12 @@ function processSpec(c: VassalConfig): unknown[] {
     c.ready,
   ];
 }
+
+/** True when two configs bind the same owned sockets the same way: a reload can keep them. */
+export function sameSockets(a: VassalConfig, b: VassalConfig): boolean {
+  return JSON.stringify(socketSpec(a)) === JSON.stringify(socketSpec(b));
+}
+
+function socketSpec(c: VassalConfig): unknown[] {
+  return [c.sockets.map((s) => [s.name, s.address]), c.backlog, c.socketMode, c.socketOwner];
+}

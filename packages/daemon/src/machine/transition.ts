@@ -13,7 +13,7 @@ import type {
   VassalEventType,
   VassalState,
 } from './types.js';
-import { sameProcessSpec } from './process-spec.js';
+import { sameProcessSpec, sameSockets } from './process-spec.js';
 
 /** An instance up at least this long resets the backoff (SPEC §4). */
 export const BACKOFF_RESET_MS = 10_000;
@@ -36,6 +36,9 @@ export function createVassal(config: VassalConfig): Vassal {
     lastExit: undefined,
     reason: undefined,
     stopGoal: undefined,
+    bound: false,
+    binding: false,
+    busyAt: undefined,
   };
 }
 
@@ -124,13 +127,41 @@ function startGeneration(s: Step, config: VassalConfig, at: number): Step {
   return spawnSlots(s, config, generation, indexes, at);
 }
 
-/** The first state of a vassal that is meant to run. */
+/** The first state of a vassal that is meant to run: bind its sockets if needed, then wait or start. */
 function begin(s: Step, config: VassalConfig, at: number): Step {
   s.emit({ type: 'cancel', timer: { kind: 'retry' } }, { type: 'cancel', timer: { kind: 'backoff' } });
-  if (config.onDemand) {
-    return s.set({ config, state: 'waiting', stopGoal: undefined, reason: undefined }).log('info', 'waiting');
+  s.set({ reason: undefined, stopGoal: undefined });
+  if (config.sockets.length > 0 && !(s.v.bound && sameSockets(s.v.config, config))) {
+    // The outcome (`bound` or `bind-failed`) continues in afterBind or fail.
+    return s.set({ config, state: 'starting', binding: true }).emit({ type: 'bind', config });
   }
-  return startGeneration(s.set({ reason: undefined }), config, at);
+  if (config.sockets.length === 0 && s.v.bound) closeSockets(s);
+  return afterBind(s, config, at);
+}
+
+function afterBind(s: Step, config: VassalConfig, at: number): Step {
+  if (config.onDemand) {
+    return s.set({ config, state: 'waiting' }).log('info', 'waiting').emit({ type: 'watch-sockets' });
+  }
+  return startGeneration(s, config, at);
+}
+
+function closeSockets(s: Step): Step {
+  if (s.v.bound || s.v.binding) s.emit({ type: 'close-sockets' });
+  return s.set({ bound: false, binding: false });
+}
+
+/** Cannot start: `failed` (sockets closed, clients refused) until a retry, a change or a restart. */
+function fail(s: Step, reason: string): Step {
+  return closeSockets(s)
+    .set({ state: 'failed', reason })
+    .log('error', 'failed', { reason, retry_in_ms: s.v.config.restartDelayMaxMs })
+    .emit({ type: 'arm', timer: { kind: 'retry' }, ms: s.v.config.restartDelayMaxMs });
+}
+
+/** How often an on-demand vassal with `idle` looks for clients. */
+function idleProbeMs(config: VassalConfig): number {
+  return Math.min(Math.max(config.idleMs / 4, 100), 1000);
 }
 
 /** Sends the stop signal to the instances matching `which` (not already stopping). */
@@ -154,7 +185,7 @@ function stopInstances(s: Step, which: (i: Instance) => boolean): Step {
 /** Stops everything, then does what `goal` says once the last instance is gone. */
 function stopAll(s: Step, goal: StopGoal, at: number): Transition {
   s.emit({ type: 'cancel', timer: { kind: 'backoff' } }, { type: 'cancel', timer: { kind: 'retry' } });
-  stopInstances(s, () => true).set({ stopGoal: goal, backoffUntil: undefined });
+  stopInstances(s, () => true).set({ stopGoal: goal, backoffUntil: undefined, binding: false });
   if (goal.kind === 'restart') s.set({ state: 'reloading' });
   else s.set({ state: 'stopping' });
   return settle(s, at);
@@ -169,21 +200,21 @@ function settle(s: Step, at: number): Transition {
     s.set({ stopGoal: undefined });
     switch (goal.kind) {
       case 'hold':
-        return s.set({ state: 'stopped' }).log('info', 'stopped').done();
+        return closeSockets(s).set({ state: 'stopped' }).log('info', 'stopped').done();
       case 'exit':
-        return s.set({ state: 'stopped' }).log('info', 'stopped', { reason: 'exited, restart = no' }).done();
+        return closeSockets(s)
+          .set({ state: 'stopped' })
+          .log('info', 'stopped', { reason: 'exited, restart = no' })
+          .done();
       case 'remove':
-        return s.set({ state: 'stopped' }).log('info', 'removed').emit({ type: 'dispose' }).done();
+        return closeSockets(s).set({ state: 'stopped' }).log('info', 'removed').emit({ type: 'dispose' }).done();
       case 'sleep':
-        return s.set({ state: 'waiting' }).log('info', 'waiting').done();
+        // The sockets stay bound: the next client waits in the backlog and wakes the vassal.
+        return s.set({ state: 'waiting' }).log('info', 'waiting').emit({ type: 'watch-sockets' }).done();
       case 'restart':
         return begin(s, goal.config, at).done();
       case 'fail':
-        return s
-          .set({ state: 'failed', reason: goal.reason })
-          .log('error', 'failed', { reason: goal.reason, retry_in_ms: v.config.restartDelayMaxMs })
-          .emit({ type: 'arm', timer: { kind: 'retry' }, ms: v.config.restartDelayMaxMs })
-          .done();
+        return fail(s, goal.reason).done();
     }
   }
   if (v.state === 'starting' || v.state === 'reloading') {
@@ -192,6 +223,9 @@ function settle(s: Step, at: number): Transition {
     if (ready) {
       s.set({ state: 'running', reason: undefined });
       s.log('info', 'running', { pids: mine.map((i) => i.pid).join(',') });
+      if (v.config.onDemand && v.config.idleMs > 0) {
+        s.set({ busyAt: at }).emit({ type: 'arm', timer: { kind: 'idle' }, ms: idleProbeMs(v.config) });
+      }
       // Rolling reload: the new generation is ready, retire the old one.
       stopInstances(s, (i) => i.generation !== v.generation);
     }
@@ -365,6 +399,8 @@ const onTimer: Handler<'timer'> = (v, e) => {
       return s.log('warn', 'stop-timeout', { pid: t.pid }).emit({ type: 'kill-group', pid: t.pid }).done();
     case 'ready-delay':
       return markReady(s, t.pid, e.at);
+    case 'idle':
+      return v.state === 'running' ? s.emit({ type: 'probe-idle' }).done() : s.done();
     case 'ready-timeout': {
       const inst = findPid(v, t.pid);
       if (inst?.state !== 'starting') return s.done();
@@ -380,6 +416,37 @@ const onTimer: Handler<'timer'> = (v, e) => {
       return s.emit({ type: 'kill-group', pid: t.pid }).done();
     }
   }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Owned sockets
+
+const onBound: Handler<'bound'> = (v, e) => {
+  if (!v.binding) return same(v); // a stop or another start came first
+  return afterBind(new Step(v).set({ binding: false, bound: true }), v.config, e.at).done();
+};
+
+const onBindFailed: Handler<'bind-failed'> = (v, e) => {
+  if (!v.binding) return same(v);
+  return fail(new Step(v), e.reason).done();
+};
+
+const onActivate: Handler<'activate'> = (v, e) => {
+  if (v.state !== 'waiting') return same(v);
+  return startGeneration(new Step(v).log('info', 'activate'), v.config, e.at).done();
+};
+
+const onIdleProbe: Handler<'idle-probe'> = (v, e) => {
+  if (v.state !== 'running') return same(v);
+  const s = new Step(v);
+  const busyAt = e.busy ? e.at : (v.busyAt ?? e.at);
+  if (e.at - busyAt >= v.config.idleMs) {
+    return stopAll(s.log('info', 'idle', { idle_ms: e.at - busyAt }), { kind: 'sleep' }, e.at);
+  }
+  return s
+    .set({ busyAt })
+    .emit({ type: 'arm', timer: { kind: 'idle' }, ms: idleProbeMs(v.config) })
+    .done();
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -399,7 +466,9 @@ function reload(v: Vassal, config: VassalConfig, at: number, touched: boolean): 
       if (i.pid !== undefined) s.emit({ type: 'signal', pid: i.pid, signal: strategy.signal });
     return s.set({ config }).done();
   }
-  const canRoll = config.reload.kind === 'rolling' && config.sockets.length > 0;
+  // New sockets mean new fds for every instance: only a restart can hand them over.
+  const canRoll =
+    config.reload.kind === 'rolling' && config.sockets.length > 0 && sameSockets(v.config, config);
   if (canRoll && (v.state === 'running' || v.state === 'reloading')) {
     // Drop a half-started newer generation; the serving one stays until the next is ready.
     const servingGen =
@@ -424,7 +493,8 @@ const onUpdate: Handler<'update'> = (v, e) => {
     case 'backoff':
       return reload(v, e.config, e.at, touched);
     case 'waiting':
-      return new Step(v).set({ config: e.config }).log('info', 'reload', { touched }).done();
+      // Rebinds only if the sockets changed; otherwise waits on, with the new config.
+      return begin(new Step(v).log('info', 'reload', { touched }), e.config, e.at).done();
     case 'stopped':
     case 'failed':
       return begin(new Step(v), e.config, e.at).done();
@@ -464,6 +534,10 @@ const instanceEvents = {
   ready: onReady,
   exited: onExited,
   timer: onTimer,
+  bound: onBound,
+  'bind-failed': onBindFailed,
+  activate: onActivate,
+  'idle-probe': onIdleProbe,
 } as const;
 
 const TABLE: Table = {

@@ -65,6 +65,12 @@ export interface Vassal {
   /** Why the vassal is `failed`, or why the last reload was abandoned. */
   readonly reason: string | undefined;
   readonly stopGoal: StopGoal | undefined;
+  /** The owned sockets of `config` are bound (they stay bound across generations and idle periods). */
+  readonly bound: boolean;
+  /** A `bind` effect is out; its `bound` or `bind-failed` outcome continues the start. */
+  readonly binding: boolean;
+  /** On-demand with `idle`: when a probe last saw a client (epoch ms). */
+  readonly busyAt: number | undefined;
 }
 
 /** A named timer of one vassal; the runner keys them by `timerKey`. */
@@ -73,7 +79,9 @@ export type Timer =
   | { readonly kind: 'retry' }
   | { readonly kind: 'stop-timeout'; readonly pid: number }
   | { readonly kind: 'ready-timeout'; readonly pid: number }
-  | { readonly kind: 'ready-delay'; readonly pid: number };
+  | { readonly kind: 'ready-delay'; readonly pid: number }
+  /** On-demand with `idle`: time to look for clients again. */
+  | { readonly kind: 'idle' };
 
 export function timerKey(t: Timer): string {
   return 'pid' in t ? `${t.kind}:${t.pid}` : t.kind;
@@ -104,6 +112,13 @@ export type VassalEvent =
       readonly at: number;
     }
   | { readonly type: 'ready'; readonly pid: number; readonly at: number }
+  /** Outcomes of a `bind` effect. */
+  | { readonly type: 'bound'; readonly at: number }
+  | { readonly type: 'bind-failed'; readonly reason: string; readonly at: number }
+  /** A client waits on a socket of a `waiting` vassal. */
+  | { readonly type: 'activate'; readonly at: number }
+  /** Outcome of a `probe-idle` effect: whether any client is connected or waiting. */
+  | { readonly type: 'idle-probe'; readonly busy: boolean; readonly at: number }
   | {
       readonly type: 'exited';
       readonly pid: number;
@@ -127,6 +142,14 @@ export type Effect =
   /** SIGKILL to whatever is left of the instance's process group. */
   | { readonly type: 'kill-group'; readonly pid: number }
   | { readonly type: 'arm'; readonly timer: Timer; readonly ms: number }
+  /** Bind the owned sockets of `config` (keeping those already bound at the same address), then answer `bound` or `bind-failed`. */
+  | { readonly type: 'bind'; readonly config: VassalConfig }
+  /** Close the owned sockets: clients are refused until the next start. */
+  | { readonly type: 'close-sockets' }
+  /** Answer `activate` once a client waits on any owned socket. */
+  | { readonly type: 'watch-sockets' }
+  /** Answer `idle-probe`. */
+  | { readonly type: 'probe-idle' }
   | { readonly type: 'cancel'; readonly timer: Timer }
   /** One lifecycle line in the emperor's log (docs/logging.md). */
   | {

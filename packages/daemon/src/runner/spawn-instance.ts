@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { execa } from 'execa';
+import { execa, type Options } from 'execa';
 import type { VassalConfig } from '@emperor/config';
 import { childEnv, type InstanceIdentity } from './child-env.js';
 import { precheck } from './precheck.js';
@@ -9,6 +9,8 @@ export interface SpawnedInstance {
   readonly pid: number;
   readonly stdout: Readable;
   readonly stderr: Readable;
+  /** With `ready = fd`: what the instance writes to its `EMPEROR_NOTIFY_FD`. */
+  readonly notify: Readable | undefined;
   /** Settles once with the exit status of the main process (not of its grandchildren). */
   onExit(listener: (code: number | null, signal: NodeJS.Signals | null) => void): void;
 }
@@ -29,14 +31,29 @@ export function findSetpriv(): string | undefined {
   return SETPRIV_CANDIDATES.find((p) => existsSync(p));
 }
 
-/** The argv actually run: optional pdeathsig and umask steps, each exec'ing the next, so the app keeps the pid. */
-export function wrapArgv(config: VassalConfig, options: SpawnOptions): string[] {
+/** What an instance inherits besides stdio. */
+export interface InstanceChannels {
+  /** Owned listening sockets, passed at fd 3 onwards. */
+  readonly fds: readonly number[];
+  readonly fdNames: readonly string[];
+  /** `ready = notify`: the instance's own abstract datagram socket, `@...`. */
+  readonly notifySocket: string | undefined;
+  /** `ready = fd`: a pipe after the sockets, named by EMPEROR_NOTIFY_FD. */
+  readonly notifyFd: boolean;
+}
+
+export const NO_CHANNELS: InstanceChannels = { fds: [], fdNames: [], notifySocket: undefined, notifyFd: false };
+
+/** The argv actually run: optional pdeathsig and shell steps, each exec'ing the next, so the app keeps the pid. */
+export function wrapArgv(config: VassalConfig, options: SpawnOptions, withSockets = false): string[] {
   let argv = [...config.argv];
-  if (config.umask !== options.emperorUmask) {
-    // spawn has no umask option and process.umask() is process-wide (SPEC §8.4).
-    const mask = config.umask.toString(8).padStart(4, '0');
-    argv = ['/bin/sh', '-c', `umask ${mask} && exec "$0" "$@"`, ...argv];
-  }
+  const steps: string[] = [];
+  // spawn has no umask option and process.umask() is process-wide (SPEC §8.4).
+  if (config.umask !== options.emperorUmask) steps.push(`umask ${config.umask.toString(8).padStart(4, '0')}`);
+  // sd_listen_fds() wants LISTEN_PID = the app's own pid, unknown to Node before the spawn; the
+  // shell knows its pid ($$) and exec keeps it.
+  if (withSockets) steps.push('export LISTEN_PID=$$');
+  if (steps.length > 0) argv = ['/bin/sh', '-c', `${steps.join(' && ')} && exec "$0" "$@"`, ...argv];
   if (options.setpriv) argv = [options.setpriv, '--pdeathsig', 'KILL', '--', ...argv];
   return argv;
 }
@@ -50,6 +67,7 @@ export function spawnInstance(
   config: VassalConfig,
   id: InstanceIdentity,
   options: SpawnOptions,
+  channels: InstanceChannels = NO_CHANNELS,
 ): SpawnResult {
   let env: Record<string, string>;
   try {
@@ -57,18 +75,28 @@ export function spawnInstance(
   } catch (err) {
     return { ok: false, reason: `cannot read env-file: ${(err as Error).message}` };
   }
+  const { fds } = channels;
+  if (fds.length > 0) {
+    env.LISTEN_FDS = String(fds.length);
+    env.LISTEN_FDNAMES = channels.fdNames.join(':');
+  }
+  if (channels.notifySocket !== undefined) env.NOTIFY_SOCKET = channels.notifySocket;
+  const notifyAt = 3 + fds.length;
+  if (channels.notifyFd) env.EMPEROR_NOTIFY_FD = String(notifyAt);
   const reason = precheck(config.argv, config.chdir, env.PATH);
   if (reason) return { ok: false, reason };
-  const [file, ...args] = wrapArgv(config, options);
+  const [file, ...args] = wrapArgv(config, options, fds.length > 0);
   if (file === undefined) return { ok: false, reason: 'exec is empty' };
+  const extra: ('pipe' | number)[] = [...fds];
+  if (channels.notifyFd) extra.push('pipe');
+  // execa passes fd numbers at index 3+ through to Node (checked), though its types only allow them at 0-2.
+  const stdio = ['ignore', 'pipe', 'pipe', ...extra] as unknown as Options['stdio'];
   const child = execa(file, args, {
     cwd: config.chdir,
     env,
     extendEnv: false,
     detached: true,
-    stdin: 'ignore',
-    stdout: 'pipe',
-    stderr: 'pipe',
+    stdio,
     buffer: false,
     reject: false,
     forceKillAfterDelay: false,
@@ -84,13 +112,15 @@ export function spawnInstance(
     child.kill();
     return { ok: false, reason: `cannot spawn ${file}` };
   }
-  const { pid } = child;
+  const { pid, stdout, stderr } = child;
+  if (!stdout || !stderr) throw new Error('execa gave no stdout/stderr pipes'); // stdio above asks for both
   return {
     ok: true,
     instance: {
       pid,
-      stdout: child.stdout,
-      stderr: child.stderr,
+      stdout,
+      stderr,
+      notify: channels.notifyFd ? (child.stdio[notifyAt] as Readable | undefined) : undefined,
       onExit: (listener) => child.once('exit', listener),
     },
   };

@@ -5,6 +5,8 @@ import type { VassalConfig } from '@emperor/config';
 import { createVassal, transition } from '../machine/transition.js';
 import { timerKey, type Effect, type Vassal, type VassalEvent } from '../machine/types.js';
 import { spawnInstance, type SpawnOptions } from './spawn-instance.js';
+import { OwnedSockets } from './owned-sockets.js';
+import { NotifyChannel, type NotifyMessage } from './notify-channel.js';
 import { killGroup } from '../os/process-tree.js';
 import type { VassalLog } from '../os/vassal-log.js';
 
@@ -32,6 +34,9 @@ export class VassalRunner {
   readonly #timers = new Map<string, NodeJS.Timeout>();
   #log: VassalLog;
   #disposed = false;
+  readonly #sockets = new OwnedSockets();
+  /** sd_notify `STATUS=` of each instance, by pid. */
+  readonly #status = new Map<number, string>();
 
   constructor(config: VassalConfig, deps: RunnerDeps) {
     this.#deps = deps;
@@ -53,6 +58,16 @@ export class VassalRunner {
 
   get disposed(): boolean {
     return this.#disposed;
+  }
+
+  /** Addresses of the owned sockets bound now (empty while stopped or failed). */
+  get sockets(): readonly string[] {
+    return this.#sockets.addresses;
+  }
+
+  /** The last `STATUS=` an instance sent, if any. */
+  statusOf(pid: number): string | undefined {
+    return this.#status.get(pid);
   }
 
   /** Queues an event; events are handled one at a time, in order, never re-entrantly. */
@@ -124,15 +139,48 @@ export class VassalRunner {
       case 'dispose':
         this.#dispose();
         return;
+      case 'bind':
+        try {
+          this.#sockets.bind(effect.config);
+          this.#queue.push({ type: 'bound', at: now() });
+        } catch (err) {
+          this.#queue.push({ type: 'bind-failed', reason: (err as Error).message, at: now() });
+        }
+        return;
+      case 'close-sockets':
+        this.#sockets.close();
+        return;
+      case 'watch-sockets':
+        this.#sockets.watch(() => {
+          this.dispatch({ type: 'activate', at: now() });
+        });
+        return;
+      case 'probe-idle':
+        this.#queue.push({ type: 'idle-probe', busy: this.#sockets.busy(), at: now() });
+        return;
     }
   }
 
   #spawn(effect: Extract<Effect, { type: 'spawn' }>): void {
     const { generation, index, config } = effect;
     if (config.log !== this.#vassal.config.log) this.#log = this.#deps.openLog(config);
-    const result = spawnInstance(config, { generation, index }, this.#deps.spawn);
+    let notify: NotifyChannel | undefined;
+    try {
+      notify = config.ready.kind === 'notify' ? NotifyChannel.open() : undefined;
+    } catch (err) {
+      const reason = `cannot open NOTIFY_SOCKET: ${(err as Error).message}`;
+      this.#queue.push({ type: 'spawn-failed', generation, index, reason, at: this.#deps.now() });
+      return;
+    }
+    const result = spawnInstance(config, { generation, index }, this.#deps.spawn, {
+      fds: this.#sockets.fds,
+      fdNames: this.#sockets.names(config.name),
+      notifySocket: notify?.address,
+      notifyFd: config.ready.kind === 'fd',
+    });
     const at = this.#deps.now();
     if (!result.ok) {
+      notify?.close();
       this.#queue.push({ type: 'spawn-failed', generation, index, reason: result.reason, at });
       return;
     }
@@ -140,16 +188,29 @@ export class VassalRunner {
     const label = `${config.name}/${index}`;
     this.#log.attach(stdout, label, 'stdout');
     this.#log.attach(stderr, label, 'stderr');
+    const onMessage = (m: NotifyMessage): void => {
+      this.#onNotify(pid, m);
+    };
+    notify?.listen(onMessage);
+    if (result.instance.notify) NotifyChannel.readLines(result.instance.notify, onMessage);
     this.#deps.onProcess(pid, { vassal: config.name, instance: index, generation });
     result.instance.onExit((code, signal) => {
+      notify?.close();
+      this.#status.delete(pid);
       this.#deps.onProcess(pid, undefined);
       this.dispatch({ type: 'exited', pid, code, signal, at: this.#deps.now() });
     });
     this.#queue.push({ type: 'spawned', generation, index, pid, at });
   }
 
+  #onNotify(pid: number, m: NotifyMessage): void {
+    if (m.status !== undefined) this.#status.set(pid, m.status);
+    if (m.ready) this.dispatch({ type: 'ready', pid, at: this.#deps.now() });
+  }
+
   #dispose(): void {
     this.#disposed = true;
+    this.#sockets.close();
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
     this.#deps.onDispose(this);

@@ -1,0 +1,67 @@
+// Readiness and status messages from one instance: sd_notify datagrams on its own NOTIFY_SOCKET
+// (`ready = notify`), or lines on the pipe named by EMPEROR_NOTIFY_FD (`ready = fd`, as s6 does).
+import type { Readable } from 'node:stream';
+import { openDatagram, type DatagramSocket } from '@emperor/native';
+
+export interface NotifyMessage {
+  readonly ready: boolean;
+  readonly status: string | undefined;
+}
+
+/** Longest unfinished line kept from an fd channel: a runaway writer cannot grow the emperor. */
+const MAX_LINE = 4096;
+
+/** Parses sd_notify `KEY=value` lines; on the fd channel an empty line also means READY (s6). */
+export function parseNotify(text: string, emptyLineIsReady: boolean): NotifyMessage {
+  let ready = false;
+  let status: string | undefined;
+  for (const line of text.split('\n')) {
+    if (line === 'READY=1' || (emptyLineIsReady && line === '')) ready = true;
+    else if (line.startsWith('STATUS=')) status = line.slice('STATUS='.length);
+  }
+  return { ready, status };
+}
+
+let sequence = 0;
+
+export class NotifyChannel {
+  readonly #socket: DatagramSocket;
+
+  private constructor(socket: DatagramSocket) {
+    this.#socket = socket;
+  }
+
+  /** One datagram socket per instance, so a message tells which instance sent it (systemd-notify
+   * run as root reports its parent's pid, not the instance's). */
+  static open(): NotifyChannel {
+    sequence += 1;
+    return new NotifyChannel(openDatagram(`@emperor/${process.pid}/${sequence}`));
+  }
+
+  get address(): string {
+    return this.#socket.address;
+  }
+
+  listen(onMessage: (m: NotifyMessage) => void): void {
+    this.#socket.watchReadable((err) => {
+      if (err) return; // the socket is being closed with its instance
+      for (const d of this.#socket.receive()) onMessage(parseNotify(d.data, false));
+    });
+  }
+
+  close(): void {
+    this.#socket.close();
+  }
+
+  /** Reads the fd channel: each complete line is a message. */
+  static readLines(stream: Readable, onMessage: (m: NotifyMessage) => void): void {
+    let tail = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      const lines = (tail + chunk).split('\n');
+      tail = (lines.pop() ?? '').slice(-MAX_LINE);
+      if (lines.length > 0) onMessage(parseNotify(lines.join('\n'), true));
+    });
+    stream.on('error', () => undefined); // the instance closed its end: nothing more to read
+  }
+}

@@ -1,0 +1,179 @@
+// Owned sockets end to end: the emperor binds, instances inherit (LISTEN_FDS), clients never see
+// a refused connection while apps start, reload, sleep and wake.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { createServer, connect } from 'node:net';
+import { join } from 'node:path';
+import { FIXTURES, alive, freePort, startEmperor, waitFor, type LogLine } from './support.js';
+
+const NODE = process.execPath;
+const APP = join(FIXTURES, 'socket-app.mjs');
+
+interface Answer {
+  pid: number;
+  instance: string;
+  generation: string;
+  listenPid: string | null;
+  listenFds: string | null;
+  fdNames: string | null;
+  inherited: boolean;
+}
+
+/** One GET on a new connection, to a TCP port or a unix socket. */
+function get(target: { port: number; host?: string } | { socketPath: string }): Promise<Answer> {
+  return new Promise((done, fail) => {
+    const where =
+      'socketPath' in target
+        ? { socketPath: target.socketPath }
+        : { host: target.host ?? '127.0.0.1', port: target.port };
+    const req = request({ ...where, path: '/', agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        try {
+          done(JSON.parse(body) as Answer);
+        } catch (err) {
+          fail(err instanceof Error ? err : new Error(String(err)));
+        }
+      });
+    });
+    req.on('error', fail);
+    req.setTimeout(15_000, () => req.destroy(new Error('request timed out')));
+    req.end();
+  });
+}
+
+function socketVassal(socket: string, extra = ''): string {
+  return `[vassal]\nexec = ${NODE} ${APP}\nsocket = ${socket}\nstop-timeout = 5\n${extra}`;
+}
+
+const spawnOf = (name: string) => (l: LogLine) => l.event === 'spawn' && l.vassal === name;
+
+void test('an owned TCP socket is inherited at fd 3 with LISTEN_FDS, LISTEN_PID = the instance pid and names', async (t) => {
+  const port = await freePort();
+  const emp = await startEmperor(t);
+  emp.write('web.ini', socketVassal(`http=127.0.0.1:${port}`));
+  const spawned = await emp.waitLine(spawnOf('web'), 'spawn');
+  const a = await get({ port });
+  assert.equal(a.pid, spawned.pid);
+  assert.equal(a.inherited, true);
+  assert.equal(a.listenPid, String(a.pid));
+  assert.equal(a.listenFds, '1');
+  assert.equal(a.fdNames, 'http');
+});
+
+void test('processes = 3 share one socket; a rolling reload under load fails no request and leaves only new pids', async (t) => {
+  const port = await freePort();
+  const emp = await startEmperor(t);
+  // Slow starts make the overlap real: the old generation serves until the new one says ready.
+  const body = socketVassal(`127.0.0.1:${port}`, 'processes = 3\nready = fd\nenv = START_DELAY_MS=300\n');
+  emp.write('pool.ini', body);
+  await emp.waitLine((l) => l.event === 'running' && l.vassal === 'pool', 'running');
+  const oldPids = new Set<number>();
+  await waitFor(
+    async () => {
+      oldPids.add((await get({ port })).pid);
+      return oldPids.size === 3;
+    },
+    { what: 'three instances answering' },
+  );
+
+  let stop = false;
+  let ok = 0;
+  const failures: string[] = [];
+  const client = async (): Promise<void> => {
+    while (!stop) {
+      try {
+        await get({ port });
+        ok += 1;
+      } catch (err) {
+        failures.push((err as Error).message);
+      }
+    }
+  };
+  const clients = Array.from({ length: 4 }, client);
+  const from = emp.lines.length;
+  emp.write('pool.ini', body + 'env = GREETING=v2\n');
+  await emp.waitLine(
+    (l) => l.event === 'running' && l.vassal === 'pool' && l.generation === 2,
+    'generation 2 running',
+    from,
+  );
+  await waitFor(() => [...oldPids].every((p) => !alive(p)), { what: 'the old generation gone' });
+  const okBefore = ok;
+  await waitFor(() => ok >= okBefore + 20, { what: 'more requests after the reload' });
+  stop = true;
+  await Promise.all(clients);
+  assert.deepEqual(failures, [], 'no request failed');
+  const after = new Set<number>();
+  for (let i = 0; i < 30; i++) after.add((await get({ port })).pid);
+  for (const pid of after) assert.ok(!oldPids.has(pid), `pid ${pid} of the old generation answered`);
+  assert.ok(ok > 40, `requests went through (${ok})`);
+});
+
+void test('on-demand: nothing runs until the first client, which the app answers; idle puts it back to sleep', async (t) => {
+  const port = await freePort();
+  const emp = await startEmperor(t);
+  emp.write('lazy.ini', socketVassal(`127.0.0.1:${port}`, 'on-demand = true\nidle = 1\n'));
+  await emp.waitLine((l) => l.event === 'waiting' && l.vassal === 'lazy', 'waiting');
+  assert.ok(!emp.lines.some(spawnOf('lazy')), 'nothing spawned before a client');
+  const first = await get({ port });
+  const spawned = await emp.waitLine(spawnOf('lazy'), 'spawn');
+  assert.equal(first.pid, spawned.pid, 'the first connection is answered by the app');
+  const from = emp.lines.length;
+  await emp.waitLine((l) => l.event === 'idle' && l.vassal === 'lazy', 'idle', from);
+  await emp.waitLine((l) => l.event === 'waiting' && l.vassal === 'lazy', 'waiting again', from);
+  await waitFor(() => !alive(first.pid), { what: 'the instance gone' });
+  // The port stays bound while it sleeps: a connection is queued, not refused, and wakes it.
+  const again = await get({ port });
+  assert.notEqual(again.pid, first.pid);
+  assert.ok(alive(again.pid));
+});
+
+void test('an on-demand app that exits 0 by itself goes back to waiting, not into backoff', async (t) => {
+  const port = await freePort();
+  const emp = await startEmperor(t);
+  emp.write(
+    'once.ini',
+    `[vassal]\nexec = /bin/sh -c 'exit 0'\nsocket = 127.0.0.1:${port}\non-demand = true\n`,
+  );
+  await emp.waitLine((l) => l.event === 'waiting' && l.vassal === 'once', 'waiting');
+  const sock = connect(port, '127.0.0.1');
+  sock.on('error', () => undefined);
+  t.after(() => sock.destroy());
+  const from = emp.lines.length;
+  await emp.waitLine(spawnOf('once'), 'spawn', from);
+  await emp.waitLine((l) => l.event === 'waiting' && l.vassal === 'once', 'waiting after exit 0', from);
+  assert.ok(!emp.lines.slice(from).some((l) => l.event === 'backoff' && l.vassal === 'once'));
+});
+
+void test('a unix socket vassal, and an IPv6 one', async (t) => {
+  const emp = await startEmperor(t);
+  const path = join(emp.dir, 'app.sock');
+  emp.write('unixy.ini', socketVassal(`unix:${path}`, 'socket-mode = 0600\n'));
+  const port = await freePort();
+  emp.write('six.ini', socketVassal(`[::1]:${port}`));
+  const a = await waitFor(() => get({ socketPath: path }).catch(() => undefined), { what: 'unix answer' });
+  assert.equal(a.inherited, true);
+  const b = await waitFor(() => get({ host: '::1', port }).catch(() => undefined), { what: 'IPv6 answer' });
+  assert.equal(b.inherited, true);
+});
+
+void test('a port already in use: the vassal is failed with file, line and reason; others carry on', async (t) => {
+  const blocker = createServer();
+  await new Promise<void>((done) => blocker.listen(0, '127.0.0.1', done));
+  t.after(() => blocker.close());
+  const taken = (blocker.address() as { port: number }).port;
+  const port = await freePort();
+  const emp = await startEmperor(t);
+  emp.write('clash.ini', socketVassal(`127.0.0.1:${taken}`));
+  emp.write('fine.ini', socketVassal(`127.0.0.1:${port}`));
+  const failed = await emp.waitLine((l) => l.event === 'failed' && l.vassal === 'clash', 'failed');
+  assert.match(String(failed.reason), /clash\.ini:3: .*127\.0\.0\.1:\d+.*in use/);
+  assert.equal(
+    (await waitFor(() => get({ port }).catch(() => undefined), { what: 'fine answers' })).inherited,
+    true,
+  );
+});
