@@ -207,7 +207,11 @@ function settle(s: Step, at: number): Transition {
           .log('info', 'stopped', { reason: 'exited, restart = no' })
           .done();
       case 'remove':
-        return closeSockets(s).set({ state: 'stopped' }).log('info', 'removed').emit({ type: 'dispose' }).done();
+        return closeSockets(s)
+          .set({ state: 'stopped' })
+          .log('info', 'removed')
+          .emit({ type: 'dispose' })
+          .done();
       case 'sleep':
         // The sockets stay bound: the next client waits in the backlog and wakes the vassal.
         return s.set({ state: 'waiting' }).log('info', 'waiting').emit({ type: 'watch-sockets' }).done();

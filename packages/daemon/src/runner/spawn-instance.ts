@@ -42,7 +42,12 @@ export interface InstanceChannels {
   readonly notifyFd: boolean;
 }
 
-export const NO_CHANNELS: InstanceChannels = { fds: [], fdNames: [], notifySocket: undefined, notifyFd: false };
+export const NO_CHANNELS: InstanceChannels = {
+  fds: [],
+  fdNames: [],
+  notifySocket: undefined,
+  notifyFd: false,
+};
 
 /** The argv actually run: optional pdeathsig and shell steps, each exec'ing the next, so the app keeps the pid. */
 export function wrapArgv(config: VassalConfig, options: SpawnOptions, withSockets = false): string[] {
