@@ -69,16 +69,30 @@ export function tempDir(t: TestContext): string {
   // Short paths: unix socket paths are limited to 108 bytes.
   const dir = mkdtempSync('/tmp/emp-');
   t.after(() => {
-    rmSync(dir, { recursive: true, force: true });
+    removeQuietly(dir);
   });
   return dir;
+}
+
+/**
+ * A failing `t.after` hook skips the hooks after it (node:test), and a skipped emperor-stopping
+ * hook leaves the test file hanging: cleanup of files never throws.
+ */
+function removeQuietly(dir: string): void {
+  try {
+    rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+  } catch {
+    // a process still writing there (ENOTEMPTY): leave the rest to /tmp's cleaner
+  }
 }
 
 export async function startEmperor(
   t: TestContext,
   opts: { files?: Record<string, string>; args?: string[]; env?: Record<string, string> } = {},
 ): Promise<EmperorProcess> {
-  const dir = tempDir(t);
+  // Not tempDir(t): hooks run in the order they were added, and this directory must outlive the
+  // emperor writing its state file and logs there; it is removed in the hook that stops it.
+  const dir = mkdtempSync('/tmp/emp-');
   const vassals = join(dir, 'vassals');
   const logDir = join(dir, 'logs');
   mkdirSync(vassals);
@@ -157,6 +171,7 @@ export async function startEmperor(
     }
     // Whatever a test spawned must be gone, whatever the test did.
     for (const l of lines) if (l.event === 'spawn' && typeof l.pid === 'number') killGroupQuietly(l.pid);
+    removeQuietly(dir);
   });
   await emp.waitLine((l) => l.event === 'emperor-ready', 'emperor-ready');
   return emp;

@@ -16,12 +16,16 @@ export interface ReconcilerDeps {
 interface Applied {
   readonly path: string;
   readonly identity: string;
+  /** The config parsed from this version, when valid: a touch (same content) hands the same object on. */
+  readonly config: VassalConfig | undefined;
 }
 
 export class Reconciler {
   readonly #deps: ReconcilerDeps;
   readonly runners = new Map<string, VassalRunner>();
   readonly #applied = new Map<string, Applied>();
+  /** Duplicates already reported (`name\0path`): each is logged once, not at every scan. */
+  readonly #duplicates = new Set<string>();
   /** Pending config errors by vassal name: the running generation (if any) keeps serving. */
   readonly errors = new Map<string, { readonly path: string; readonly issues: readonly ConfigIssue[] }>();
 
@@ -31,8 +35,12 @@ export class Reconciler {
 
   apply(scan: Scan): void {
     const { logger, now } = this.#deps;
+    const dupKeys = new Set(scan.duplicates.map((d) => `${d.name}\0${d.path}`));
+    for (const key of this.#duplicates) if (!dupKeys.has(key)) this.#duplicates.delete(key);
     for (const dup of scan.duplicates) {
-      if (this.errors.get(dup.name)?.path === dup.path) continue;
+      const key = `${dup.name}\0${dup.path}`;
+      if (this.#duplicates.has(key)) continue;
+      this.#duplicates.add(key);
       const issue: ConfigIssue = {
         code: 'EMP_VASSAL_DUPLICATE',
         severity: 'error',
@@ -49,10 +57,19 @@ export class Reconciler {
     for (const [name, file] of scan.files) {
       const prev = this.#applied.get(name);
       if (prev?.identity === file.identity && prev.path === file.path) continue;
-      this.#applied.set(name, { path: file.path, identity: file.identity });
-      const result = parseVassalBytes(file.bytes ?? new Uint8Array(), {
+      const parsed = parseVassalBytes(file.bytes ?? new Uint8Array(), {
         ...this.#deps.parseOptions,
         file: file.path,
+      });
+      // Touched with the same content: the machine is handed the config it runs (its `touched`).
+      const result =
+        parsed.ok && prev?.config && prev.path === file.path && sameContent(prev.identity, file.identity)
+          ? { ...parsed, config: prev.config }
+          : parsed;
+      this.#applied.set(name, {
+        path: file.path,
+        identity: file.identity,
+        config: result.ok ? result.config : undefined,
       });
       const issues =
         file.bytes === undefined ? [unreadable(file.path, file.readError)] : result.ok ? [] : result.errors;
@@ -93,6 +110,11 @@ export class Reconciler {
   forget(runner: VassalRunner): void {
     if (this.runners.get(runner.name) === runner) this.runners.delete(runner.name);
   }
+}
+
+/** Identities end in the content hash (dir-source.ts). */
+function sameContent(a: string, b: string): boolean {
+  return a.slice(a.lastIndexOf(':')) === b.slice(b.lastIndexOf(':'));
 }
 
 function unreadable(path: string, reason: string | undefined): ConfigIssue {
