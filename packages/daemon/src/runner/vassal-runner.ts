@@ -88,7 +88,17 @@ export class VassalRunner {
     try {
       const t = transition(this.#vassal, event);
       this.#vassal = t.vassal;
-      for (const effect of t.effects) this.#perform(effect);
+      for (const effect of t.effects) {
+        try {
+          this.#perform(effect);
+        } catch (err) {
+          // The remaining effects still run: a lost `arm` or `spawn` would leave the vassal stuck.
+          this.#deps.logger.error(
+            { vassal: this.name, event: 'internal-error', err, effect: effect.type },
+            'internal-error',
+          );
+        }
+      }
     } catch (err) {
       // One vassal's bug never takes the emperor down.
       this.#deps.logger.error(
@@ -172,12 +182,18 @@ export class VassalRunner {
       this.#queue.push({ type: 'spawn-failed', generation, index, reason, at: this.#deps.now() });
       return;
     }
-    const result = spawnInstance(config, { generation, index }, this.#deps.spawn, {
-      fds: this.#sockets.fds,
-      fdNames: this.#sockets.names(config.name),
-      notifySocket: notify?.address,
-      notifyFd: config.ready.kind === 'fd',
-    });
+    let result: ReturnType<typeof spawnInstance>;
+    try {
+      result = spawnInstance(config, { generation, index }, this.#deps.spawn, {
+        fds: this.#sockets.fds,
+        fdNames: this.#sockets.names(config.name),
+        notifySocket: notify?.address,
+        notifyFd: config.ready.kind === 'fd',
+      });
+    } catch (err) {
+      // fork() itself failed (EAGAIN, ENOMEM): an outcome like any other, never a stuck instance.
+      result = { ok: false, reason: `cannot spawn: ${(err as Error).message}` };
+    }
     const at = this.#deps.now();
     if (!result.ok) {
       notify?.close();
