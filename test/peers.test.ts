@@ -1,0 +1,78 @@
+// Real third-party peers as vassals: gunicorn from Debian takes the emperor's socket through
+// LISTEN_FDS and says READY=1 on NOTIFY_SOCKET; systemd's own systemd-notify gates readiness.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FIXTURES, alive, freePort, getJson, startEmperor, waitFor, type LogLine } from './support.js';
+
+const GUNICORN = '/usr/bin/gunicorn';
+const SYSTEMD_NOTIFY = '/usr/bin/systemd-notify';
+
+const spawnOf = (name: string) => (l: LogLine) => l.event === 'spawn' && l.vassal === name;
+const runningOf = (name: string, generation?: number) => (l: LogLine) =>
+  l.event === 'running' && l.vassal === name && (generation === undefined || l.generation === generation);
+
+void test(
+  'gunicorn takes the owned socket unchanged, signals READY=1, and reloads under load without a failed request',
+  { skip: existsSync(GUNICORN) ? false : `${GUNICORN} is not installed (apt-get install gunicorn)` },
+  async (t) => {
+    const port = await freePort();
+    const emp = await startEmperor(t);
+    const body = `[vassal]\nexec = ${GUNICORN} --workers 2 --chdir ${FIXTURES} wsgi_app:app\nsocket = 127.0.0.1:${port}\nready = notify\nstop-timeout = 10\n`;
+    emp.write('py.ini', body);
+    const spawned = await emp.waitLine(spawnOf('py'), 'spawn');
+    await emp.waitLine(runningOf('py', 1), 'READY=1 from gunicorn');
+    const first = await getJson(port);
+    assert.equal(first.master, spawned.pid, 'a worker of the instance answers');
+    assert.equal(first.generation, '1');
+    const log = readFileSync(join(emp.logDir, 'py.log'), 'utf8');
+    assert.match(log, new RegExp(`Listening at: http://127\\.0\\.0\\.1:${port}`));
+    assert.doesNotMatch(log, /Connection in use|Retrying/, 'gunicorn did not try to bind by itself');
+
+    let stop = false;
+    let ok = 0;
+    const failures: string[] = [];
+    const client = async (): Promise<void> => {
+      while (!stop) {
+        try {
+          await getJson(port);
+          ok += 1;
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
+      }
+    };
+    const clients = Array.from({ length: 3 }, client);
+    const from = emp.lines.length;
+    emp.write('py.ini', body + 'env = DEPLOY=2\n');
+    await emp.waitLine(runningOf('py', 2), 'generation 2 ready', from);
+    await waitFor(() => !alive(spawned.pid as number), { what: 'the old master gone' });
+    const okThen = ok;
+    await waitFor(() => ok >= okThen + 20, { what: 'requests after the reload' });
+    stop = true;
+    await Promise.all(clients);
+    assert.deepEqual(failures, []);
+    assert.equal((await getJson(port)).generation, '2');
+  },
+);
+
+void test(
+  'systemd-notify --ready gates starting → running (ready = notify)',
+  { skip: existsSync(SYSTEMD_NOTIFY) ? false : `${SYSTEMD_NOTIFY} is not installed` },
+  async (t) => {
+    const port = await freePort();
+    const emp = await startEmperor(t);
+    emp.write(
+      'slow.ini',
+      `[vassal]\nexec = /bin/sh -c 'sleep 0.5 && ${SYSTEMD_NOTIFY} --ready --status=warm && exec ${process.execPath} ${join(FIXTURES, 'socket-app.mjs')}'\nsocket = 127.0.0.1:${port}\nready = notify\n`,
+    );
+    const spawned = await emp.waitLine(spawnOf('slow'), 'spawn');
+    const running = await emp.waitLine(runningOf('slow'), 'running');
+    assert.ok(
+      (running.time as number) - (spawned.time as number) >= 450,
+      'running only once systemd-notify said READY=1',
+    );
+    assert.equal((await getJson(port)).pid, spawned.pid);
+  },
+);
