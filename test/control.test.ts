@@ -52,8 +52,16 @@ function expectCode(r: CliResult, code: number, what: string): void {
 
 void test('status shows running, failed, backoff and config-error vassals as a table and as JSON', async (t) => {
   const port = await freePort();
+  const lazyPort = await freePort();
+  const LAZY = `[vassal]\nexec = sleep 100\nsocket = 127.0.0.1:${lazyPort}\non-demand = true\n`;
   const emp = await startEmperor(t, {
-    files: { 'web.ini': httpVassal(port), 'crash.ini': CRASHER, 'gone.ini': MISSING, 'typo.ini': TYPO },
+    files: {
+      'web.ini': httpVassal(port),
+      'crash.ini': CRASHER,
+      'gone.ini': MISSING,
+      'typo.ini': TYPO,
+      'lazy.ini': LAZY,
+    },
   });
   const control = controlSocket(emp);
   assert.equal(statSync(control).mode & 0o777, 0o660, 'the socket is mode 0660');
@@ -65,11 +73,12 @@ void test('status shows running, failed, backoff and config-error vassals as a t
       return by.get('web')?.state === 'running' &&
         by.get('crash')?.state === 'backoff' &&
         by.get('gone')?.state === 'failed' &&
+        by.get('lazy')?.state === 'waiting' &&
         by.get('typo')?.error
         ? st
         : undefined;
     },
-    { what: 'running, backoff, failed and config-error vassals' },
+    { what: 'running, backoff, failed, waiting and config-error vassals' },
   );
 
   // The stable schema of SPEC §5.
@@ -104,6 +113,9 @@ void test('status shows running, failed, backoff and config-error vassals as a t
   assert.match(String(crash?.backoff_until), /^\d{4}-\d\d-\d\dT/);
   assert.ok((crash?.last_stderr as string[]).includes('crashing with 3'));
   assert.match(String(by.get('gone')?.reason), /nonexistent/);
+  const lazy = by.get('lazy');
+  assert.deepEqual(lazy?.sockets, [`127.0.0.1:${lazyPort}`]);
+  assert.deepEqual(lazy.instances, [], 'on-demand: nothing runs until a client connects');
   const typo = by.get('typo')?.error;
   assert.ok(typo, 'typo has a pending error');
   assert.equal(typo.code, 'EMP_CONFIG_UNKNOWN_KEY');
@@ -131,8 +143,8 @@ void test('status shows running, failed, backoff and config-error vassals as a t
   expectCode(unknown, 1, 'status of an unknown name');
   assert.match(unknown.stderr, /no vassal matches `wbe`; did you mean `web`\?/);
   const names = await runCli(['status', '--names'], { control });
-  assert.deepEqual(names.stdout.trim().split('\n'), ['crash', 'gone', 'typo', 'web']);
-  // On-demand waiting vassals are not covered here: on-demand is not wired into the daemon yet.
+  assert.deepEqual(names.stdout.trim().split('\n'), ['crash', 'gone', 'lazy', 'typo', 'web']);
+  assert.match(table.stdout, new RegExp(`^lazy\\s+waiting\\s.*127\\.0\\.0\\.1:${lazyPort}`, 'm'));
 });
 
 void test('actions stop, start, restart and reload vassals; --wait reports the outcome', async (t) => {
