@@ -7,6 +7,7 @@ import { DirSource, parseWatchTarget, type Scan } from './sources/dir-source.js'
 import { Reconciler } from './reconciler.js';
 import { VassalRunner } from './runner/vassal-runner.js';
 import { findSetpriv } from './runner/spawn-instance.js';
+import { SpawnGate } from './runner/spawn-gate.js';
 import { openVassalLog, type VassalLog } from './os/vassal-log.js';
 import { openStateFile, cleanupLeftovers } from './os/state-file.js';
 import { killGroup, readStartTime } from './os/process-tree.js';
@@ -81,6 +82,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
 
   const waiters = new Set<() => void>();
   const listeners = new Set<(runner: VassalRunner) => void>();
+  const gate = new SpawnGate();
   const spawn = { baseEnv: env, setpriv: findSetpriv(), emperorUmask: currentUmask() };
   const reconciler: Reconciler = new Reconciler({
     logger,
@@ -95,6 +97,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
         logger,
         now,
         spawn,
+        gate,
         openLog,
         onProcess: (pid, instance) => {
           if (!instance) {

@@ -6,6 +6,7 @@ import { createVassal, transition } from '../machine/transition.js';
 import { timerKey, type Effect, type Vassal, type VassalEvent } from '../machine/types.js';
 import { spawnInstance, type SpawnOptions } from './spawn-instance.js';
 import { OwnedSockets } from './owned-sockets.js';
+import type { SpawnGate } from './spawn-gate.js';
 import { NotifyChannel, type NotifyMessage } from './notify-channel.js';
 import { killGroup } from '../os/process-tree.js';
 import type { VassalLog } from '../os/vassal-log.js';
@@ -14,6 +15,8 @@ export interface RunnerDeps {
   readonly logger: Logger;
   readonly now: () => number;
   readonly spawn: SpawnOptions;
+  /** Shared by every runner: bounds how many spawns run per event-loop turn. */
+  readonly gate: SpawnGate;
   /** Opens (or reuses) the log file of a vassal. */
   readonly openLog: (config: VassalConfig) => VassalLog;
   /** Told of every process group the vassal starts (with its identity) or loses (undefined), for the state file. */
@@ -112,7 +115,9 @@ export class VassalRunner {
     const { logger, now } = this.#deps;
     switch (effect.type) {
       case 'spawn':
-        this.#spawn(effect);
+        this.#deps.gate.run(() => {
+          this.#spawn(effect);
+        });
         return;
       case 'signal':
         try {
@@ -171,15 +176,25 @@ export class VassalRunner {
     }
   }
 
+  /** Outcomes go through dispatch: queued when called while draining, handled at once when deferred by the gate. */
   #spawn(effect: Extract<Effect, { type: 'spawn' }>): void {
     const { generation, index, config } = effect;
+    const wanted = this.#vassal.instances.find(
+      (i) => i.generation === generation && i.index === index && i.pid === undefined,
+    );
+    if (this.#disposed || wanted?.state !== 'starting') {
+      // Stopped while it waited at the gate: answer without spawning.
+      const reason = 'stopped before it was spawned';
+      this.dispatch({ type: 'spawn-failed', generation, index, reason, at: this.#deps.now() });
+      return;
+    }
     if (config.log !== this.#vassal.config.log) this.#log = this.#deps.openLog(config);
     let notify: NotifyChannel | undefined;
     try {
       notify = config.ready.kind === 'notify' ? NotifyChannel.open() : undefined;
     } catch (err) {
       const reason = `cannot open NOTIFY_SOCKET: ${(err as Error).message}`;
-      this.#queue.push({ type: 'spawn-failed', generation, index, reason, at: this.#deps.now() });
+      this.dispatch({ type: 'spawn-failed', generation, index, reason, at: this.#deps.now() });
       return;
     }
     let result: ReturnType<typeof spawnInstance>;
@@ -197,7 +212,7 @@ export class VassalRunner {
     const at = this.#deps.now();
     if (!result.ok) {
       notify?.close();
-      this.#queue.push({ type: 'spawn-failed', generation, index, reason: result.reason, at });
+      this.dispatch({ type: 'spawn-failed', generation, index, reason: result.reason, at });
       return;
     }
     const { pid, stdout, stderr } = result.instance;
@@ -216,7 +231,7 @@ export class VassalRunner {
       this.#deps.onProcess(pid, undefined);
       this.dispatch({ type: 'exited', pid, code, signal, at: this.#deps.now() });
     });
-    this.#queue.push({ type: 'spawned', generation, index, pid, at });
+    this.dispatch({ type: 'spawned', generation, index, pid, at });
   }
 
   #onNotify(pid: number, m: NotifyMessage): void {
