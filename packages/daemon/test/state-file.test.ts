@@ -213,4 +213,38 @@ void describe('cleanupLeftovers', () => {
     assert.ok((await stat(path)).isFile());
     groups.killAll();
   });
+
+  void it('treats a killed emperor that is still a zombie as gone, and sweeps its groups', async () => {
+    // `sleep 0.1` outlives nothing: its parent execs `sleep 100`, which never reaps it.
+    const parent = groups.spawn('sh', ['-c', 'sleep 0.1 & echo $!; exec sleep 100'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const zombie = await new Promise<number>((done) => {
+      parent.stdout?.once('data', (d: Buffer) => {
+        done(Number(d.toString().trim()));
+      });
+    });
+    const zombieStart = readStartTime(zombie);
+    assert.ok(zombieStart !== undefined);
+    await waitFor(() => readFileSync(`/proc/${zombie}/stat`, 'utf8').includes(') Z '), {
+      what: `pid ${zombie} a zombie`,
+    });
+    const c = await instance('sleep 100 &', 'shop', 2);
+    const path = nextPath();
+    await writeFile(
+      path,
+      JSON.stringify({
+        version: 1,
+        bootId,
+        emperor: { pid: zombie, startTime: String(zombieStart) },
+        groups: [
+          { pgid: c.child.pid, startTime: String(c.startTime), vassal: 'shop', instance: 0, generation: 1 },
+        ],
+      }),
+    );
+    const report = await cleanupLeftovers(path);
+    assert.equal(report.killed.length, 1);
+    await groupGone(c.child.pid);
+    groups.killAll();
+  });
 });

@@ -226,6 +226,7 @@ export async function cleanupLeftovers(
     content.emperor.pid !== process.pid &&
     content.bootId === bootId() &&
     owner !== undefined &&
+    owner.state !== 'Z' && // killed, not yet reaped by its parent: its vassals are leftovers
     String(owner.startTime) === content.emperor.startTime
   ) {
     throw Object.assign(
