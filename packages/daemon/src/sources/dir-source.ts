@@ -4,7 +4,13 @@
 import { createHash } from 'node:crypto';
 import { open, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { BigIntStats } from 'node:fs';
+import {
+  lstatSync,
+  realpathSync,
+  watch as watchDir,
+  type BigIntStats,
+  type FSWatcher as DirWatcher,
+} from 'node:fs';
 import { watch, type FSWatcher } from 'chokidar';
 import picomatch from 'picomatch';
 import { vassalNameOf } from '@emperor/config';
@@ -85,6 +91,8 @@ export class DirSource {
   #scanning: Promise<void> | undefined;
   #again = false;
   #closed = false;
+  /** Watched directories given as symlinks (`current -> releases/42`), with what they point at. */
+  readonly #links = new Map<string, { real: string | undefined; parent: DirWatcher }>();
 
   constructor(targets: readonly WatchTarget[], onScan: (scan: Scan) => void, onError: (err: Error) => void) {
     this.#targets = targets;
@@ -131,6 +139,7 @@ export class DirSource {
       this.#onError(err as Error);
     });
     await new Promise<void>((done) => watcher.once('ready', done));
+    this.#watchLinks();
     await this.scanNow();
   }
 
@@ -150,8 +159,48 @@ export class DirSource {
     );
   }
 
+  /**
+   * A deploy that switches a symlinked directory (`ln -sfn releases/43 current`) changes nothing
+   * inside the old target, and the inotify watch follows the old inode: watch the link's parent
+   * for the link itself, and move the watch when it points elsewhere.
+   */
+  #watchLinks(): void {
+    for (const t of this.#targets) {
+      let isLink = false;
+      try {
+        isLink = lstatSync(t.dir).isSymbolicLink();
+      } catch {
+        continue;
+      }
+      if (!isLink || this.#links.has(t.dir)) continue;
+      const name = basename(t.dir);
+      try {
+        const parent = watchDir(dirname(t.dir), { persistent: false }, (_event, changed) => {
+          if (changed === name) this.#relink();
+        });
+        parent.on('error', () => undefined); // the parent went away: SIGHUP still rescans
+        this.#links.set(t.dir, { real: realOf(t.dir), parent });
+      } catch {
+        // an unwatchable parent: SIGHUP still applies a switch
+      }
+    }
+  }
+
+  #relink(): void {
+    for (const [dir, link] of this.#links) {
+      const real = realOf(dir);
+      if (real === link.real) continue;
+      link.real = real;
+      this.#watcher?.unwatch(dir);
+      this.#watcher?.add(dir);
+      for (const path of this.#known.keys()) if (path.startsWith(dir + '/')) this.#dirty.add(path);
+    }
+    this.schedule(WRITE_SETTLE_MS);
+  }
+
   /** SIGHUP: forget what was seen and look at everything again. */
   rescan(): Promise<void> {
+    this.#relink();
     for (const path of this.#known.keys()) this.#dirty.add(path);
     return this.scanNow();
   }
@@ -262,7 +311,16 @@ export class DirSource {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
+    for (const link of this.#links.values()) link.parent.close();
     await this.#watcher?.close();
+  }
+}
+
+function realOf(path: string): string | undefined {
+  try {
+    return realpathSync(path);
+  } catch {
+    return undefined;
   }
 }
 
