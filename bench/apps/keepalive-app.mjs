@@ -1,0 +1,91 @@
+// An HTTP app for the owned-socket benchmarks: keep-alive on, serves on the inherited fd 3 when
+// LISTEN_PID is its own pid (else on PORT), says ready on EMPEROR_NOTIFY_FD, and tells when its
+// listen callback ran (stdout line and every answer) so a bench can subtract the app's own start.
+//
+// SHUTDOWN=graceful (default): on SIGTERM stop accepting, answer every further request on an open
+// connection with `Connection: close`, and close a connection only once it has been idle for
+// IDLE_GRACE_MS (a client that just sent a request on it is never cut off). SHUTDOWN=naive: Node's
+// own `server.close()`, which since Node 19 also destroys every connection that has no request
+// in progress at that instant (a keep-alive connection between two requests, or one accepted
+// whose request has not been read yet): kept to show what that costs.
+import http from 'node:http';
+import net from 'node:net';
+import { writeSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+
+const env = process.env;
+const now = () => performance.timeOrigin + performance.now();
+const inherited = env.LISTEN_PID === String(process.pid) && Number(env.LISTEN_FDS) >= 1;
+const IDLE_GRACE_MS = Number(env.IDLE_GRACE_MS ?? 1000);
+let listenedAt = 0;
+let draining = false;
+/** What the drain did, printed on exit: answers sent with `Connection: close`, idle connections closed. */
+const drained = { closeAnswers: 0, idleClosed: 0 };
+
+/** Per open connection: requests in progress and the time it last finished one (or connected). */
+const conns = new Map();
+const server = http.createServer((req, res) => {
+  const c = conns.get(req.socket);
+  if (c) c.busy += 1;
+  res.on('close', () => {
+    if (!c) return;
+    c.busy -= 1;
+    c.last = now();
+  });
+  const body = JSON.stringify({
+    pid: process.pid,
+    instance: env.EMPEROR_INSTANCE ?? null,
+    generation: env.EMPEROR_GENERATION ?? null,
+    startedAt: performance.timeOrigin,
+    listenedAt,
+  });
+  res.setHeader('content-type', 'application/json');
+  res.setHeader('x-pid', String(process.pid));
+  // Tell the client this connection ends here, so it reconnects instead of racing our close.
+  if (draining) {
+    res.setHeader('connection', 'close');
+    drained.closeAnswers += 1;
+  }
+  res.end(body);
+});
+server.keepAliveTimeout = 30_000;
+server.on('connection', (socket) => {
+  conns.set(socket, { busy: 0, last: now() });
+  socket.on('close', () => conns.delete(socket));
+});
+
+server.listen(inherited ? { fd: 3 } : { port: Number(env.PORT ?? 0), host: '127.0.0.1' }, () => {
+  listenedAt = now();
+  console.log(
+    JSON.stringify({ event: 'listening', pid: process.pid, listenedAt, startedAt: performance.timeOrigin }),
+  );
+  if (env.EMPEROR_NOTIFY_FD) writeSync(Number(env.EMPEROR_NOTIFY_FD), '\n');
+});
+
+const exit = () => {
+  console.log(JSON.stringify({ event: 'drained', pid: process.pid, ...drained }));
+  process.exit(0);
+};
+process.on('SIGTERM', () => {
+  if (draining) return;
+  draining = true;
+  let idle = 0;
+  for (const c of conns.values()) if (c.busy === 0) idle += 1;
+  console.log(JSON.stringify({ event: 'sigterm', pid: process.pid, open: conns.size, idle }));
+  if (env.SHUTDOWN === 'naive') {
+    server.close(exit); // destroys the `idle` connections counted above, at once
+    return;
+  }
+  // net.Server's close: stop accepting, but skip http.Server's closeIdleConnections().
+  net.Server.prototype.close.call(server, exit);
+  const sweep = setInterval(() => {
+    for (const [socket, c] of conns) {
+      if (c.busy === 0 && now() - c.last >= IDLE_GRACE_MS) {
+        drained.idleClosed += 1;
+        socket.destroy();
+      }
+    }
+  }, 100);
+  sweep.unref();
+  setTimeout(() => process.exit(0), 20_000).unref();
+});

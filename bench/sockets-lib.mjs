@@ -1,0 +1,183 @@
+// Shared pieces of the owned-socket benchmarks (issue #5): the keep-alive bench app, free ports,
+// one-request-per-connection probes, wrk with a Lua reporter, and direct (emperor-less) starts of
+// the app to measure its own start time in the same run.
+import { spawn, execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { request } from 'node:http';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, cleanEnv, nowMs, tempDir, track, untrack } from './lib.mjs';
+
+export const NODE = process.execPath;
+export const APP = join(ROOT, 'bench', 'apps', 'keepalive-app.mjs');
+export const WSGI_DIR = join(ROOT, 'test', 'fixtures');
+export const GUNICORN = '/usr/bin/gunicorn';
+
+/** Prints what the figures depend on: the machine, its load, and the versions. */
+export function printMachine() {
+  const sh = (cmd) => {
+    try {
+      return execFileSync('sh', ['-c', cmd], { encoding: 'utf8' }).trim();
+    } catch {
+      return '?';
+    }
+  };
+  console.log(`date -u: ${sh('date -u')}`);
+  console.log(
+    `nproc: ${sh('nproc')}; memory: ${sh('free -m | awk \'/Mem:/{print $2" MiB"}\'')}; kernel: ${sh('uname -r')}; node: ${process.version}`,
+  );
+  console.log(`wrk: ${sh('wrk -v 2>&1 | head -1')}; gunicorn: ${sh('gunicorn --version 2>&1')}`);
+  console.log(`loadavg: ${sh('cat /proc/loadavg')}`);
+}
+
+export function freePort() {
+  return new Promise((done, fail) => {
+    const s = createServer();
+    s.on('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => done(port));
+    });
+  });
+}
+
+/**
+ * One GET on a new connection (agent: false). Resolves with { ok, t0, t1, body?, error? }; never
+ * rejects, so a failed probe is counted, not thrown.
+ */
+export function probe(port, timeoutMs = 5000) {
+  return new Promise((done) => {
+    const t0 = nowMs();
+    let settled = false;
+    const finish = (r) => {
+      if (settled) return;
+      settled = true;
+      done({ t0, t1: nowMs(), ...r });
+    };
+    const req = request({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (text += c));
+      res.on('end', () => {
+        if (res.statusCode !== 200) return finish({ ok: false, error: `status ${res.statusCode}` });
+        try {
+          finish({ ok: true, body: JSON.parse(text) });
+        } catch (err) {
+          finish({ ok: false, error: `bad body: ${err.message}` });
+        }
+      });
+      res.on('error', (err) => finish({ ok: false, error: err.code ?? err.message }));
+    });
+    req.on('error', (err) => finish({ ok: false, error: err.code ?? err.message }));
+    req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
+    req.end();
+  });
+}
+
+/**
+ * Starts the bench app directly (no emperor) on its own port and resolves when its listen callback
+ * has run: { spawnAt, listenedAt, startMs = listenedAt - spawnAt }. The child is stopped after.
+ */
+export async function directStart(extraEnv = {}) {
+  const port = await freePort();
+  const spawnAt = nowMs();
+  const child = spawn(NODE, [APP], {
+    env: cleanEnv({ PORT: String(port), ...extraEnv }),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  track(child.pid);
+  const listenedAt = await new Promise((done, fail) => {
+    let buf = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (c) => {
+      buf += c;
+      const m = /"listenedAt":([0-9.]+)/.exec(buf);
+      if (m) done(Number(m[1]));
+    });
+    child.once('exit', (code) => fail(new Error(`the app exited (${code}) before listening`)));
+  });
+  const answered = await probe(port);
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+  untrack(child.pid);
+  return { spawnAt, listenedAt, startMs: listenedAt - spawnAt, firstAnswerMs: answered.t1 - spawnAt };
+}
+
+// --- wrk -----------------------------------------------------------------------------------------
+// The Lua side counts answers per `x-pid` header and non-2xx statuses in each thread, and done()
+// prints one JSON line with wrk's own totals, error counters and latency percentiles (µs).
+const WRK_LUA = `
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) pids = {}; non2xx = 0 end
+function response(status, headers, body)
+  local p = headers["x-pid"] or "-"
+  pids[p] = (pids[p] or 0) + 1
+  if status < 200 or status > 299 then non2xx = non2xx + 1 end
+end
+function done(summary, latency, requests)
+  local per, bad = {}, 0
+  for _, t in ipairs(threads) do
+    for k, v in pairs(t:get("pids")) do per[k] = (per[k] or 0) + v end
+    bad = bad + t:get("non2xx")
+  end
+  local e = summary.errors
+  io.write(string.format('WRKJSON {"requests":%d,"durationUs":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,"non2xx":%d,',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout, bad))
+  io.write(string.format('"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d,"mean":%.1f,"pids":{',
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean))
+  local first = true
+  for k, v in pairs(per) do
+    if not first then io.write(",") end
+    first = false
+    io.write(string.format('"%s":%d', k, v))
+  end
+  io.write("}}\\n")
+end
+`;
+let luaPath;
+
+/**
+ * Runs wrk against 127.0.0.1:port and resolves with its figures (latencies in ms).
+ * `opts`: threads, connections, seconds, timeout (s), header (extra request header).
+ */
+export async function runWrk(
+  port,
+  { threads = 2, connections = 32, seconds = 10, timeout = 2, header } = {},
+) {
+  if (!luaPath) {
+    luaPath = join(tempDir('emp-bench-wrk-'), 'report.lua');
+    writeFileSync(luaPath, WRK_LUA);
+  }
+  const args = [
+    `-t${threads}`,
+    `-c${connections}`,
+    `-d${seconds}s`,
+    `--timeout`,
+    `${timeout}s`,
+    '-s',
+    luaPath,
+  ];
+  if (header) args.push('-H', header);
+  args.push(`http://127.0.0.1:${port}/`);
+  const child = spawn('wrk', args, { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  track(child.pid);
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (c) => (out += c));
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (c) => (err += c));
+  const code = await new Promise((r) => child.once('exit', r));
+  untrack(child.pid);
+  const line = out.split('\n').find((l) => l.startsWith('WRKJSON '));
+  if (!line) throw new Error(`wrk exited ${code} without a report: ${out}${err}`);
+  const r = JSON.parse(line.slice('WRKJSON '.length));
+  for (const k of ['p50', 'p90', 'p99', 'p999', 'max', 'mean']) r[k] /= 1000;
+  r.seconds = r.durationUs / 1e6;
+  r.rps = r.requests / r.seconds;
+  r.errors = r.connect + r.read + r.write + r.timeout;
+  r.text = out;
+  return r;
+}

@@ -1,0 +1,178 @@
+// Rolling reload under load (issue #5): wrk against a `processes = 3` vassal on an owned socket,
+// once in steady state and once with RELOADS touches of the vassal file during the run. Reports
+// every wrk error counter (connect/read/write/timeout, non-2xx) and p50/p99/max latency.
+// Apps: `node` (bench/apps/keepalive-app.mjs, keep-alive, graceful drain, ready = fd),
+// `gunicorn` (Debian's, 2 sync workers per instance, ready = notify), `naive` (the same Node app
+// with Node's own server.close(), which destroys idle keep-alive connections).
+// Usage: node bench/sockets-reload.mjs [apps=node,gunicorn] [seconds=10] [reloads=3] [rounds=1]
+// (rounds > 1 alternates which run goes first; each round is one steady and one reload run.)
+import { existsSync, readFileSync, utimesSync } from 'node:fs';
+import { join } from 'node:path';
+import { deadline, fmt, printTable, sleep, startEmperor, verdict } from './lib.mjs';
+import { APP, GUNICORN, NODE, WSGI_DIR, freePort, printMachine, probe, runWrk } from './sockets-lib.mjs';
+
+const APPS = (process.argv[2] ?? 'node,gunicorn').split(',');
+const SECONDS = Number(process.argv[3] ?? 10);
+const RELOADS = Number(process.argv[4] ?? 3);
+const ROUNDS = Number(process.argv[5] ?? 1);
+deadline(115_000, 'sockets-reload');
+printMachine();
+
+function vassal(app, port) {
+  const common = `socket = 127.0.0.1:${port}\nprocesses = 3\nstop-timeout = 15\n`;
+  if (app === 'gunicorn') {
+    return `[vassal]\nexec = ${GUNICORN} --workers 2 --chdir ${WSGI_DIR} wsgi_app:app\n${common}ready = notify\n`;
+  }
+  const shutdown = app === 'naive' ? 'naive' : 'graceful';
+  return `[vassal]\nexec = ${NODE} ${APP}\n${common}ready = fd\nenv = SHUTDOWN=${shutdown}\n`;
+}
+
+const rows = [];
+const notes = [];
+const verdicts = [];
+for (const app of APPS) {
+  if (app === 'gunicorn' && !existsSync(GUNICORN)) {
+    console.log(`skipping gunicorn: ${GUNICORN} is not installed`);
+    continue;
+  }
+  const port = await freePort();
+  const emperor = await startEmperor({ files: { 'web.ini': vassal(app, port) } });
+  const file = join(emperor.vassals, 'web.ini');
+  let gen = (await emperor.waitLine((l) => l.event === 'running', 'first running', 0, 30_000)).generation;
+  for (let i = 0; i < 20; i++) await probe(port); // warm up: every instance has accepted once
+
+  /** One wrk run with RELOADS touches spread evenly over it; each waits for the previous one. */
+  const reloadRun = async () => {
+    const from = emperor.lines.length;
+    const startedAt = Date.now();
+    const loaded = runWrk(port, { seconds: SECONDS });
+    const readyMs = [];
+    for (let i = 1; i <= RELOADS; i++) {
+      await sleep(Math.max(0, startedAt + (i * SECONDS * 1000) / (RELOADS + 1) - Date.now()));
+      const t0 = Date.now();
+      const mark = emperor.lines.length;
+      utimesSync(file, t0 / 1000, t0 / 1000);
+      const running = await emperor.waitLine(
+        (l) => l.event === 'running' && l.generation === gen + 1,
+        `generation ${gen + 1} running`,
+        mark,
+        30_000,
+      );
+      gen += 1;
+      readyMs.push(running.time - t0);
+    }
+    const r = await loaded;
+    // The last old generation drains before its exits are read.
+    await emperor
+      .waitLines(
+        (l) => l.event === 'exit' && l.generation === gen - 1,
+        3,
+        'old generation exits',
+        from,
+        20_000,
+      )
+      .catch(() => undefined);
+    const lines = emperor.lines.slice(from);
+    const oldExits = lines.filter((l) => l.event === 'exit' && l.generation < gen);
+    const bad = oldExits.filter((l) => l.code !== 0 || l.signal);
+    const current = new Set(
+      lines.filter((l) => l.event === 'spawn' && l.generation === gen).map((l) => l.pid),
+    );
+    const after = new Set();
+    let probeFailures = 0;
+    for (let i = 0; i < 30; i++) {
+      const p = await probe(port);
+      if (!p.ok) probeFailures += 1;
+      else after.add(p.body.master ?? p.body.pid); // gunicorn answers from a worker: its master is the instance
+    }
+    const strangers = [...after].filter((p) => !current.has(p));
+    notes.push(
+      `${app}: ${oldExits.length} old instances exited (non-zero or by signal: ${bad.length}); ` +
+        `touch -> next generation running: ${readyMs.join(', ')} ms; 30 probes after the run: ` +
+        `${probeFailures} failed, answered by ${after.size} instances, ${strangers.length} of them not of the newest generation`,
+    );
+    for (const l of [...lines.filter((x) => x.level >= 40), ...bad])
+      notes.push(`${app}: emperor ${JSON.stringify(l)}`);
+    return { ...r, reloads: readyMs.length };
+  };
+  const steadyRun = async () => ({ ...(await runWrk(port, { seconds: SECONDS })), reloads: 0 });
+
+  const pairs = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    // Alternate the order so a drift of the machine's load does not favour one kind of run.
+    let steady, reloaded;
+    if (round % 2 === 1) {
+      steady = await steadyRun();
+      reloaded = await reloadRun();
+    } else {
+      reloaded = await reloadRun();
+      steady = await steadyRun();
+    }
+    rows.push(row(app, round, 'steady', steady), row(app, round, `${RELOADS} reloads`, reloaded));
+    pairs.push({ steady, reloaded });
+  }
+
+  // The app's own account of each drain (Node apps print one line at SIGTERM and one on exit).
+  const logPath = join(emperor.logDir, 'web.log');
+  if (app !== 'gunicorn' && existsSync(logPath)) {
+    const events = readFileSync(logPath, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l));
+    const sum = (ev, k) => events.filter((e) => e.event === ev).reduce((a, e) => a + e[k], 0);
+    notes.push(
+      `${app}: at SIGTERM the old instances had ${sum('sigterm', 'open')} open connections, ` +
+        `${sum('sigterm', 'idle')} of them with no request in progress; while draining they sent ` +
+        `${sum('drained', 'closeAnswers')} answers with Connection: close and closed ${sum('drained', 'idleClosed')} idle connections`,
+    );
+  }
+  await emperor.stop();
+
+  const failed = pairs.reduce((a, p) => a + p.reloaded.errors + p.reloaded.non2xx, 0);
+  const steadyFailed = pairs.reduce((a, p) => a + p.steady.errors + p.steady.non2xx, 0);
+  const ratios = pairs.map((p) => p.reloaded.p99 / p.steady.p99);
+  verdicts.push(
+    `${app}: goal 0 failed under reload: ${verdict(failed === 0)} (${failed}; steady runs: ${steadyFailed}); ` +
+      `p99 within 2x of steady: ${verdict(ratios.every((x) => x <= 2))} (${ratios.map((x) => `${fmt(x, 2)}x`).join(', ')})`,
+  );
+}
+
+function row(app, round, run, r) {
+  return [
+    app,
+    round,
+    run,
+    r.requests,
+    fmt(r.rps, 0),
+    r.connect,
+    r.read,
+    r.write,
+    r.timeout,
+    r.non2xx,
+    fmt(r.p50, 2),
+    fmt(r.p99, 2),
+    fmt(r.max, 1),
+  ];
+}
+
+printTable(
+  `Rolling reload under load: wrk -t2 -c32 -d${SECONDS}s on one owned socket, processes = 3, ${RELOADS} touches during each reload run (latency in ms)`,
+  [
+    'app',
+    'round',
+    'run',
+    'requests',
+    'req/s',
+    'connect err',
+    'read err',
+    'write err',
+    'timeouts',
+    'non-2xx',
+    'p50',
+    'p99',
+    'max',
+  ],
+  rows,
+);
+for (const n of notes) console.log(`- ${n}`);
+for (const v of verdicts) console.log(v);
