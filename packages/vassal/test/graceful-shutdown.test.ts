@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict';
+import {
+  Agent,
+  createServer,
+  request,
+  type IncomingHttpHeaders,
+  type RequestListener,
+  type Server,
+} from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test, type TestContext } from 'node:test';
+import { gracefulShutdown, type GracefulShutdownOptions } from '../src/index.js';
+import { childEnv, exited, fixture, lines, spawnChild, waitFor } from './support.js';
+
+interface Answer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+  readonly reused: boolean;
+}
+
+function fetchText(port: number, path: string, agent: Agent | false): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, reused: req.reusedSocket });
+      });
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+async function serve(
+  t: TestContext,
+  handler: RequestListener,
+  options: GracefulShutdownOptions,
+): Promise<{ server: Server; port: number; shutdown: ReturnType<typeof gracefulShutdown> }> {
+  const server = createServer(handler);
+  const shutdown = gracefulShutdown(server, { signal: [], exit: false, ...options });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return { server, port: (server.address() as AddressInfo).port, shutdown };
+}
+
+void test('busy keep-alive clients get `connection: close` on their next response, and none fails', async (t) => {
+  const { port, shutdown } = await serve(
+    t,
+    (_req, res) => {
+      setTimeout(() => res.end('ok'), 1);
+    },
+    { idleGraceMs: 2000 },
+  );
+  const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+  t.after(() => {
+    agent.destroy();
+  });
+  let ok = 0;
+  let reused = 0;
+  const failures: string[] = [];
+  const loop = async (): Promise<boolean> => {
+    for (;;) {
+      try {
+        const a = await fetchText(port, '/', agent);
+        ok += 1;
+        if (a.reused) reused += 1;
+        if (a.headers.connection === 'close') return true;
+      } catch (err) {
+        failures.push((err as Error).message);
+        return false;
+      }
+    }
+  };
+  const loops = Array.from({ length: 4 }, loop);
+  await waitFor(() => ok >= 100, { what: '100 requests' });
+  const started = Date.now();
+  assert.equal(await shutdown.shutdown(), 'drained');
+  const took = Date.now() - started;
+  assert.deepEqual(await Promise.all(loops), [true, true, true, true], 'every client was told to close');
+  assert.deepEqual(failures, []);
+  assert.ok(reused > 50, `keep-alive connections were reused (${reused} of ${ok})`);
+  // Busy connections leave with their next response: nothing waited for the idle grace.
+  assert.ok(took < 1500, `drained in ${took} ms`);
+  await assert.rejects(fetchText(port, '/', false), /ECONNREFUSED/, 'no longer accepting');
+});
+
+void test('a request in flight is answered (with `connection: close`) before the server is done', async (t) => {
+  const { port, shutdown } = await serve(
+    t,
+    (_req, res) => {
+      setTimeout(() => res.end('late'), 300);
+    },
+    {},
+  );
+  const agent = new Agent({ keepAlive: true });
+  t.after(() => {
+    agent.destroy();
+  });
+  const answer = fetchText(port, '/', agent);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const outcome = shutdown.shutdown();
+  assert.equal(shutdown.draining, true);
+  const a = await answer;
+  assert.deepEqual([a.status, a.body, a.headers.connection], [200, 'late', 'close']);
+  assert.equal(await outcome, 'drained');
+});
+
+void test('an idle keep-alive connection is closed at once when idle longer than the grace', async (t) => {
+  const { port, shutdown } = await serve(t, (_req, res) => res.end('ok'), { idleGraceMs: 100 });
+  const agent = new Agent({ keepAlive: true });
+  t.after(() => {
+    agent.destroy();
+  });
+  await fetchText(port, '/', agent);
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  const started = Date.now();
+  assert.equal(await shutdown.shutdown(), 'drained');
+  assert.ok(Date.now() - started < 1000, `drained in ${Date.now() - started} ms`);
+});
+
+void test('the deadline destroys what is left and says timeout', async (t) => {
+  const { port, shutdown } = await serve(t, () => undefined, { timeoutMs: 300 });
+  const hung = fetchText(port, '/', false).then(
+    () => 'answered',
+    (err: unknown) => (err as NodeJS.ErrnoException).code,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const started = Date.now();
+  assert.equal(await shutdown.shutdown(), 'timeout');
+  assert.ok(Date.now() - started >= 250);
+  assert.equal(await hung, 'ECONNRESET');
+});
+
+void test('SIGTERM: the app drains, runs onShutdown and exits 0; a request stuck past the deadline makes it exit 1', async (t) => {
+  const app = spawnChild(t, process.execPath, [fixture('graceful-app.mjs')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: childEnv({ DELAY_MS: '200' }),
+  });
+  const out = lines(app.stdout);
+  const port = Number((await waitFor(() => out[0], { what: 'listening' })).split(' ')[1]);
+  const answer = fetchText(port, '/', false);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  app.kill('SIGTERM');
+  assert.equal((await answer).body, String(app.pid), 'the request in flight was answered');
+  assert.deepEqual(await exited(app), { code: 0, signal: null });
+  assert.ok(out.includes('on-shutdown'), out.join('\n'));
+
+  const stuck = spawnChild(t, process.execPath, [fixture('graceful-app.mjs')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: childEnv({ TIMEOUT_MS: '300' }),
+  });
+  const stuckOut = lines(stuck.stdout);
+  const stuckPort = Number((await waitFor(() => stuckOut[0], { what: 'listening' })).split(' ')[1]);
+  const hung = fetchText(stuckPort, '/hang', false).catch(() => 'failed');
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  stuck.kill('SIGTERM');
+  assert.deepEqual(await exited(stuck), { code: 1, signal: null });
+  assert.equal(await hung, 'failed');
+});
+
+void test('a second signal exits at once', async (t) => {
+  const app = spawnChild(t, process.execPath, [fixture('graceful-app.mjs')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: childEnv({ TIMEOUT_MS: '20000' }),
+  });
+  const out = lines(app.stdout);
+  const port = Number((await waitFor(() => out[0], { what: 'listening' })).split(' ')[1]);
+  const hung = fetchText(port, '/hang', false).catch(() => 'failed');
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  app.kill('SIGTERM');
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(app.exitCode, null, 'still draining after the first signal');
+  const started = Date.now();
+  app.kill('SIGTERM');
+  assert.deepEqual(await exited(app), { code: 1, signal: null });
+  assert.ok(Date.now() - started < 5000);
+  assert.equal(await hung, 'failed');
+});
