@@ -129,14 +129,15 @@ void describe('usage', () => {
   void it('counts CPU time of a busy descendant', async () => {
     const busy = groups.spawn('sh', [
       '-c',
-      `${JSON.stringify(process.execPath)} -e "const t = Date.now(); while (Date.now() - t < 300); setTimeout(() => {}, 1e5)"`,
+      // Spins until it has used 0.3 s of CPU (not of wall time: a loaded machine gives less).
+      `${JSON.stringify(process.execPath)} -e "const c = () => { const u = process.cpuUsage(); return u.user + u.system; }; while (c() < 300000); setTimeout(() => {}, 1e5)"`,
     ]);
     const usage = await waitFor(
       () => {
         const u = sampleUsage([busy.pid]).get(busy.pid);
         return u !== undefined && u.cpuSeconds >= 0.25 ? u : undefined;
       },
-      { what: 'at least 0.25 s of CPU in the tree' },
+      { what: 'at least 0.25 s of CPU in the tree', timeout: 20_000 },
     );
     assert.ok(usage.rssBytes > 0);
   });
