@@ -358,10 +358,9 @@ void test('malformed, oversized and slow requests get a 4xx with a code; the dae
 void test('a second emperor on the same socket is refused; /metrics serves Prometheus text', async (t) => {
   const port = await freePort();
   const metricsPort = await freePort();
-  const emp = await startEmperor(t, {
-    files: { 'web.ini': httpVassal(port) },
-    args: ['--metrics', `127.0.0.1:${metricsPort}`],
-  });
+  const emp = await startEmperor(t, { args: ['--metrics', `127.0.0.1:${metricsPort}`] });
+  // Dropped in after the start, so the reaction to its file is measured.
+  emp.write('web.ini', httpVassal(port));
   await waitFor(() => getJson(port), { what: 'web answering' });
   const metrics = await waitFor(
     () =>
@@ -382,6 +381,8 @@ void test('a second emperor on the same socket is refused; /metrics serves Prome
   assert.match(metrics, /^emperor_vassal_rss_bytes\{vassal="web"\} \d+$/m);
   assert.match(metrics, /^process_resident_memory_bytes \d+$/m);
   assert.match(metrics, /^emperor_instance_ready_seconds_count [1-9]/m);
+  assert.match(metrics, /^emperor_reaction_seconds_count 1$/m);
+  assert.match(metrics, /^emperor_reaction_seconds_bucket\{le="\+Inf"\} 1$/m);
 
   const second = await runCli([
     'run',

@@ -28,6 +28,8 @@ export interface Emperor {
   readonly reconciler: Reconciler;
   /** Calls `listener` after every event a vassal handled (status readers, `--wait`); returns an unsubscribe. */
   subscribe(listener: (runner: VassalRunner) => void): () => void;
+  /** Calls `listener` with the reaction time (ms from a file's first change event to the start or reload). */
+  onReaction(listener: (name: string, ms: number) => void): () => void;
   /** SIGHUP: re-read every directory. */
   rescan(): Promise<void>;
   /** SIGUSR1: reopen every log file. */
@@ -82,6 +84,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
 
   const waiters = new Set<() => void>();
   const listeners = new Set<(runner: VassalRunner) => void>();
+  const reactionListeners = new Set<(name: string, ms: number) => void>();
   const gate = new SpawnGate();
   const spawn = { baseEnv: env, setpriv: findSetpriv(), emperorUmask: currentUmask() };
   const reconciler: Reconciler = new Reconciler({
@@ -91,6 +94,9 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
       env,
       cpus: availableParallelism(),
       ...(options.lookup ? { lookup: options.lookup } : {}),
+    },
+    onReaction: (name, ms) => {
+      for (const l of reactionListeners) l(name, ms);
     },
     createRunner: (config) =>
       new VassalRunner(config, {
@@ -151,6 +157,10 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
     subscribe: (listener) => {
       listeners.add(listener);
       return () => listeners.delete(listener);
+    },
+    onReaction: (listener) => {
+      reactionListeners.add(listener);
+      return () => reactionListeners.delete(listener);
     },
     rescan: () => source.rescan(),
     reopenLogs: () => {

@@ -11,6 +11,8 @@ export interface ReconcilerDeps {
   readonly now: () => number;
   readonly parseOptions: Omit<ParseOptions, 'file'>;
   readonly createRunner: (config: VassalConfig) => VassalRunner;
+  /** Told how long after the watcher's first event for a file the emperor acted on it (ms). */
+  readonly onReaction?: (name: string, ms: number) => void;
 }
 
 interface Applied {
@@ -94,8 +96,10 @@ export class Reconciler {
         const fresh = this.#deps.createRunner(result.config);
         this.runners.set(name, fresh);
         fresh.dispatch({ type: 'start', at: now() });
+        this.#reacted(name, scan.changedAt.get(file.path));
       } else {
         runner.dispatch({ type: 'update', config: result.config, at: now() });
+        this.#reacted(name, scan.changedAt.get(file.path));
       }
     }
     for (const name of [...this.#applied.keys()]) {
@@ -104,6 +108,10 @@ export class Reconciler {
       this.errors.delete(name);
       this.runners.get(name)?.dispatch({ type: 'remove', at: now() });
     }
+  }
+
+  #reacted(name: string, changedAt: number | undefined): void {
+    if (changedAt !== undefined) this.#deps.onReaction?.(name, Math.max(0, this.#deps.now() - changedAt));
   }
 
   /** Called by a runner that has disposed of itself. */

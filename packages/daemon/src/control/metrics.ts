@@ -2,10 +2,10 @@
 import { VASSAL_STATES } from '../machine/types.js';
 import type { StatusSnapshot } from './snapshot.js';
 
-/** Bucket upper bounds in seconds for the ready-latency histogram. */
+/** Bucket upper bounds in seconds for the latency histograms. */
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-/** Spawn-to-ready latency of instances, observed by the control server as the runners report. */
+/** A latency histogram (spawn to ready, file change to reaction), fed by the control server. */
 export class Histogram {
   readonly counts = BUCKETS.map(() => 0);
   sum = 0;
@@ -23,7 +23,12 @@ function label(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
 
-export function renderMetrics(s: StatusSnapshot, ready: Histogram, startedAt: number): string {
+export function renderMetrics(
+  s: StatusSnapshot,
+  ready: Histogram,
+  reaction: Histogram,
+  startedAt: number,
+): string {
   const out: string[] = [];
   const family = (name: string, type: string, help: string): void => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -71,14 +76,16 @@ export function renderMetrics(s: StatusSnapshot, ready: Histogram, startedAt: nu
   family('emperor_vassal_config_error', 'gauge', '1 while the vassal file has an error that is not applied.');
   each('emperor_vassal_config_error', (v) => (v.error ? 1 : 0));
 
-  family('emperor_instance_ready_seconds', 'histogram', 'Time from spawn to ready, per instance.');
-  BUCKETS.forEach((b, i) =>
-    out.push(`emperor_instance_ready_seconds_bucket{le="${b}"} ${ready.counts[i] ?? 0}`),
-  );
-  out.push(`emperor_instance_ready_seconds_bucket{le="+Inf"} ${ready.count}`);
-  out.push(
-    `emperor_instance_ready_seconds_sum ${ready.sum}`,
-    `emperor_instance_ready_seconds_count ${ready.count}`,
+  const histogram = (name: string, help: string, h: Histogram): void => {
+    family(name, 'histogram', help);
+    BUCKETS.forEach((b, i) => out.push(`${name}_bucket{le="${b}"} ${h.counts[i] ?? 0}`));
+    out.push(`${name}_bucket{le="+Inf"} ${h.count}`, `${name}_sum ${h.sum}`, `${name}_count ${h.count}`);
+  };
+  histogram('emperor_instance_ready_seconds', 'Time from spawn to ready, per instance.', ready);
+  histogram(
+    'emperor_reaction_seconds',
+    "Time from a vassal file's first change event to the emperor starting or reloading the vassal.",
+    reaction,
   );
 
   const cpu = process.cpuUsage();

@@ -67,6 +67,8 @@ export async function openControlServer(options: ControlServerOptions): Promise<
   };
   const sampler = new CpuSampler(now);
   const ready = new Histogram();
+  const reaction = new Histogram();
+  let unsubscribeReaction: (() => void) | undefined;
   const retryAt = new WeakMap<VassalRunner, number>();
   const seenReady = new WeakMap<VassalRunner, Set<number>>();
   let emperor: Emperor | undefined;
@@ -249,15 +251,19 @@ export async function openControlServer(options: ControlServerOptions): Promise<
       emperor = e;
       for (const r of e.reconciler.runners.values()) observe(r);
       unsubscribe = e.subscribe(observe);
+      unsubscribeReaction = e.onReaction((_name, ms) => {
+        reaction.observe(ms / 1000);
+      });
     },
     status: () => status(),
     metrics() {
       const s = status();
-      return s && renderMetrics(s, ready, info.startedAt);
+      return s && renderMetrics(s, ready, reaction, info.startedAt);
     },
     close: () =>
       (closing ??= new Promise<void>((resolve) => {
         unsubscribe?.();
+        unsubscribeReaction?.();
         for (const a of inflight) a.abort();
         server.close(() => {
           resolve();

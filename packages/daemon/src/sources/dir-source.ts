@@ -47,6 +47,8 @@ export interface DuplicateFile {
 export interface Scan {
   readonly files: ReadonlyMap<string, VassalFile>;
   readonly duplicates: readonly DuplicateFile[];
+  /** For files (re)read by this scan: when the watcher first reported the change (epoch ms). */
+  readonly changedAt: ReadonlyMap<string, number>;
 }
 
 export interface WatchTarget {
@@ -80,6 +82,8 @@ export class DirSource {
   #watcher: FSWatcher | undefined;
   /** Files named by an event since their last read: re-read even if stat looks the same. */
   readonly #dirty = new Set<string>();
+  /** When the first event since the last read came for each path: the start of the reaction time. */
+  readonly #changedAt = new Map<string, number>();
   /** The last stat of each path, to tell when a write has settled. */
   readonly #seen = new Map<string, Seen>();
   /** Identity of each path as last read. */
@@ -108,7 +112,10 @@ export class DirSource {
     );
     this.#watcher = watcher;
     const hint = (path: string, change = false): void => {
-      if (vassalNameOf(basename(path)) !== undefined) this.#dirty.add(path);
+      if (vassalNameOf(basename(path)) !== undefined) {
+        this.#dirty.add(path);
+        if (!this.#changedAt.has(path)) this.#changedAt.set(path, Date.now());
+      }
       // Renames and deletions keep the full delay: it bridges an editor's rename-away-then-write gap.
       this.schedule(change && this.#known.has(path) ? CHANGE_CHECK_MS : WRITE_SETTLE_MS);
     };
@@ -242,6 +249,7 @@ export class DirSource {
     }
     const now = Date.now();
     const present = new Set<string>();
+    const read = new Set<string>();
     // Each file answers whether it is still being written.
     const pending = await Promise.all(
       listed.map(async ({ name, path }): Promise<boolean> => {
@@ -271,6 +279,7 @@ export class DirSource {
               this.#seen.delete(path);
               this.#dirty.delete(path);
               this.#known.set(path, again);
+              read.add(path);
               return false;
             }
           }
@@ -280,17 +289,25 @@ export class DirSource {
         this.#seen.delete(path);
         this.#dirty.delete(path);
         this.#known.set(path, await readIdentity(name, path, statKey, Number(st.size)));
+        read.add(path);
         return false;
       }),
     );
     for (const path of this.#known.keys()) if (!present.has(path)) this.#known.delete(path);
     for (const path of this.#seen.keys()) if (!present.has(path)) this.#seen.delete(path);
     for (const path of this.#dirty) if (!present.has(path)) this.#dirty.delete(path);
+    const changedAt = new Map<string, number>();
+    for (const path of read) {
+      const at = this.#changedAt.get(path);
+      if (at !== undefined) changedAt.set(path, at);
+      this.#changedAt.delete(path);
+    }
+    for (const path of this.#changedAt.keys()) if (!present.has(path)) this.#changedAt.delete(path);
     if (pending.includes(true)) this.schedule(WRITE_SETTLE_MS);
-    this.#onScan(this.#result());
+    this.#onScan(this.#result(changedAt));
   }
 
-  #result(): Scan {
+  #result(changedAt: ReadonlyMap<string, number>): Scan {
     const files = new Map<string, VassalFile>();
     const duplicates: DuplicateFile[] = [];
     for (const [name, path] of this.#owner) {
@@ -305,7 +322,7 @@ export class DirSource {
       if (owner === file.path) files.set(file.name, file);
       else if (owner !== undefined) duplicates.push({ name: file.name, path: file.path, firstPath: owner });
     }
-    return { files, duplicates };
+    return { files, duplicates, changedAt };
   }
 
   async close(): Promise<void> {
