@@ -66,6 +66,34 @@ export const ERROR_CODES = {
     'A process group id of 0 or 1 (our own group, or every process) reached the code that kills groups.',
   EMP_NATIVE_NOT_BUILT:
     'The @emperor/native addon is missing or cannot load; `npm rebuild @emperor/native` builds it.',
+  // The control socket and the CLI (docs/protocol.md has the HTTP statuses).
+  EMP_CONTROL_BAD_REQUEST:
+    '400: malformed HTTP, a bad parameter, or a name that is not a vassal name or glob.',
+  EMP_CONTROL_BAD_JSON: '400: the request body is not a JSON object.',
+  EMP_CONTROL_NOT_FOUND: '404: no such control endpoint.',
+  EMP_CONTROL_METHOD: '405: the wrong HTTP method for the endpoint.',
+  EMP_CONTROL_TIMEOUT: '408: the request did not arrive in time, or `--wait` ran out before the outcome.',
+  EMP_CONTROL_TOO_LARGE: '413/431: a request body over 64 KiB or headers over 16 KiB.',
+  EMP_CONTROL_INTERNAL: '500: a bug in the control server; the emperor log has the details.',
+  EMP_CONTROL_STARTING: '503: the emperor has opened its socket but not yet read its vassals.',
+  EMP_CONTROL_IN_USE:
+    'Another emperor answers on the control socket: a second `emperor run` refuses to start.',
+  EMP_CONTROL_NOT_SOCKET:
+    'Something that is not a socket is in the way at the control socket path; it is never removed.',
+  EMP_CONTROL_GROUP:
+    '`--control-group` names a group that does not exist, or the socket cannot be given to it.',
+  EMP_CONTROL_BAD_ANSWER: "The CLI got an answer from the control socket that is not the emperor's JSON.",
+  EMP_CONTROL_ERROR:
+    'The CLI could not complete a request on the control socket (the message has the errno).',
+  EMP_USAGE: 'A command-line usage error (exit 2), such as a bad `--metrics` address.',
+  EMP_VASSAL_UNKNOWN: 'No vassal matches a name or glob; the message lists the nearest known names.',
+  EMP_VASSAL_NOT_RUNNING: "The vassal's file has never parsed, so there is nothing to show or follow.",
+  // The Node SDK (packages/vassal), thrown in the app.
+  EMP_SDK_NO_SOCKET:
+    'Node SDK: `listen()` found no inherited socket (LISTEN_PID is not this process) and no `PORT` or `port`.',
+  EMP_SDK_SOCKET_NAME:
+    'Node SDK: `listen({ name })` names a socket the instance did not inherit; the message lists the names there are.',
+  EMP_SDK_BAD_PORT: 'Node SDK: `PORT` or the `port` option is not a port number from 0 to 65535.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

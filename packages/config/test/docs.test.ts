@@ -1,7 +1,7 @@
 // The docs are kept in sync with the code (as fastify tests docs/Reference/Errors.md):
 // docs/config.md documents exactly the keys of keys.ts, docs/errors.md exactly the codes.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { ERROR_CODES, KEY_NAMES } from '../src/index.js';
 
@@ -44,4 +44,22 @@ void test('docs/config.md mentions only codes that exist', () => {
   const md = readFileSync(new URL('config.md', docs), 'utf8');
   for (const [code] of md.matchAll(/EMP_[A-Z_]+/g))
     assert.ok(Object.hasOwn(ERROR_CODES, code), `docs/config.md mentions unknown ${code}`);
+});
+
+void test('every EMP_ code used in the sources is in the registry', () => {
+  const root = new URL('../', docs);
+  const seen = new Set<string>();
+  const walk = (dir: URL): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (entry.isDirectory()) walk(new URL(`${entry.name}/`, dir));
+      else if (entry.name.endsWith('.ts'))
+        for (const m of readFileSync(new URL(entry.name, dir), 'utf8').matchAll(/\bEMP_[A-Z_]+[A-Z]\b/g))
+          seen.add(m[0]);
+    }
+  };
+  for (const pkg of ['config', 'daemon', 'cli', 'vassal', 'native'])
+    walk(new URL(`packages/${pkg}/src/`, root));
+  assert.ok(seen.size > 40, `the walk found the sources (${seen.size} codes)`);
+  const missing = [...seen].filter((code) => !Object.hasOwn(ERROR_CODES, code));
+  assert.deepEqual(missing, [], 'codes used but not in packages/config/src/errors.ts');
 });
