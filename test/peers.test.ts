@@ -4,7 +4,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, alive, freePort, getJson, startEmperor, waitFor, type LogLine } from './support.js';
+import {
+  FIXTURES,
+  alive,
+  controlSocket,
+  freePort,
+  getJson,
+  runCli,
+  startEmperor,
+  waitFor,
+  type LogLine,
+} from './support.js';
 
 const GUNICORN = '/usr/bin/gunicorn';
 const SYSTEMD_NOTIFY = '/usr/bin/systemd-notify';
@@ -74,5 +84,8 @@ void test(
       'running only once systemd-notify said READY=1',
     );
     assert.equal((await getJson(port)).pid, spawned.pid);
+    const st = await runCli(['status', 'slow', '--json'], { control: controlSocket(emp) });
+    const json = JSON.parse(st.stdout) as { vassals: { instances: { status: string | null }[] }[] };
+    assert.equal(json.vassals[0]?.instances[0]?.status, 'warm', 'STATUS= from systemd-notify');
   },
 );

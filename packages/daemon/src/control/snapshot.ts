@@ -27,6 +27,8 @@ export interface InstanceStatus {
   readonly rss_bytes: number | null;
   readonly cpu_percent: number | null;
   readonly cpu_seconds: number | null;
+  /** The last sd_notify `STATUS=` the instance sent (`ready = fd` or `notify`), or null. */
+  readonly status: string | null;
 }
 
 export interface ErrorStatus {
@@ -136,6 +138,7 @@ function runnerStatus(
           rss_bytes: u?.rssBytes ?? null,
           cpu_percent: u?.cpuPercent ?? null,
           cpu_seconds: u?.cpuSeconds ?? null,
+          status: (i.pid === undefined ? undefined : runner.statusOf(i.pid)) ?? null,
         };
       }),
     last_exit: v.lastExit
