@@ -68,6 +68,29 @@ void test(
 );
 
 void test(
+  'gunicorn on demand: the first client wakes it and is answered, idle puts it to sleep, the next client wakes it',
+  { skip: existsSync(GUNICORN) ? false : `${GUNICORN} is not installed (apt-get install gunicorn)` },
+  async (t) => {
+    const port = await freePort();
+    const emp = await startEmperor(t);
+    emp.write(
+      'lazy.ini',
+      `[vassal]\nexec = ${GUNICORN} --workers 1 --chdir ${FIXTURES} wsgi_app:app\nsocket = 127.0.0.1:${port}\nready = notify\non-demand = true\nidle = 1\n`,
+    );
+    await emp.waitLine((l) => l.event === 'waiting' && l.vassal === 'lazy', 'waiting');
+    const first = await getJson(port);
+    const spawned = await emp.waitLine(spawnOf('lazy'), 'spawn');
+    assert.equal(first.master, spawned.pid, 'the first client is answered by gunicorn');
+    const from = emp.lines.length;
+    await emp.waitLine((l) => l.event === 'idle' && l.vassal === 'lazy', 'idle', from);
+    await emp.waitLine((l) => l.event === 'waiting' && l.vassal === 'lazy', 'waiting again', from);
+    await waitFor(() => !alive(spawned.pid as number), { what: 'gunicorn asleep' });
+    const again = await getJson(port);
+    assert.notEqual(again.master, spawned.pid, 'a new gunicorn answered');
+  },
+);
+
+void test(
   'systemd-notify --ready gates starting → running (ready = notify)',
   { skip: existsSync(SYSTEMD_NOTIFY) ? false : `${SYSTEMD_NOTIFY} is not installed` },
   async (t) => {
