@@ -15,7 +15,9 @@ import { performance } from 'node:perf_hooks';
 
 const env = process.env;
 const now = () => performance.timeOrigin + performance.now();
-const inherited = env.LISTEN_PID === String(process.pid) && Number(env.LISTEN_FDS) >= 1;
+// BENCH_FD3=1: a bench started this process itself with a socket at fd 3 (no LISTEN_PID to set).
+const inherited =
+  env.BENCH_FD3 === '1' || (env.LISTEN_PID === String(process.pid) && Number(env.LISTEN_FDS) >= 1);
 const IDLE_GRACE_MS = Number(env.IDLE_GRACE_MS ?? 1000);
 let listenedAt = 0;
 let draining = false;
