@@ -112,3 +112,30 @@ void test(
     assert.equal(json.vassals[0]?.instances[0]?.status, 'warm', 'STATUS= from systemd-notify');
   },
 );
+
+void test(
+  'watchdog: an app pinging WATCHDOG=1 with systemd-notify lives on; a silent one is killed and restarted',
+  { skip: existsSync(SYSTEMD_NOTIFY) ? false : `${SYSTEMD_NOTIFY} is not installed` },
+  async (t) => {
+    const emp = await startEmperor(t);
+    // WATCHDOG_USEC and WATCHDOG_PID are what libsystemd's sd_watchdog_enabled() checks.
+    emp.write(
+      'pinger.ini',
+      `[vassal]\nexec = /bin/sh -c '[ "$WATCHDOG_PID" = "$$" ] && [ "$WATCHDOG_USEC" = 600000 ] || exit 3; while :; do ${SYSTEMD_NOTIFY} WATCHDOG=1; sleep 0.1; done'\nwatchdog = 0.6\n`,
+    );
+    emp.write('silent.ini', `[vassal]\nexec = sleep 100\nwatchdog = 0.3\nrestart-delay = 0.1\n`);
+    const silent = await emp.waitLine(spawnOf('silent'), 'silent spawned');
+    const fired = await emp.waitLine((l) => l.event === 'watchdog' && l.vassal === 'silent', 'watchdog');
+    assert.equal(fired.pid, silent.pid);
+    const exit = await emp.waitLine((l) => l.event === 'exit' && l.pid === silent.pid, 'exit');
+    assert.equal(exit.signal, 'SIGKILL');
+    await emp.waitLine((l) => spawnOf('silent')(l) && l.pid !== silent.pid, 'silent restarted');
+    const pinger = await emp.waitLine(spawnOf('pinger'), 'pinger spawned');
+    // Several watchdog periods pass: the pinger is never killed.
+    await waitFor(() => emp.lines.filter((l) => l.event === 'watchdog').length >= 3, {
+      what: 'three watchdog periods of the silent one',
+    });
+    assert.ok(!emp.lines.some((l) => l.event === 'watchdog' && l.vassal === 'pinger'));
+    assert.ok(alive(pinger.pid as number));
+  },
+);

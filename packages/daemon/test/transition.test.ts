@@ -384,3 +384,18 @@ void test('on-demand: a waiting client starts a generation; idle probes put it b
   assert.ok(types(back).includes('watch-sockets'));
   assert.ok(!types(back).includes('close-sockets'), 'the sockets stay bound while it sleeps');
 });
+
+void test('watchdog: armed at spawn, re-armed by each heartbeat, and a silent instance is killed and restarted', () => {
+  const d = new Drive(testConfig({ watchdogMs: 500, restartDelayMs: 100 }));
+  d.send({ type: 'start', at: 0 });
+  const fx = d.send({ type: 'spawned', generation: 1, index: 0, pid: 100, at: 1 });
+  assert.ok(fx.some((e) => e.type === 'arm' && e.timer.kind === 'watchdog' && e.ms === 500));
+  const beat = d.send({ type: 'heartbeat', pid: 100, at: 300 });
+  assert.deepEqual(types(beat), ['arm']);
+  const fired = d.send({ type: 'timer', timer: { kind: 'watchdog', pid: 100 }, at: 800 });
+  assert.deepEqual(fired, [{ type: 'kill-group', pid: 100 }]);
+  assert.match(String(d.v.reason), /WATCHDOG=1/);
+  const exit = d.send({ type: 'exited', pid: 100, code: null, signal: 'SIGKILL', at: 801 });
+  assert.ok(exit.some((e) => e.type === 'cancel' && e.timer.kind === 'watchdog'));
+  assert.equal(d.v.state, 'backoff');
+});

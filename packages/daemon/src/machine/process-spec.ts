@@ -21,6 +21,7 @@ function processSpec(c: VassalConfig): unknown[] {
     c.umask,
     c.envFiles,
     c.ready,
+    c.watchdogMs,
   ];
 }
 

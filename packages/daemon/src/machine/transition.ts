@@ -172,6 +172,7 @@ function stopInstances(s: Step, which: (i: Instance) => boolean): Step {
       s.emit(
         { type: 'cancel', timer: { kind: 'ready-timeout', pid: i.pid } },
         { type: 'cancel', timer: { kind: 'ready-delay', pid: i.pid } },
+        { type: 'cancel', timer: { kind: 'watchdog', pid: i.pid } },
         { type: 'signal', pid: i.pid, signal: i.stopSignal },
         { type: 'arm', timer: { kind: 'stop-timeout', pid: i.pid }, ms: i.stopTimeoutMs },
       );
@@ -252,6 +253,10 @@ const onSpawned: Handler<'spawned'> = (v, e) => {
   const withPid: Instance = { ...inst, pid: e.pid, startedAt: e.at };
   s.set({ instances: replaceInstance(v, inst, withPid) });
   s.log('info', 'spawn', { pid: e.pid, instance: e.index, generation: e.generation });
+  const watchdogMs = v.config.watchdogMs;
+  if (watchdogMs !== undefined && inst.state !== 'stopping') {
+    s.emit({ type: 'arm', timer: { kind: 'watchdog', pid: e.pid }, ms: watchdogMs });
+  }
   if (inst.state === 'stopping') {
     stopInstances(
       s.set({ instances: replaceInstance(s.v, withPid, { ...withPid, state: 'starting' }) }),
@@ -286,6 +291,13 @@ function markReady(s: Step, pid: number, at: number): Transition {
 }
 
 const onReady: Handler<'ready'> = (v, e) => markReady(new Step(v), e.pid, e.at);
+
+const onHeartbeat: Handler<'heartbeat'> = (v, e) => {
+  const inst = findPid(v, e.pid);
+  const ms = v.config.watchdogMs;
+  if (inst === undefined || inst.state === 'stopping' || ms === undefined) return same(v);
+  return new Step(v).emit({ type: 'arm', timer: { kind: 'watchdog', pid: e.pid }, ms }).done();
+};
 
 const onSpawnFailed: Handler<'spawn-failed'> = (v, e) => {
   const s = new Step(v);
@@ -338,6 +350,7 @@ const onExited: Handler<'exited'> = (v, e) => {
     { type: 'cancel', timer: { kind: 'stop-timeout', pid: e.pid } },
     { type: 'cancel', timer: { kind: 'ready-timeout', pid: e.pid } },
     { type: 'cancel', timer: { kind: 'ready-delay', pid: e.pid } },
+    { type: 'cancel', timer: { kind: 'watchdog', pid: e.pid } },
   );
   const exit = { code: e.code, signal: e.signal, at: e.at };
   const fields = {
@@ -405,6 +418,16 @@ const onTimer: Handler<'timer'> = (v, e) => {
       return markReady(s, t.pid, e.at);
     case 'idle':
       return v.state === 'running' ? s.emit({ type: 'probe-idle' }).done() : s.done();
+    case 'watchdog': {
+      const inst = findPid(v, t.pid);
+      if (inst === undefined || inst.state === 'stopping') return s.done();
+      // Hung: kill the whole group; its exit goes through the usual restart and backoff.
+      return s
+        .set({ reason: `instance ${inst.index} sent no WATCHDOG=1 within ${v.config.watchdogMs ?? 0} ms` })
+        .log('warn', 'watchdog', { pid: t.pid, instance: inst.index })
+        .emit({ type: 'kill-group', pid: t.pid })
+        .done();
+    }
     case 'ready-timeout': {
       const inst = findPid(v, t.pid);
       if (inst?.state !== 'starting') return s.done();
@@ -536,6 +559,7 @@ const instanceEvents = {
   spawned: onSpawned,
   'spawn-failed': onSpawnFailed,
   ready: onReady,
+  heartbeat: onHeartbeat,
   exited: onExited,
   timer: onTimer,
   bound: onBound,

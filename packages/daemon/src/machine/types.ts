@@ -81,7 +81,9 @@ export type Timer =
   | { readonly kind: 'ready-timeout'; readonly pid: number }
   | { readonly kind: 'ready-delay'; readonly pid: number }
   /** On-demand with `idle`: time to look for clients again. */
-  | { readonly kind: 'idle' };
+  | { readonly kind: 'idle' }
+  /** `watchdog`: the instance sent no `WATCHDOG=1` in time. */
+  | { readonly kind: 'watchdog'; readonly pid: number };
 
 export function timerKey(t: Timer): string {
   return 'pid' in t ? `${t.kind}:${t.pid}` : t.kind;
@@ -112,6 +114,8 @@ export type VassalEvent =
       readonly at: number;
     }
   | { readonly type: 'ready'; readonly pid: number; readonly at: number }
+  /** `WATCHDOG=1` from an instance (sd_notify, or the SDK's heartbeat on the fd channel). */
+  | { readonly type: 'heartbeat'; readonly pid: number; readonly at: number }
   /** Outcomes of a `bind` effect. */
   | { readonly type: 'bound'; readonly at: number }
   | { readonly type: 'bind-failed'; readonly reason: string; readonly at: number }

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 
 const TCP_LISTEN = '0A';
+const TCP_TIME_WAIT = '06';
 const UNIX_CONNECTED = '03';
 /** __SO_ACCEPTCON in /proc/net/unix flags: the listening socket itself. */
 const UNIX_ACCEPTCON = 0x10000;
@@ -15,22 +16,31 @@ function read(path: string): string {
   }
 }
 
-/**
- * Local TCP ports that have a connection in any state but LISTEN (established, closing,
- * TIME_WAIT): a request served a moment ago still counts as activity.
- */
-export function tcpPortsInUse(): Set<number> {
-  const ports = new Set<number>();
+export interface TcpActivity {
+  /** Local ports with a connection open now (any state but LISTEN and TIME_WAIT). */
+  readonly open: Set<number>;
+  /**
+   * Connections in TIME_WAIT, as `localPort|local|remote`: those the server closed in the last
+   * minute. One not seen at the previous probe is a request served since, however short.
+   */
+  readonly closed: Set<string>;
+}
+
+export function tcpActivity(): TcpActivity {
+  const open = new Set<number>();
+  const closed = new Set<string>();
   for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
     const lines = read(table).split('\n');
     for (let i = 1; i < lines.length; i++) {
       const f = lines[i]?.trim().split(/\s+/);
       if (!f || f.length < 4 || f[3] === TCP_LISTEN) continue;
       const local = f[1] ?? '';
-      ports.add(parseInt(local.slice(local.lastIndexOf(':') + 1), 16));
+      const port = parseInt(local.slice(local.lastIndexOf(':') + 1), 16);
+      if (f[3] === TCP_TIME_WAIT) closed.add(`${port}|${local}|${f[2] ?? ''}`);
+      else open.add(port);
     }
   }
-  return ports;
+  return { open, closed };
 }
 
 /**

@@ -6,6 +6,7 @@ import { openDatagram, type DatagramSocket } from '@emperor/native';
 export interface NotifyMessage {
   readonly ready: boolean;
   readonly status: string | undefined;
+  readonly watchdog: boolean;
 }
 
 /** Longest unfinished line kept from an fd channel: a runaway writer cannot grow the emperor. */
@@ -14,12 +15,14 @@ const MAX_LINE = 4096;
 /** Parses sd_notify `KEY=value` lines; on the fd channel an empty line also means READY (s6). */
 export function parseNotify(text: string, emptyLineIsReady: boolean): NotifyMessage {
   let ready = false;
+  let watchdog = false;
   let status: string | undefined;
   for (const line of text.split('\n')) {
     if (line === 'READY=1' || (emptyLineIsReady && line === '')) ready = true;
+    else if (line === 'WATCHDOG=1') watchdog = true;
     else if (line.startsWith('STATUS=')) status = line.slice('STATUS='.length);
   }
-  return { ready, status };
+  return { ready, status, watchdog };
 }
 
 let sequence = 0;

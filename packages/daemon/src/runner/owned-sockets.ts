@@ -2,7 +2,7 @@
 // them as inherited fds, and they outlive generations, crashes and idle periods (SPEC §4).
 import { bindTcp, bindUnix, type ListeningSocket, type Watch } from '@emperor/native';
 import type { SocketSpec, VassalConfig } from '@emperor/config';
-import { tcpPortsInUse, unixPathsInUse } from '../os/connections.js';
+import { tcpActivity, unixPathsInUse } from '../os/connections.js';
 
 interface Bound {
   readonly key: string;
@@ -36,6 +36,8 @@ function bindOne(spec: SocketSpec, config: VassalConfig): ListeningSocket {
 export class OwnedSockets {
   #bound: Bound[] = [];
   #watches: Watch[] = [];
+  /** TIME_WAIT connections of our ports at the previous probe. */
+  #closedBefore = new Set<string>();
 
   /**
    * Binds the sockets of `config`, keeping any already bound the same way. On failure nothing is
@@ -102,16 +104,25 @@ export class OwnedSockets {
     this.#watches = [];
   }
 
-  /** A client is connected (or has just been served) or waits in a backlog. */
+  /**
+   * A client waits in a backlog, is connected now, or was served since the previous probe (a
+   * connection the server closed shows in TIME_WAIT for a minute: only new ones count).
+   */
   busy(): boolean {
     if (this.#bound.some((b) => b.socket.hasPendingConnection())) return true;
-    const tcp = this.#bound.some((b) => b.spec.kind === 'tcp');
-    const ports = tcp ? tcpPortsInUse() : undefined;
-    const unix = this.#bound.some((b) => b.spec.kind === 'unix');
-    const paths = unix ? unixPathsInUse() : undefined;
-    return this.#bound.some((b) =>
-      b.spec.kind === 'tcp' ? ports?.has(b.socket.port ?? -1) : paths?.has(b.spec.path),
-    );
+    const ports = new Set(this.#bound.flatMap((b) => (b.socket.port === undefined ? [] : [b.socket.port])));
+    let busy = false;
+    if (ports.size > 0) {
+      const tcp = tcpActivity();
+      const closed = new Set([...tcp.closed].filter((c) => ports.has(Number(c.slice(0, c.indexOf('|'))))));
+      busy = [...ports].some((p) => tcp.open.has(p)) || [...closed].some((c) => !this.#closedBefore.has(c));
+      this.#closedBefore = closed;
+    }
+    if (!busy && this.#bound.some((b) => b.spec.kind === 'unix')) {
+      const paths = unixPathsInUse();
+      busy = this.#bound.some((b) => b.spec.kind === 'unix' && paths.has(b.spec.path));
+    }
+    return busy;
   }
 
   close(): void {

@@ -51,13 +51,16 @@ export const NO_CHANNELS: InstanceChannels = {
 
 /** The argv actually run: optional pdeathsig and shell steps, each exec'ing the next, so the app keeps the pid. */
 export function wrapArgv(config: VassalConfig, options: SpawnOptions, withSockets = false): string[] {
+  const ownPid: string[] = [];
+  if (withSockets) ownPid.push('LISTEN_PID');
+  if (config.watchdogMs !== undefined) ownPid.push('WATCHDOG_PID');
   let argv = [...config.argv];
   const steps: string[] = [];
   // spawn has no umask option and process.umask() is process-wide (SPEC §8.4).
   if (config.umask !== options.emperorUmask) steps.push(`umask ${config.umask.toString(8).padStart(4, '0')}`);
-  // sd_listen_fds() wants LISTEN_PID = the app's own pid, unknown to Node before the spawn; the
-  // shell knows its pid ($$) and exec keeps it.
-  if (withSockets) steps.push('export LISTEN_PID=$$');
+  // sd_listen_fds() and sd_watchdog_enabled() want LISTEN_PID / WATCHDOG_PID = the app's own pid,
+  // unknown to Node before the spawn; the shell knows its pid ($$) and exec keeps it.
+  for (const name of ownPid) steps.push(`export ${name}=$$`);
   if (steps.length > 0) argv = ['/bin/sh', '-c', `${steps.join(' && ')} && exec "$0" "$@"`, ...argv];
   if (options.setpriv) argv = [options.setpriv, '--pdeathsig', 'KILL', '--', ...argv];
   return argv;
@@ -86,6 +89,7 @@ export function spawnInstance(
     env.LISTEN_FDNAMES = channels.fdNames.join(':');
   }
   if (channels.notifySocket !== undefined) env.NOTIFY_SOCKET = channels.notifySocket;
+  if (config.watchdogMs !== undefined) env.WATCHDOG_USEC = String(config.watchdogMs * 1000);
   const notifyAt = 3 + fds.length;
   if (channels.notifyFd) env.EMPEROR_NOTIFY_FD = String(notifyAt);
   const reason = precheck(config.argv, config.chdir, env.PATH);

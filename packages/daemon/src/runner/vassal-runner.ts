@@ -191,7 +191,9 @@ export class VassalRunner {
     if (config.log !== this.#vassal.config.log) this.#log = this.#deps.openLog(config);
     let notify: NotifyChannel | undefined;
     try {
-      notify = config.ready.kind === 'notify' ? NotifyChannel.open() : undefined;
+      // libsystemd clients send WATCHDOG=1 only to a NOTIFY_SOCKET, so `watchdog` needs one too.
+      notify =
+        config.ready.kind === 'notify' || config.watchdogMs !== undefined ? NotifyChannel.open() : undefined;
     } catch (err) {
       const reason = `cannot open NOTIFY_SOCKET: ${(err as Error).message}`;
       this.dispatch({ type: 'spawn-failed', generation, index, reason, at: this.#deps.now() });
@@ -237,6 +239,7 @@ export class VassalRunner {
   #onNotify(pid: number, m: NotifyMessage): void {
     if (m.status !== undefined) this.#status.set(pid, m.status);
     if (m.ready) this.dispatch({ type: 'ready', pid, at: this.#deps.now() });
+    if (m.watchdog) this.dispatch({ type: 'heartbeat', pid, at: this.#deps.now() });
   }
 
   #dispose(): void {
