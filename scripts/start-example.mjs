@@ -26,9 +26,12 @@ console.error(`
 
     curl http://127.0.0.1:8101/              # hello
     curl http://127.0.0.1:8102/              # ticker, instance 0 (8103: instance 1)
+    curl http://127.0.0.1:8104/              # pool: 2 instances on one socket the emperor owns
+    curl http://127.0.0.1:8105/              # lazy: started by this first request
     ${cli} status --control ${rel(control)}
     touch ${rel(join(vassals, 'hello.ini'))}   # reload hello: new pid, generation + 1
     touch ${rel(join(vassals, 'ticker.ini'))}  # reload ticker in place: SIGHUP, same pids
+    touch ${rel(join(vassals, 'pool.ini'))}    # rolling reload: no request refused
 
   Ctrl-C stops every vassal and the emperor.
 `);
