@@ -68,14 +68,15 @@ export const ERROR_CODES = {
     'The @emperor/native addon is missing or cannot load; `npm rebuild @emperor/native` builds it.',
   // The control socket and the CLI (docs/protocol.md has the HTTP statuses).
   EMP_CONTROL_BAD_REQUEST:
-    '400: malformed HTTP, a bad parameter, or a name that is not a vassal name or glob.',
-  EMP_CONTROL_BAD_JSON: '400: the request body is not a JSON object.',
-  EMP_CONTROL_NOT_FOUND: '404: no such control endpoint.',
-  EMP_CONTROL_METHOD: '405: the wrong HTTP method for the endpoint.',
-  EMP_CONTROL_TIMEOUT: '408: the request did not arrive in time, or `--wait` ran out before the outcome.',
-  EMP_CONTROL_TOO_LARGE: '413/431: a request body over 64 KiB or headers over 16 KiB.',
-  EMP_CONTROL_INTERNAL: '500: a bug in the control server; the emperor log has the details.',
-  EMP_CONTROL_STARTING: '503: the emperor has opened its socket but not yet read its vassals.',
+    'HTTP 400: malformed HTTP, a bad parameter, or a name that is not a vassal name or glob.',
+  EMP_CONTROL_BAD_JSON: 'HTTP 400: the request body is not a JSON object.',
+  EMP_CONTROL_NOT_FOUND: 'HTTP 404: no such control endpoint.',
+  EMP_CONTROL_METHOD: 'HTTP 405: the wrong HTTP method for the endpoint.',
+  EMP_CONTROL_TIMEOUT:
+    'HTTP 408: the request did not arrive in time, or `--wait` ran out before the outcome.',
+  EMP_CONTROL_TOO_LARGE: 'HTTP 413/431: a request body over 64 KiB or headers over 16 KiB.',
+  EMP_CONTROL_INTERNAL: 'HTTP 500: a bug in the control server; the emperor log has the details.',
+  EMP_CONTROL_STARTING: 'HTTP 503: the emperor has opened its socket but not yet read its vassals.',
   EMP_CONTROL_IN_USE:
     'Another emperor answers on the control socket: a second `emperor run` refuses to start.',
   EMP_CONTROL_NOT_SOCKET:
