@@ -83,7 +83,7 @@ export function probe(port, timeoutMs = 5000, { clientCloses = false } = {}) {
 
 /**
  * Starts the bench app directly (no emperor) on its own port and resolves when its listen callback
- * has run: { spawnAt, listenedAt, startMs = listenedAt - spawnAt }. The child is stopped after.
+ * has run: { spawnAt, listenedAt, startMs = listenedAt - spawnAt, ... }. The child is stopped after.
  */
 export async function directStart(extraEnv = {}) {
   const port = await freePort();
@@ -93,13 +93,13 @@ export async function directStart(extraEnv = {}) {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   track(child.pid);
-  const listenedAt = await new Promise((done, fail) => {
+  const { listenedAt, startedAt } = await new Promise((done, fail) => {
     let buf = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (c) => {
       buf += c;
-      const m = /"listenedAt":([0-9.]+)/.exec(buf);
-      if (m) done(Number(m[1]));
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) done(JSON.parse(buf.slice(0, nl)));
     });
     child.once('exit', (code) => fail(new Error(`the app exited (${code}) before listening`)));
   });
@@ -108,7 +108,14 @@ export async function directStart(extraEnv = {}) {
   child.kill('SIGTERM');
   await exited;
   untrack(child.pid);
-  return { spawnAt, listenedAt, startMs: listenedAt - spawnAt, firstAnswerMs: answered.t1 - spawnAt };
+  return {
+    spawnAt,
+    listenedAt,
+    startMs: listenedAt - spawnAt,
+    execMs: startedAt - spawnAt, // spawn -> Node's timeOrigin
+    bootMs: listenedAt - startedAt, // Node's timeOrigin -> listen callback
+    firstAnswerMs: answered.t1 - spawnAt,
+  };
 }
 
 let waitingSocket;
