@@ -86,7 +86,7 @@ export const ERROR_CODES = {
   EMP_CONTROL_BAD_ANSWER: "The CLI got an answer from the control socket that is not the emperor's JSON.",
   EMP_CONTROL_ERROR:
     'The CLI could not complete a request on the control socket (the message has the errno).',
-  EMP_USAGE: 'A command-line usage error (exit 2), such as a bad `--metrics` address.',
+  EMP_CLI_USAGE: 'A command-line usage error (exit 2), such as a bad `--metrics` address.',
   EMP_VASSAL_UNKNOWN: 'No vassal matches a name or glob; the message lists the nearest known names.',
   EMP_VASSAL_NOT_RUNNING: "The vassal's file has never parsed, so there is nothing to show or follow.",
   // The Node SDK (packages/vassal), thrown in the app.

@@ -16,7 +16,7 @@ export function parseListenAddress(value: string): { host: string; port: number 
   const port = Number(m?.[3]);
   if (!m || !Number.isInteger(port) || port < 0 || port > 65535)
     throw Object.assign(new Error(`--metrics expects HOST:PORT or PORT, got \`${value}\``), {
-      code: 'EMP_USAGE',
+      code: 'EMP_CLI_USAGE',
     });
   return { host: m[1] || m[2] || '127.0.0.1', port };
 }
