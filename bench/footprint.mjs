@@ -25,7 +25,7 @@ const sizes = process.argv.slice(2).map(Number);
 if (sizes.length === 0) sizes.push(0, 100, 1000);
 const IDLE_S = Number(process.env.IDLE_S ?? 10);
 // Node settles a few seconds after start-up (lazy compilation, V8's memory reducer GC): measure after.
-const SETTLE_S = Number(process.env.SETTLE_S ?? 8);
+const SETTLE_S = Number(process.env.SETTLE_S ?? 15);
 deadline(115_000, 'footprint');
 
 function idleCpu(pid) {
@@ -38,47 +38,54 @@ function idleCpu(pid) {
   });
 }
 
-async function floor() {
+/** The floor: a bare Node process, started first and measured in the same window as the first emperor. */
+function startFloor() {
   const child = spawn(process.execPath, ['-e', 'setInterval(()=>{},1e9)'], {
     env: cleanEnv(),
     stdio: 'ignore',
   });
   track(child.pid);
-  await sleep(SETTLE_S * 1000);
-  const cpu = await idleCpu(child.pid);
-  const rss = rssKb(child.pid);
-  child.kill('SIGKILL');
-  untrack(child.pid);
-  return { rss, hwm: rss, cpu };
+  return child;
 }
 
-async function emperorWith(n) {
+async function emperorWith(n, floorPid) {
   const files = {};
   for (let i = 0; i < n; i++) files[`s${i}.ini`] = vassalIni('/bin/sleep 1000');
   const emperor = await startEmperor({ files });
   if (n > 0) await emperor.waitLines((l) => l.event === 'running', n, `${n} running`, 0, 60_000);
   const busy = rssKb(emperor.pid);
   await sleep(SETTLE_S * 1000);
-  const cpu = await idleCpu(emperor.pid);
+  const [cpu, floorCpu] = await Promise.all([
+    idleCpu(emperor.pid),
+    floorPid === undefined ? undefined : idleCpu(floorPid),
+  ]);
   const rss = rssKb(emperor.pid);
   const hwm = rssKb(emperor.pid, 'VmHWM');
+  const floor =
+    floorPid === undefined
+      ? undefined
+      : { rss: rssKb(floorPid), hwm: rssKb(floorPid, 'VmHWM'), cpu: floorCpu };
   await emperor.stop();
-  return { rss, hwm, cpu, busy };
+  return { rss, hwm, cpu, busy, floor };
 }
 
 const rows = [];
-const f = await floor();
-rows.push([
-  'bare `node -e setInterval`',
-  '',
-  fmt(f.rss / 1024),
-  fmt(f.hwm / 1024),
-  `${fmt(f.cpu.pct, 2)} (${f.cpu.ticks} ticks)`,
-]);
+const floorChild = startFloor();
 const results = new Map();
-for (const n of sizes) {
-  const r = await emperorWith(n);
+for (const [i, n] of sizes.entries()) {
+  const r = await emperorWith(n, i === 0 ? floorChild.pid : undefined);
   results.set(n, r);
+  if (r.floor) {
+    floorChild.kill('SIGKILL');
+    untrack(floorChild.pid);
+    rows.push([
+      'bare `node -e setInterval`',
+      '',
+      fmt(r.floor.rss / 1024),
+      fmt(r.floor.hwm / 1024),
+      `${fmt(r.floor.cpu.pct, 2)} (${r.floor.cpu.ticks} ticks)`,
+    ]);
+  }
   rows.push([
     `emperor, ${n} vassals`,
     fmt(r.busy / 1024),

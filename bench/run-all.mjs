@@ -30,7 +30,7 @@ console.log(`loadavg: ${sh('cat /proc/loadavg')}`);
 let failed = 0;
 for (const [name, args] of BENCHES) {
   if (only.length > 0 && !only.includes(name)) continue;
-  console.log(`\n## ${name} ${args.join(' ')}`);
+  console.log(`\n## ${name} ${args.join(' ')} (loadavg before: ${sh('cat /proc/loadavg')})`);
   const r = spawnSync(process.execPath, [join(ROOT, 'bench', `${name}.mjs`), ...args], {
     stdio: 'inherit',
     env: cleanEnv(),
