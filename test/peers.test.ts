@@ -18,6 +18,8 @@ import {
 
 const GUNICORN = '/usr/bin/gunicorn';
 const SYSTEMD_NOTIFY = '/usr/bin/systemd-notify';
+const UWSGI = '/usr/bin/uwsgi';
+const UWSGI_PYTHON = '/usr/lib/uwsgi/plugins/python3_plugin.so';
 
 const spawnOf = (name: string) => (l: LogLine) => l.event === 'spawn' && l.vassal === name;
 const runningOf = (name: string, generation?: number) => (l: LogLine) =>
@@ -57,6 +59,55 @@ void test(
     const from = emp.lines.length;
     emp.write('py.ini', body + 'env = DEPLOY=2\n');
     await emp.waitLine(runningOf('py', 2), 'generation 2 ready', from);
+    await waitFor(() => !alive(spawned.pid as number), { what: 'the old master gone' });
+    const okThen = ok;
+    await waitFor(() => ok >= okThen + 20, { what: 'requests after the reload' });
+    stop = true;
+    await Promise.all(clients);
+    assert.deepEqual(failures, []);
+    assert.equal((await getJson(port)).generation, '2');
+  },
+);
+
+void test(
+  'uWSGI takes the owned socket through systemd activation and reloads under load without a failed request',
+  {
+    skip:
+      existsSync(UWSGI) && existsSync(UWSGI_PYTHON)
+        ? false
+        : 'uwsgi is not installed (apt-get install uwsgi uwsgi-plugin-python3)',
+  },
+  async (t) => {
+    const port = await freePort();
+    const emp = await startEmperor(t);
+    // Sockets uWSGI inherits speak its default protocol: `--protocol http` makes them HTTP
+    // (`--http-socket ADDR` is not applied to an inherited socket). uWSGI 2.0 reloads on SIGTERM
+    // and dies brutally on SIGINT (in-flight requests are reset): the hook makes SIGTERM a
+    // graceful stop, which a rolling reload needs.
+    const body = `[vassal]\nexec = ${UWSGI} --plugin python3 --protocol http --socket 127.0.0.1:${port} --wsgi-file ${join(FIXTURES, 'wsgi_app.py')} --callable app --master --processes 2 --die-on-term --hook-master-start "unix_signal:15 gracefully_kill_them_all"\nsocket = 127.0.0.1:${port}\nready = notify\n`;
+    emp.write('uw.ini', body);
+    const spawned = await emp.waitLine(spawnOf('uw'), 'spawn');
+    await emp.waitLine(runningOf('uw', 1), 'READY=1 from uWSGI');
+    assert.equal((await getJson(port)).master, spawned.pid);
+    assert.match(readFileSync(join(emp.logDir, 'uw.log'), 'utf8'), /SystemD socket activation detected/);
+
+    let stop = false;
+    let ok = 0;
+    const failures: string[] = [];
+    const client = async (): Promise<void> => {
+      while (!stop) {
+        try {
+          await getJson(port);
+          ok += 1;
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
+      }
+    };
+    const clients = Array.from({ length: 3 }, client);
+    const from = emp.lines.length;
+    emp.write('uw.ini', body + 'env = DEPLOY=2\n');
+    await emp.waitLine(runningOf('uw', 2), 'generation 2 ready', from);
     await waitFor(() => !alive(spawned.pid as number), { what: 'the old master gone' });
     const okThen = ok;
     await waitFor(() => ok >= okThen + 20, { what: 'requests after the reload' });
