@@ -185,7 +185,7 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
       'EMP_CONFIG_UWSGI_STOP_SIGNAL',
       exec.line,
       'exec',
-      `uWSGI treats ${stopSignal} as a reload and keeps running: set \`stop-signal = SIGINT\` or pass \`--die-on-term\``,
+      `uWSGI treats ${stopSignal} as a reload and keeps running: pass \`--die-on-term\` (and \`--hook-master-start "unix_signal:15 gracefully_kill_them_all"\` to finish requests in flight), or set \`stop-signal = SIGINT\` (a brutal stop)`,
     );
   }
 
