@@ -45,26 +45,20 @@ export function freePort() {
  * One GET on a new connection (agent: false). Resolves with { ok, t0, t1, body?, error? }; never
  * rejects, so a failed probe is counted, not thrown.
  */
-export function probe(port, timeoutMs = 5000, { clientCloses = false } = {}) {
+export function probe(port, timeoutMs = 5000) {
   return new Promise((done) => {
     const t0 = nowMs();
-    let sock;
     let settled = false;
     const finish = (r) => {
       if (settled) return;
       settled = true;
       done({ t0, t1: nowMs(), ...r });
     };
-    // clientCloses: ask for keep-alive and close from this side once answered, so the TIME_WAIT
-    // entry is the client's (ephemeral port), not one on the owned port (see the idle note in
-    // docs/benchmarks.md). Otherwise `Connection: close` and the server closes first.
-    const headers = clientCloses ? { connection: 'keep-alive' } : {};
-    const req = request({ host: '127.0.0.1', port, path: '/', agent: false, headers }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c) => (text += c));
       res.on('end', () => {
-        if (clientCloses) sock?.destroy();
         if (res.statusCode !== 200) return finish({ ok: false, error: `status ${res.statusCode}` });
         try {
           finish({ ok: true, body: JSON.parse(text) });
@@ -74,7 +68,6 @@ export function probe(port, timeoutMs = 5000, { clientCloses = false } = {}) {
       });
       res.on('error', (err) => finish({ ok: false, error: err.code ?? err.message }));
     });
-    req.on('socket', (s) => (sock = s));
     req.on('error', (err) => finish({ ok: false, error: err.code ?? err.message }));
     req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
     req.end();
@@ -129,7 +122,7 @@ export async function directWaiting() {
     const { bindTcp } = await import(join(ROOT, 'packages', 'native', 'dist', 'src', 'index.js'));
     waitingSocket = bindTcp({ host: '127.0.0.1', port: 0, backlog: 128 });
   }
-  const answer = probe(waitingSocket.port, 10_000, { clientCloses: true });
+  const answer = probe(waitingSocket.port, 10_000);
   const child = spawn(NODE, [APP], {
     env: cleanEnv({ BENCH_FD3: '1' }),
     stdio: ['ignore', 'ignore', 'inherit', waitingSocket.fd],

@@ -46,7 +46,7 @@ for (let i = 0; i < WAKEUPS; i++) {
   directWaited.push((await directWaiting()).answerMs);
   await sleep(50 + Math.random() * 50);
 
-  const r = await probe(port, 10_000, { clientCloses: true });
+  const r = await probe(port, 10_000);
   if (!r.ok) {
     failures.push(r.error);
     directWaited.pop();

@@ -1,9 +1,10 @@
 // Rolling reload under load (issue #5): wrk against a `processes = 3` vassal on an owned socket,
 // once in steady state and once with RELOADS touches of the vassal file during the run. Reports
 // every wrk error counter (connect/read/write/timeout, non-2xx) and p50/p99/max latency.
-// Apps: `node` (bench/apps/keepalive-app.mjs, keep-alive, graceful drain, ready = fd),
-// `gunicorn` (Debian's, 2 sync workers per instance, ready = notify), `naive` (the same Node app
-// with Node's own server.close(), which destroys idle keep-alive connections).
+// Apps: `node` (bench/apps/keepalive-app.mjs, keep-alive, drained by the vassal SDK's
+// gracefulShutdown(), ready = fd), `own` (the same app with the bench's own drain), `naive` (the
+// same app with Node's own server.close(), which destroys idle keep-alive connections), and
+// `gunicorn` (Debian's, 2 sync workers per instance, ready = notify).
 // Usage: node bench/sockets-reload.mjs [apps=node,gunicorn] [seconds=10] [reloads=3] [rounds=1]
 // (rounds > 1 alternates which run goes first; each round is one steady and one reload run.)
 import { existsSync, readFileSync, utimesSync } from 'node:fs';
@@ -23,7 +24,8 @@ function vassal(app, port) {
   if (app === 'gunicorn') {
     return `[vassal]\nexec = ${GUNICORN} --workers 2 --chdir ${WSGI_DIR} wsgi_app:app\n${common}ready = notify\n`;
   }
-  const shutdown = app === 'naive' ? 'naive' : 'graceful';
+  const shutdown = { node: 'sdk', own: 'own', naive: 'naive' }[app];
+  if (!shutdown) throw new Error(`unknown app ${app}: node, own, naive or gunicorn`);
   return `[vassal]\nexec = ${NODE} ${APP}\n${common}ready = fd\nenv = SHUTDOWN=${shutdown}\n`;
 }
 
@@ -123,7 +125,7 @@ for (const app of APPS) {
     notes.push(
       `${app}: at SIGTERM the old instances had ${sum('sigterm', 'open')} open connections, ` +
         `${sum('sigterm', 'idle')} of them with no request in progress; while draining they sent ` +
-        `${sum('drained', 'closeAnswers')} answers with Connection: close and closed ${sum('drained', 'idleClosed')} idle connections`,
+        `${sum('drained', 'closeAnswers')} answers with Connection: close; ${sum('drained', 'closedAtExit')} connections were still open at exit`,
     );
   }
   await emperor.stop();
