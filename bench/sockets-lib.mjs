@@ -84,6 +84,9 @@ export async function directStart(extraEnv = {}) {
   const child = spawn(NODE, [APP], {
     env: cleanEnv({ PORT: String(port), ...extraEnv }),
     stdio: ['ignore', 'pipe', 'inherit'],
+    // The emperor starts each instance in a session of its own (and so, with the kernel's
+    // sched_autogroup, a CPU group of its own); BENCH_DIRECT_DETACHED=1 does the same here.
+    detached: process.env.BENCH_DIRECT_DETACHED === '1',
   });
   track(child.pid);
   const { listenedAt, startedAt } = await new Promise((done, fail) => {

@@ -11,8 +11,7 @@
 //   has no request in progress at that instant (a keep-alive connection between two requests):
 //   kept to show what that costs.
 // Each instance prints a `sigterm` line (open connections at the signal, and how many had no
-// request in progress) and, on exit, a `drained` line (answers sent with `Connection: close`,
-// connections still open at exit).
+// request in progress) and, on exit, a `drained` line (answers sent with `Connection: close`).
 import http from 'node:http';
 import net from 'node:net';
 import { writeSync } from 'node:fs';
@@ -27,7 +26,7 @@ const inherited =
 const IDLE_GRACE_MS = Number(env.IDLE_GRACE_MS ?? 1000);
 let listenedAt = 0;
 let draining = false;
-const drained = { closeAnswers: 0, closedAtExit: 0 };
+const drained = { closeAnswers: 0 };
 
 /** Per open connection: requests in progress and the time it last finished one (or connected). */
 const conns = new Map();
@@ -74,7 +73,6 @@ server.listen(inherited ? { fd: 3 } : { port: Number(env.PORT ?? 0), host: '127.
 
 process.on('exit', () => {
   if (!draining) return;
-  drained.closedAtExit = conns.size; // still open when the process ends: cut off by the exit
   console.log(JSON.stringify({ event: 'drained', pid: process.pid, ...drained }));
 });
 process.on('SIGTERM', () => {
