@@ -97,6 +97,8 @@ export class DirSource {
   #closed = false;
   /** Watched directories given as symlinks (`current -> releases/42`), with what they point at. */
   readonly #links = new Map<string, { real: string | undefined; parent: DirWatcher }>();
+  /** Whether each entry of a watched directory is a symlink, for chokidar's `ignored`. */
+  readonly #linkMemo = new Map<string, boolean>();
 
   constructor(targets: readonly WatchTarget[], onScan: (scan: Scan) => void, onError: (err: Error) => void) {
     this.#targets = targets;
@@ -104,14 +106,40 @@ export class DirSource {
     this.#onError = onError;
   }
 
+  /**
+   * chokidar's `ignored` asks this for each entry of a watched directory: only symlinks keep a
+   * watch of their own, because an edit of a link's target (elsewhere) reaches no event of the
+   * directory. Every other entry is covered by the directory's own inotify watch, whose raw events
+   * are the hints above; a watch per file would cost ~16 KB each (docs/benchmarks.md). Memoized,
+   * since chokidar asks again for every entry on each directory event; an event for a name forgets it.
+   */
+  #isLink(path: string): boolean {
+    let link = this.#linkMemo.get(path);
+    if (link === undefined) {
+      try {
+        link = lstatSync(path).isSymbolicLink();
+      } catch {
+        link = false; // gone: the directory's events report what comes next
+      }
+      this.#linkMemo.set(path, link);
+    }
+    return link;
+  }
+
   /** Starts watching and resolves after the first full scan. */
   async start(): Promise<void> {
-    const watcher = watch(
-      this.#targets.map((t) => t.dir),
-      { depth: 0, ignoreInitial: true, atomic: false, awaitWriteFinish: false, persistent: true },
-    );
+    const dirs = new Set(this.#targets.map((t) => t.dir));
+    const watcher = watch([...dirs], {
+      depth: 0,
+      ignoreInitial: true,
+      atomic: false,
+      awaitWriteFinish: false,
+      persistent: true,
+      ignored: (path) => dirs.has(dirname(path)) && !dirs.has(path) && !this.#isLink(path),
+    });
     this.#watcher = watcher;
     const hint = (path: string, change = false): void => {
+      this.#linkMemo.delete(path);
       if (vassalNameOf(basename(path)) !== undefined) {
         this.#dirty.add(path);
         if (!this.#changedAt.has(path)) this.#changedAt.set(path, Date.now());
