@@ -97,6 +97,11 @@ export async function main(argv: readonly string[], output: Output = stdio): Pro
     const module = await first.load();
     if (module.fast) return module.fast(argv.slice(1), output);
   }
+  return withYargs(argv, output);
+}
+
+/** The full parser: `--help`, usage errors, and command lines a fast path leaves to it. */
+export async function withYargs(argv: readonly string[], output: Output): Promise<number> {
   // Load every command whose name appears in argv (usually one); yargs then picks the command.
   const wanted = COMMANDS.filter((c) => argv.includes(c.name));
   const modules = new Map(await Promise.all(wanted.map(async (c) => [c.name, await c.load()] as const)));
