@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { createServer, connect } from 'node:net';
+import { renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES, alive, freePort, startEmperor, waitFor, type LogLine } from './support.js';
 
@@ -176,4 +177,32 @@ void test('a port already in use: the vassal is failed with file, line and reaso
     (await waitFor(() => get({ port }).catch(() => undefined), { what: 'fine answers' })).inherited,
     true,
   );
+});
+
+void test('a reload that changes backlog rebinds the socket; a renamed socket vassal takes its address over', async (t) => {
+  const port = await freePort();
+  const emp = await startEmperor(t);
+  emp.write('a.ini', socketVassal(`127.0.0.1:${port}`));
+  const first = await waitFor(() => get({ port }).catch(() => undefined), { what: 'a answering' });
+  let from = emp.lines.length;
+  emp.write('a.ini', socketVassal(`127.0.0.1:${port}`, 'backlog = 64\n'));
+  const second = await waitFor(
+    () =>
+      get({ port }).then(
+        (a) => (a.pid !== first.pid ? a : undefined),
+        () => undefined,
+      ),
+    { what: 'the new generation answering' },
+  );
+  assert.equal(second.generation, '2');
+  assert.ok(!emp.lines.slice(from).some((l) => l.event === 'failed'), 'never failed');
+
+  // mv a.ini b.ini: a stops and releases the port, b binds it as soon as it is free.
+  from = emp.lines.length;
+  renameSync(join(emp.vassals, 'a.ini'), join(emp.vassals, 'b.ini'));
+  const spawned = await emp.waitLine((l) => l.event === 'spawn' && l.vassal === 'b', 'b spawned', from);
+  const b = await waitFor(() => get({ port }).catch(() => undefined), { what: 'b answering' });
+  assert.equal(b.pid, spawned.pid);
+  const took = (spawned.time as number) - (emp.lines[from]?.time as number);
+  assert.ok(took < 5000, `b took over within seconds, not after restart-delay-max (${took} ms)`);
 });

@@ -117,6 +117,15 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
           for (const w of waiters) w();
           for (const l of listeners) l(runner);
         },
+        onSocketsReleased: (released) => {
+          // A vassal that could not bind (EADDRINUSE: the address was this one's, e.g. a renamed
+          // file) tries again at once instead of waiting for its retry timer.
+          for (const r of reconciler.runners.values()) {
+            const v = r.vassal;
+            if (r !== released && v.state === 'failed' && v.reason?.includes('EADDRINUSE'))
+              r.dispatch({ type: 'control', action: 'start', at: now() });
+          }
+        },
         onDispose: (runner) => {
           reconciler.forget(runner);
           releaseLog(runner);

@@ -37,6 +37,13 @@ export class Reconciler {
 
   apply(scan: Scan): void {
     const { logger, now } = this.#deps;
+    // Removals first: a renamed vassal's sockets start to free up before its successor binds them.
+    for (const name of [...this.#applied.keys()]) {
+      if (scan.files.has(name)) continue;
+      this.#applied.delete(name);
+      this.errors.delete(name);
+      this.runners.get(name)?.dispatch({ type: 'remove', at: now() });
+    }
     const dupKeys = new Set(scan.duplicates.map((d) => `${d.name}\0${d.path}`));
     for (const key of this.#duplicates) if (!dupKeys.has(key)) this.#duplicates.delete(key);
     for (const dup of scan.duplicates) {
@@ -101,12 +108,6 @@ export class Reconciler {
         runner.dispatch({ type: 'update', config: result.config, at: now() });
         this.#reacted(name, scan.changedAt.get(file.path));
       }
-    }
-    for (const name of [...this.#applied.keys()]) {
-      if (scan.files.has(name)) continue;
-      this.#applied.delete(name);
-      this.errors.delete(name);
-      this.runners.get(name)?.dispatch({ type: 'remove', at: now() });
     }
   }
 

@@ -399,3 +399,66 @@ void test('watchdog: armed at spawn, re-armed by each heartbeat, and a silent in
   assert.ok(exit.some((e) => e.type === 'cancel' && e.timer.kind === 'watchdog'));
   assert.equal(d.v.state, 'backoff');
 });
+
+void test('an abandoned rolling reload restores the serving config: a later crash restarts the old version', () => {
+  const cfg = testConfig({ sockets: TCP, reload: { kind: 'rolling' }, ready: { kind: 'notify' } });
+  const d = new Drive(cfg);
+  const pid = counter();
+  d.spawned(d.start(0), 0, pid);
+  d.send({ type: 'ready', pid: 100, at: 1 });
+  const broken = testConfig({
+    sockets: TCP,
+    reload: { kind: 'rolling' },
+    ready: { kind: 'notify' },
+    argv: ['broken'],
+    processes: 3,
+    readyTimeoutMs: 500,
+  });
+  const fx = d.send({ type: 'update', config: broken, at: 10 });
+  assert.equal(fx.filter((e) => e.type === 'spawn').length, 3);
+  d.spawned(fx, 10, pid);
+  d.send({ type: 'timer', timer: { kind: 'ready-timeout', pid: 101 }, at: 600 });
+  assert.equal(d.v.state, 'running');
+  assert.equal(d.v.generation, 1);
+  assert.equal(d.v.config, cfg, 'the serving config is back');
+  const crash = d.send({ type: 'exited', pid: 100, code: 1, signal: null, at: 700 });
+  assert.equal(d.v.state, 'backoff');
+  const respawn = d.send({ type: 'timer', timer: { kind: 'backoff' }, at: 1700 });
+  const spawns = respawn.filter((e) => e.type === 'spawn');
+  assert.equal(spawns.length, 1, 'one slot, as the serving config says');
+  assert.equal(spawns[0]?.type === 'spawn' && spawns[0].config, cfg);
+  assert.ok(crash.length > 0);
+});
+
+void test('start or reload while stopping starts again once the old processes are gone', () => {
+  const d = new Drive(testConfig());
+  const pid = counter();
+  d.spawned(d.start(0), 0, pid);
+  d.send({ type: 'control', action: 'stop', at: 5 });
+  assert.equal(d.v.state, 'stopping');
+  d.send({ type: 'control', action: 'start', at: 6 });
+  const gone = d.send({ type: 'exited', pid: 100, code: null, signal: 'SIGTERM', at: 7 });
+  assert.equal(gone.filter((e) => e.type === 'spawn').length, 1);
+  d.spawned(gone, 7, pid);
+  assert.equal(d.v.state, 'running');
+});
+
+void test('restart = no with processes = 2: an instance that exits stays down and the rest still become running', () => {
+  const d = new Drive(testConfig({ processes: 2, restart: 'no', ready: { kind: 'notify' } }));
+  const pid = counter();
+  d.spawned(d.start(0), 0, pid);
+  d.send({ type: 'exited', pid: 100, code: 0, signal: null, at: 5 });
+  assert.equal(d.v.state, 'starting');
+  d.send({ type: 'ready', pid: 101, at: 6 });
+  assert.equal(d.v.state, 'running');
+});
+
+void test('a failed bind is retried with backoff, not after restart-delay-max', () => {
+  const d = new Drive(testConfig({ sockets: TCP, restartDelayMs: 1000, restartDelayMaxMs: 60_000 }));
+  d.send({ type: 'start', at: 0 });
+  const first = d.send({ type: 'bind-failed', reason: 'in use', at: 1 });
+  assert.ok(first.some((e) => e.type === 'arm' && e.timer.kind === 'retry' && e.ms === 1000));
+  d.send({ type: 'timer', timer: { kind: 'retry' }, at: 1001 });
+  const second = d.send({ type: 'bind-failed', reason: 'in use', at: 1002 });
+  assert.ok(second.some((e) => e.type === 'arm' && e.timer.kind === 'retry' && e.ms === 2000));
+});

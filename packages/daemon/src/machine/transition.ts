@@ -27,6 +27,7 @@ export function createVassal(config: VassalConfig): Vassal {
     name: config.name,
     state: 'stopped',
     config,
+    servingConfig: undefined,
     generation: 0,
     lastGeneration: 0,
     instances: [],
@@ -115,6 +116,8 @@ function startGeneration(s: Step, config: VassalConfig, at: number): Step {
   const generation = s.v.lastGeneration + 1;
   const rolling = current(s.v).length > 0;
   s.set({
+    // A reload of a reload keeps the config of the generation that actually serves.
+    servingConfig: rolling ? (s.v.state === 'reloading' ? s.v.servingConfig : s.v.config) : undefined,
     config,
     generation,
     lastGeneration: generation,
@@ -152,11 +155,11 @@ function closeSockets(s: Step): Step {
 }
 
 /** Cannot start: `failed` (sockets closed, clients refused) until a retry, a change or a restart. */
-function fail(s: Step, reason: string): Step {
+function fail(s: Step, reason: string, retryMs = s.v.config.restartDelayMaxMs): Step {
   return closeSockets(s)
     .set({ state: 'failed', reason })
-    .log('error', 'failed', { reason, retry_in_ms: s.v.config.restartDelayMaxMs })
-    .emit({ type: 'arm', timer: { kind: 'retry' }, ms: s.v.config.restartDelayMaxMs });
+    .log('error', 'failed', { reason, retry_in_ms: retryMs })
+    .emit({ type: 'arm', timer: { kind: 'retry' }, ms: retryMs });
 }
 
 /** How often an on-demand vassal with `idle` looks for clients. */
@@ -224,9 +227,10 @@ function settle(s: Step, at: number): Transition {
   }
   if (v.state === 'starting' || v.state === 'reloading') {
     const mine = current(v);
-    const ready = mine.length === v.config.processes && mine.every((i) => i.state === 'running');
+    // Not `=== processes`: with `restart = no` an instance that exited stays down.
+    const ready = mine.length > 0 && mine.every((i) => i.state === 'running');
     if (ready) {
-      s.set({ state: 'running', reason: undefined });
+      s.set({ state: 'running', reason: undefined, servingConfig: undefined });
       s.log('info', 'running', { pids: mine.map((i) => i.pid).join(',') });
       if (v.config.onDemand && v.config.idleMs > 0) {
         s.set({ busyAt: at }).emit({ type: 'arm', timer: { kind: 'idle' }, ms: idleProbeMs(v.config) });
@@ -253,7 +257,9 @@ const onSpawned: Handler<'spawned'> = (v, e) => {
   const withPid: Instance = { ...inst, pid: e.pid, startedAt: e.at };
   s.set({ instances: replaceInstance(v, inst, withPid) });
   s.log('info', 'spawn', { pid: e.pid, instance: e.index, generation: e.generation });
-  const watchdogMs = v.config.watchdogMs;
+  // The instance's own generation decides: during a rolling reload an old one may respawn.
+  const config = inst.generation === v.generation ? v.config : (v.servingConfig ?? v.config);
+  const watchdogMs = config.watchdogMs;
   if (watchdogMs !== undefined && inst.state !== 'stopping') {
     s.emit({ type: 'arm', timer: { kind: 'watchdog', pid: e.pid }, ms: watchdogMs });
   }
@@ -264,7 +270,7 @@ const onSpawned: Handler<'spawned'> = (v, e) => {
     );
     return settle(s, e.at);
   }
-  const ready = v.config.ready;
+  const ready = config.ready;
   switch (ready.kind) {
     case 'started':
       return markReady(s, e.pid, e.at);
@@ -275,7 +281,7 @@ const onSpawned: Handler<'spawned'> = (v, e) => {
     case 'notify':
       break;
   }
-  s.emit({ type: 'arm', timer: { kind: 'ready-timeout', pid: e.pid }, ms: v.config.readyTimeoutMs });
+  s.emit({ type: 'arm', timer: { kind: 'ready-timeout', pid: e.pid }, ms: config.readyTimeoutMs });
   return s.done();
 };
 
@@ -325,7 +331,8 @@ function failGeneration(s: Step, generation: number, reason: string, at: number)
       generation: older[0].generation,
       state: 'running',
       reason: `reload failed: ${reason}`,
-      config: v.config,
+      config: v.servingConfig ?? v.config,
+      servingConfig: undefined,
     });
     s.log('error', 'reload-failed', { reason });
     return settle(s, at);
@@ -455,7 +462,11 @@ const onBound: Handler<'bound'> = (v, e) => {
 
 const onBindFailed: Handler<'bind-failed'> = (v, e) => {
   if (!v.binding) return same(v);
-  return fail(new Step(v), e.reason).done();
+  // Retried with backoff, not after restart-delay-max: the usual holder of the address is another
+  // vassal stopping right now (a renamed file, a port moved between vassals).
+  const c = v.config;
+  const retryMs = Math.min(c.restartDelayMs * 2 ** v.backoffStep, c.restartDelayMaxMs);
+  return fail(new Step(v).set({ backoffStep: v.backoffStep + 1 }), e.reason, retryMs).done();
 };
 
 const onActivate: Handler<'activate'> = (v, e) => {
@@ -533,6 +544,12 @@ const onUpdate: Handler<'update'> = (v, e) => {
 
 const onRemove: Handler<'remove'> = (v, e) => stopAll(new Step(v), { kind: 'remove' }, e.at);
 
+/** `start` or `reload` while stopping: start again once the old processes are gone (not after a removal). */
+function startAfterStop(s: Step): Transition {
+  if (s.v.stopGoal?.kind === 'remove') return s.done();
+  return s.set({ stopGoal: { kind: 'restart', config: s.v.config }, state: 'reloading' }).done();
+}
+
 const onControl: Handler<'control'> = (v, e) => {
   const s = new Step(v).set({ backoffStep: e.action === 'restart' ? 0 : v.backoffStep });
   const idle = v.state === 'stopped' || v.state === 'failed';
@@ -541,12 +558,14 @@ const onControl: Handler<'control'> = (v, e) => {
       if (v.state === 'stopped') return s.done();
       return stopAll(s, { kind: 'hold' }, e.at);
     case 'start':
-      return idle ? begin(s, v.config, e.at).done() : s.done();
+      if (idle) return begin(s, v.config, e.at).done();
+      return v.state === 'stopping' ? startAfterStop(s) : s.done();
     case 'restart':
       return idle ? begin(s, v.config, e.at).done() : stopAll(s, { kind: 'restart', config: v.config }, e.at);
     case 'reload':
       if (idle) return begin(s, v.config, e.at).done();
-      if (v.state === 'waiting' || v.state === 'stopping') return s.done();
+      if (v.state === 'waiting') return s.done();
+      if (v.state === 'stopping') return startAfterStop(s);
       return reload(v, v.config, e.at, true);
   }
 };

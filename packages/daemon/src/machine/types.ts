@@ -50,6 +50,11 @@ export interface Vassal {
   readonly state: VassalState;
   /** The config of the current generation (or of the next start). */
   readonly config: VassalConfig;
+  /**
+   * During a rolling reload, the config of the generation still serving: restored if the new
+   * generation is abandoned, so a later restart never runs the rejected version.
+   */
+  readonly servingConfig: VassalConfig | undefined;
   /** The generation the vassal serves or is starting; 0 before the first start. */
   readonly generation: number;
   /** The highest generation number ever used: an abandoned reload never reuses its number. */

@@ -45,16 +45,19 @@ export class OwnedSockets {
    */
   bind(config: VassalConfig): void {
     const next: Bound[] = [];
-    const reusable = new Map(this.#bound.map((b) => [b.key, b]));
+    // By address: the same address bound with other options (backlog, mode, owner) is closed
+    // first, else the new bind would fail against our own socket.
+    const previous = new Map(this.#bound.map((b) => [b.spec.address, b]));
     try {
       for (const spec of config.sockets) {
         const key = bindKey(spec, config);
-        const kept = reusable.get(key);
-        if (kept) {
-          reusable.delete(key);
+        const kept = previous.get(spec.address);
+        previous.delete(spec.address);
+        if (kept?.key === key) {
           next.push({ ...kept, spec });
           continue;
         }
+        kept?.socket.close();
         try {
           next.push({ key, spec, socket: bindOne(spec, config) });
         } catch (err) {
@@ -68,7 +71,7 @@ export class OwnedSockets {
       throw err;
     }
     this.unwatch();
-    for (const b of reusable.values()) b.socket.close();
+    for (const b of previous.values()) b.socket.close();
     this.#bound = next;
   }
 

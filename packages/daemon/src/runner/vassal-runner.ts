@@ -27,6 +27,8 @@ export interface RunnerDeps {
   /** Told after each handled event: status readers and `--wait` look again. */
   readonly onChange: (runner: VassalRunner) => void;
   readonly onDispose: (runner: VassalRunner) => void;
+  /** Told when this vassal closed its owned sockets: a vassal waiting for one of the addresses may retry now. */
+  readonly onSocketsReleased?: (runner: VassalRunner) => void;
 }
 
 export class VassalRunner {
@@ -162,9 +164,12 @@ export class VassalRunner {
           this.#queue.push({ type: 'bind-failed', reason: (err as Error).message, at: now() });
         }
         return;
-      case 'close-sockets':
+      case 'close-sockets': {
+        const had = this.#sockets.addresses.length > 0;
         this.#sockets.close();
+        if (had) this.#deps.onSocketsReleased?.(this);
         return;
+      }
       case 'watch-sockets':
         this.#sockets.watch(() => {
           this.dispatch({ type: 'activate', at: now() });
