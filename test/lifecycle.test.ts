@@ -319,3 +319,23 @@ function groupMembers(pgid: number): number[] {
   }
   return out;
 }
+
+void test(
+  'user and group: a root emperor runs the vassal as that user, with its group',
+  { skip: process.getuid?.() === 0 ? false : 'needs root to switch users' },
+  async (t) => {
+    const emp = await startEmperor(t);
+    emp.write('low.ini', `[vassal]\nexec = sleep 100\nuser = 65534\ngroup = 65534\n`);
+    const spawned = await emp.waitLine(spawnOf('low'), 'spawn');
+    const status = await waitFor(
+      () => {
+        const text = readFileSync(`/proc/${spawned.pid as number}/status`, 'utf8');
+        return text.startsWith('Name:\tsleep\n') ? text : undefined;
+      },
+      { what: 'the app exec-ed' },
+    );
+    assert.match(status, /\nUid:\t65534\t65534\t65534\t65534\n/);
+    assert.match(status, /\nGid:\t65534\t65534\t65534\t65534\n/);
+    assert.match(status, /\nGroups:\t *\n/, 'no supplementary groups of root');
+  },
+);

@@ -40,7 +40,7 @@ export async function waitFor<T>(
     if (Date.now() > deadline) {
       const seen = opts.seen ? opts.seen() : last;
       throw new Error(
-        `timed out waiting for ${opts.what}; last saw: ${typeof seen === 'string' ? seen : JSON.stringify(seen, null, 1).slice(0, 3000)}`,
+        `timed out waiting for ${opts.what}; last saw: ${typeof seen === 'string' ? seen : seen === undefined ? 'nothing' : JSON.stringify(seen, null, 1).slice(0, 3000)}`,
       );
     }
     await new Promise((r) => setTimeout(r, 20));

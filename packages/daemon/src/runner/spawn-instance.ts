@@ -62,8 +62,38 @@ export function wrapArgv(config: VassalConfig, options: SpawnOptions, withSocket
   // unknown to Node before the spawn; the shell knows its pid ($$) and exec keeps it.
   for (const name of ownPid) steps.push(`export ${name}=$$`);
   if (steps.length > 0) argv = ['/bin/sh', '-c', `${steps.join(' && ')} && exec "$0" "$@"`, ...argv];
-  if (options.setpriv) argv = [options.setpriv, '--pdeathsig', 'KILL', '--', ...argv];
+  if (options.setpriv)
+    argv = [options.setpriv, '--pdeathsig', 'KILL', ...identityArgs(config), '--', ...argv];
   return argv;
+}
+
+/** setpriv's arguments for `user` / `group`: spawn has uid/gid but cannot set supplementary groups. */
+function identityArgs(config: VassalConfig): string[] {
+  const { user, group } = config;
+  if (!switchesIdentity(config)) return [];
+  const args: string[] = [];
+  if (user) args.push(`--reuid=${user.uid}`);
+  args.push(`--regid=${group?.gid ?? user?.gid ?? 0}`);
+  // A named user gets its groups from /etc/group; a bare id or a group alone gets none.
+  args.push(user && !/^\d+$/.test(user.name) ? '--init-groups' : '--clear-groups');
+  return args;
+}
+
+/** Why this emperor cannot run the vassal as its `user` / `group`, if it cannot. */
+function switchesIdentity(config: VassalConfig): boolean {
+  const { user, group } = config;
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  return (user !== undefined && user.uid !== uid) || (group !== undefined && group.gid !== gid);
+}
+
+export function identityProblem(config: VassalConfig, options: SpawnOptions): string | undefined {
+  const { user, group } = config;
+  if (!switchesIdentity(config)) return undefined;
+  if ((process.getuid?.() ?? 0) !== 0)
+    return `only root can run a vassal as ${user ? `user ${user.name}` : `group ${group?.name ?? ''}`}`;
+  if (!options.setpriv) return '`user` and `group` need util-linux setpriv (apt-get install util-linux)';
+  return undefined;
 }
 
 /**
@@ -92,7 +122,7 @@ export function spawnInstance(
   if (config.watchdogMs !== undefined) env.WATCHDOG_USEC = String(config.watchdogMs * 1000);
   const notifyAt = 3 + fds.length;
   if (channels.notifyFd) env.EMPEROR_NOTIFY_FD = String(notifyAt);
-  const reason = precheck(config.argv, config.chdir, env.PATH);
+  const reason = identityProblem(config, options) ?? precheck(config.argv, config.chdir, env.PATH);
   if (reason) return { ok: false, reason };
   const [file, ...args] = wrapArgv(config, options, fds.length > 0);
   if (file === undefined) return { ok: false, reason: 'exec is empty' };
