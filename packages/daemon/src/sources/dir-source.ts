@@ -23,6 +23,11 @@ export const WRITE_SETTLE_MS = 15;
  * touch-to-spawn budget (docs/benchmarks.md). Anything else still waits for the write to settle.
  */
 const CHANGE_CHECK_MS = 1;
+/**
+ * A known file missing this soon after an event for it may be mid-save (rename away, then write):
+ * kept until a later scan. Below WRITE_SETTLE_MS, so that the scan a deletion schedules drops it.
+ */
+const SAVE_GAP_MS = 10;
 /** A burst of events (a mass deploy) still gets a scan at least this often. */
 const MAX_SCAN_DELAY_MS = 250;
 /** Vassal files over this size are rejected by the config reader; no need to read more. */
@@ -84,6 +89,8 @@ export class DirSource {
   readonly #dirty = new Set<string>();
   /** When the first event since the last read came for each path: the start of the reaction time. */
   readonly #changedAt = new Map<string, number>();
+  /** When the last event for each path came: a known file that vanished this recently may be mid-save. */
+  readonly #lastEventAt = new Map<string, number>();
   /** The last stat of each path, to tell when a write has settled. */
   readonly #seen = new Map<string, Seen>();
   /** Identity of each path as last read. */
@@ -144,8 +151,13 @@ export class DirSource {
         this.#dirty.add(path);
         if (!this.#changedAt.has(path)) this.#changedAt.set(path, Date.now());
       }
-      // Renames and deletions keep the full delay: it bridges an editor's rename-away-then-write gap.
-      this.schedule(change && this.#known.has(path) ? CHANGE_CHECK_MS : WRITE_SETTLE_MS);
+      this.#lastEventAt.set(path, Date.now());
+      // Renames and deletions of a known file keep the full delay: it bridges an editor's
+      // rename-away-then-write gap. A new name is looked at soon: the scan itself holds a file whose
+      // mtime is young until it settles (further events while it does wait the full delay), and
+      // one already old (`mv`, `cp -p`) starts at once.
+      const soon = this.#known.has(path) ? change : !this.#seen.has(path);
+      this.schedule(soon ? CHANGE_CHECK_MS : WRITE_SETTLE_MS);
     };
     watcher
       .on('add', (path) => {
@@ -321,7 +333,17 @@ export class DirSource {
         return false;
       }),
     );
-    for (const path of this.#known.keys()) if (!present.has(path)) this.#known.delete(path);
+    // A known file missing right after an event for it may be in an editor's rename-away gap, or a
+    // scan came early for another file's sake: it counts as gone once it has been still that long.
+    let gap = false;
+    for (const path of this.#known.keys()) {
+      if (present.has(path)) continue;
+      if (now - (this.#lastEventAt.get(path) ?? 0) < SAVE_GAP_MS) {
+        present.add(path);
+        gap = true;
+      } else this.#known.delete(path);
+    }
+    for (const path of this.#lastEventAt.keys()) if (!present.has(path)) this.#lastEventAt.delete(path);
     for (const path of this.#seen.keys()) if (!present.has(path)) this.#seen.delete(path);
     for (const path of this.#dirty) if (!present.has(path)) this.#dirty.delete(path);
     const changedAt = new Map<string, number>();
@@ -331,7 +353,7 @@ export class DirSource {
       this.#changedAt.delete(path);
     }
     for (const path of this.#changedAt.keys()) if (!present.has(path)) this.#changedAt.delete(path);
-    if (pending.includes(true)) this.schedule(WRITE_SETTLE_MS);
+    if (gap || pending.includes(true)) this.schedule(WRITE_SETTLE_MS);
     this.#onScan(this.#result(changedAt));
   }
 
