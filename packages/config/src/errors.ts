@@ -52,6 +52,8 @@ export const ERROR_CODES = {
     'Warning: `exec` contains shell syntax (`|`, `>`, `$`, ...) but runs without a shell.',
   EMP_CONFIG_UWSGI_STOP_SIGNAL:
     'Warning: a uWSGI vassal without `stop-signal = SIGINT` or `--die-on-term` (uWSGI reloads on SIGTERM).',
+  EMP_CONFIG_NOT_SUPPORTED:
+    'Warning (daemon): a key this version of the emperor reads but does not act on yet (cron, attach-daemon, touch-reload, max-rss, max-lifetime).',
   EMP_CONFIG_UNUSED_KEY:
     'Warning: a key that has no effect with the other keys given (e.g. `socket-mode` without a unix socket).',
   // Summary of a failed check, and problems across vassals.

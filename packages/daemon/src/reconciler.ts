@@ -87,6 +87,13 @@ export class Reconciler {
           { vassal: name, event: 'config-warning', code: w.code, file: w.file, line: w.line },
           formatIssue(w),
         );
+      if (result.ok) {
+        for (const key of notYetActedOn(result.config))
+          logger.warn(
+            { vassal: name, event: 'config-warning', code: 'EMP_CONFIG_NOT_SUPPORTED', file: file.path, key },
+            `${file.path}: warning: \`${key}\` is accepted but not acted on by this version of the emperor [EMP_CONFIG_NOT_SUPPORTED]`,
+          );
+      }
       if (issues.length > 0 || !result.ok) {
         this.errors.set(name, { path: file.path, issues });
         for (const i of issues) {
@@ -124,6 +131,18 @@ export class Reconciler {
 /** Identities end in the content hash (dir-source.ts). */
 function sameContent(a: string, b: string): boolean {
   return a.slice(a.lastIndexOf(':')) === b.slice(b.lastIndexOf(':'));
+}
+
+/** Keys the reader knows (SPEC §3) that the daemon does not act on yet: said, never silently ignored. */
+function notYetActedOn(c: VassalConfig): string[] {
+  const keys: string[] = [];
+  if (c.touchReload.length > 0) keys.push('touch-reload');
+  if (c.maxRssBytes !== undefined) keys.push('max-rss');
+  if (c.maxLifetimeMs !== undefined) keys.push('max-lifetime');
+  if (c.attachDaemons.length > 0) keys.push('attach-daemon');
+  if (c.smartAttachDaemons.length > 0) keys.push('smart-attach-daemon');
+  if (c.crons.length > 0) keys.push('cron');
+  return keys;
 }
 
 function unreadable(path: string, reason: string | undefined): ConfigIssue {
