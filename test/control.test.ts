@@ -316,6 +316,10 @@ void test('malformed, oversized and slow requests get a 4xx with a code; the dae
   const control = controlSocket(emp);
   assert.match(await raw(control, 'GARBAGE\r\n\r\n'), /^HTTP\/1\.1 400[\s\S]*EMP_CONTROL_BAD_REQUEST/);
   assert.match(
+    await raw(control, 'GET /v1/vassals/%E0%A4%A HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+    /^HTTP\/1\.1 400[\s\S]*EMP_CONTROL_BAD_REQUEST/,
+  );
+  assert.match(
     await raw(control, `GET /v1/status HTTP/1.1\r\nx: ${'a'.repeat(20_000)}\r\n\r\n`),
     /^HTTP\/1\.1 431[\s\S]*EMP_CONTROL_TOO_LARGE/,
   );

@@ -159,7 +159,7 @@ export async function openControlServer(options: ControlServerOptions): Promise<
     const m = /^\/v1\/vassals\/([^/]+)(\/logs)?$/.exec(route);
     if (m?.[1] !== undefined) {
       expect(method, 'GET');
-      const name = decodeURIComponent(m[1]);
+      const name = decodeName(m[1]);
       const runner = emp.reconciler.runners.get(name);
       if (!runner || runner.disposed) {
         const pending = emp.reconciler.errors.get(name);
@@ -324,4 +324,13 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
 
 function tooLarge(): ControlError {
   return new ControlError('EMP_CONTROL_TOO_LARGE', `the request body is over ${MAX_BODY_BYTES} bytes`);
+}
+
+/** A malformed escape (`%E0%A4%A`) is the client's error, not ours. */
+function decodeName(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new ControlError('EMP_CONTROL_BAD_REQUEST', `not a valid URL-encoded vassal name: ${raw}`);
+  }
 }
