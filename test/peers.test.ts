@@ -2,6 +2,7 @@
 // LISTEN_FDS and says READY=1 on NOTIFY_SOCKET; systemd's own systemd-notify gates readiness.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -188,5 +189,29 @@ void test(
     });
     assert.ok(!emp.lines.some((l) => l.event === 'watchdog' && l.vassal === 'pinger'));
     assert.ok(alive(pinger.pid as number));
+  },
+);
+
+void test(
+  'READY=1 from a process outside the instance is ignored',
+  { skip: existsSync(SYSTEMD_NOTIFY) ? false : `${SYSTEMD_NOTIFY} is not installed` },
+  async (t) => {
+    const emp = await startEmperor(t);
+    emp.write(
+      'guarded.ini',
+      `[vassal]\nexec = /bin/sh -c 'sleep 1.5 && ${SYSTEMD_NOTIFY} --ready && exec sleep 100'\nready = notify\n`,
+    );
+    const spawned = await emp.waitLine(spawnOf('guarded'), 'spawn');
+    const pid = spawned.pid as number;
+    const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    const notifySocket = environ.find((e) => e.startsWith('NOTIFY_SOCKET='))?.slice('NOTIFY_SOCKET='.length);
+    assert.ok(notifySocket?.startsWith('@emperor/'));
+    // Sent by a stranger (this test's own process tree), well before the app's own READY=1.
+    execFileSync(SYSTEMD_NOTIFY, ['--ready'], { env: { ...process.env, NOTIFY_SOCKET: notifySocket } });
+    const running = await emp.waitLine((l) => l.event === 'running' && l.vassal === 'guarded', 'running');
+    assert.ok(
+      (running.time as number) - (spawned.time as number) >= 1400,
+      'running only after the instance itself said READY=1',
+    );
   },
 );

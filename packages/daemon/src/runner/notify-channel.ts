@@ -1,5 +1,6 @@
 // Readiness and status messages from one instance: sd_notify datagrams on its own NOTIFY_SOCKET
 // (`ready = notify`), or lines on the pipe named by EMPEROR_NOTIFY_FD (`ready = fd`, as s6 does).
+import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { openDatagram, type DatagramSocket } from '@emperor/native';
 
@@ -38,17 +39,24 @@ export class NotifyChannel {
    * run as root reports its parent's pid, not the instance's). */
   static open(): NotifyChannel {
     sequence += 1;
-    return new NotifyChannel(openDatagram(`@emperor/${process.pid}/${sequence}`));
+    // Abstract names have no permissions: an unguessable part keeps other local users from
+    // taking the name first.
+    const nonce = randomBytes(6).toString('hex');
+    return new NotifyChannel(openDatagram(`@emperor/${process.pid}/${sequence}/${nonce}`));
   }
 
   get address(): string {
     return this.#socket.address;
   }
 
-  listen(onMessage: (m: NotifyMessage) => void): void {
+  /**
+   * `accept(pid)` decides on the sender the kernel reports (systemd's NotifyAccess=all within
+   * the instance: its main process or anything in its process group).
+   */
+  listen(onMessage: (m: NotifyMessage) => void, accept: (senderPid: number | undefined) => boolean): void {
     this.#socket.watchReadable((err) => {
       if (err) return; // the socket is being closed with its instance
-      for (const d of this.#socket.receive()) onMessage(parseNotify(d.data, false));
+      for (const d of this.#socket.receive()) if (accept(d.pid)) onMessage(parseNotify(d.data, false));
     });
   }
 

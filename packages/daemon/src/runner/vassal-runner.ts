@@ -8,7 +8,7 @@ import { spawnInstance, type SpawnOptions } from './spawn-instance.js';
 import { OwnedSockets } from './owned-sockets.js';
 import type { SpawnGate } from './spawn-gate.js';
 import { NotifyChannel, type NotifyMessage } from './notify-channel.js';
-import { killGroup } from '../os/process-tree.js';
+import { killGroup, readStat } from '../os/process-tree.js';
 import type { VassalLog } from '../os/vassal-log.js';
 
 export interface RunnerDeps {
@@ -229,7 +229,13 @@ export class VassalRunner {
     const onMessage = (m: NotifyMessage): void => {
       this.#onNotify(pid, m);
     };
-    notify?.listen(onMessage);
+    // A sender that already exited cannot be checked (systemd-notify run by a non-root user
+    // reports its own pid and may be gone by now): it is given the benefit of the doubt.
+    notify?.listen(onMessage, (sender) => {
+      if (sender === undefined) return false;
+      const pgid = sender === pid ? pid : readStat(sender)?.pgid;
+      return pgid === undefined || pgid === pid;
+    });
     if (result.instance.notify) NotifyChannel.readLines(result.instance.notify, onMessage);
     this.#deps.onProcess(pid, { vassal: config.name, instance: index, generation });
     result.instance.onExit((code, signal) => {
