@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES, alive, freePort, getJson, startEmperor, waitFor, type LogLine } from './support.js';
 
@@ -339,3 +339,23 @@ void test(
     assert.match(status, /\nGroups:\t *\n/, 'no supplementary groups of root');
   },
 );
+
+void test('a new `log` path applies to the next generation', async (t) => {
+  const emp = await startEmperor(t);
+  const body = `[vassal]\nexec = /bin/sh -c 'echo "gen $EMPEROR_GENERATION"; exec sleep 100'\n`;
+  emp.write('talk.ini', body);
+  await waitFor(
+    () =>
+      existsSync(join(emp.logDir, 'talk.log')) &&
+      readFileSync(join(emp.logDir, 'talk.log'), 'utf8').includes('gen 1'),
+    {
+      what: 'gen 1 in the default log',
+    },
+  );
+  const other = join(emp.dir, 'elsewhere.log');
+  emp.write('talk.ini', `${body}log = ${other}\n`);
+  await waitFor(() => existsSync(other) && readFileSync(other, 'utf8').includes('gen 2'), {
+    what: 'gen 2 in the new log',
+  });
+  assert.doesNotMatch(readFileSync(join(emp.logDir, 'talk.log'), 'utf8'), /gen 2/);
+});

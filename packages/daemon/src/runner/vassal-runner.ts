@@ -38,6 +38,8 @@ export class VassalRunner {
   #draining = false;
   readonly #timers = new Map<string, NodeJS.Timeout>();
   #log: VassalLog;
+  /** The `log` key the current log was opened for (the vassal's config moves on before a spawn). */
+  #logKey: string | undefined;
   #disposed = false;
   readonly #sockets = new OwnedSockets();
   /** sd_notify `STATUS=` of each instance, by pid. */
@@ -47,6 +49,7 @@ export class VassalRunner {
     this.#deps = deps;
     this.#vassal = createVassal(config);
     this.#log = deps.openLog(config);
+    this.#logKey = config.log;
   }
 
   get name(): string {
@@ -193,7 +196,10 @@ export class VassalRunner {
       this.dispatch({ type: 'spawn-failed', generation, index, reason, at: this.#deps.now() });
       return;
     }
-    if (config.log !== this.#vassal.config.log) this.#log = this.#deps.openLog(config);
+    if (config.log !== this.#logKey) {
+      this.#log = this.#deps.openLog(config);
+      this.#logKey = config.log;
+    }
     let notify: NotifyChannel | undefined;
     try {
       // libsystemd clients send WATCHDOG=1 only to a NOTIFY_SOCKET, so `watchdog` needs one too.
