@@ -181,6 +181,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
     },
     close: () =>
       (closing ??= (async () => {
+        reconciler.close();
         await source.close();
         for (const r of [...reconciler.runners.values()]) r.dispatch({ type: 'remove', at: now() });
         await allGone();

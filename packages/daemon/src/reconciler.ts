@@ -35,7 +35,15 @@ export class Reconciler {
     this.#deps = deps;
   }
 
+  #closed = false;
+
+  /** The emperor is shutting down: a scan still in flight must not start or reload anything. */
+  close(): void {
+    this.#closed = true;
+  }
+
   apply(scan: Scan): void {
+    if (this.#closed) return;
     const { logger, now } = this.#deps;
     // Removals first: a renamed vassal's sockets start to free up before its successor binds them.
     for (const name of [...this.#applied.keys()]) {
