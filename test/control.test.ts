@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, statSync, symlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -430,4 +430,21 @@ void test('users without access to the socket are refused; --control-group lets 
     0,
     'status as a member of the group',
   );
+});
+
+void test('a runtime directory writable by others or a symlink is refused before anything starts', async (t) => {
+  const base = tempDir(t);
+  const open = join(base, 'open');
+  mkdirSync(open);
+  chmodSync(open, 0o777);
+  const vassals = join(base, 'vassals');
+  mkdirSync(vassals);
+  const args = ['run', '--vassals', vassals, '--log-dir', join(base, 'logs'), '--control'];
+  const r = await runCli([...args, join(open, 'control.sock')]);
+  expectCode(r, 1, 'a 0777 runtime directory');
+  assert.match(r.stderr, /writable by others \(mode 777\).*\[EMP_RUNTIME_DIR_UNSAFE\]/);
+  symlinkSync(vassals, join(base, 'link'));
+  const l = await runCli([...args, join(base, 'link', 'control.sock')]);
+  expectCode(l, 1, 'a symlinked runtime directory');
+  assert.match(l.stderr, /not a directory \(a symlink\?\).*\[EMP_RUNTIME_DIR_UNSAFE\]/);
 });

@@ -13,6 +13,7 @@ import {
   type Parsed,
 } from './fast-command.js';
 import { DaemonError, EXIT_UNREACHABLE, UnreachableError, controlPath } from './control-client.js';
+import { failure } from './failure.js';
 
 export interface DaemonCommandSpec {
   /** yargs syntax: `status [name]`, `stop <targets..>`. */
@@ -72,6 +73,6 @@ export function report(err: unknown, output: Output): number {
     output.err(`emperor: ${err.message} [${err.code}]`);
     return err.code === 'EMP_CONTROL_BAD_REQUEST' ? 2 : 1;
   }
-  output.err(`emperor: ${err instanceof Error ? err.message : String(err)}`);
+  output.err(`emperor: ${failure(err)}`);
   return 1;
 }

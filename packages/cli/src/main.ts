@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import type { CommandContext, CommandModule, Output } from './commands/command.js';
 import type { FastCommand } from './fast-command.js';
+import { failure } from './failure.js';
 
 interface CommandEntry {
   readonly name: string;
@@ -117,7 +118,7 @@ export async function withYargs(argv: readonly string[], output: Output): Promis
         state.exitCode = await task();
       } catch (err) {
         // A command that fails (not a usage error): yargs' fail() would count it as one.
-        output.err(`emperor: ${err instanceof Error ? err.message : String(err)}`);
+        output.err(`emperor: ${failure(err)}`);
         state.exitCode = 1;
       }
     },
@@ -157,7 +158,7 @@ export async function withYargs(argv: readonly string[], output: Output): Promis
   try {
     await parser.parseAsync();
   } catch (err) {
-    output.err(`emperor: ${err instanceof Error ? err.message : String(err)}`);
+    output.err(`emperor: ${failure(err)}`);
     return state.usageError ? EXIT_USAGE : 1;
   }
   return state.usageError ? EXIT_USAGE : state.exitCode;

@@ -63,6 +63,8 @@ export const ERROR_CODES = {
     'The same vassal name is defined by two files (two watched directories, or twice on `emperor check`).',
   EMP_VASSAL_SOCKET_CONFLICT: 'Two vassals own the same TCP address or unix socket path.',
   // The daemon and its native addon: thrown as `error.code`, never shown as FILE:LINE.
+  EMP_RUNTIME_DIR_UNSAFE:
+    'The directory of the control socket and state file is a symlink, belongs to another user, or is writable by others.',
   EMP_STATE_FILE_IN_USE: "The runtime directory's state file belongs to an emperor that is still running.",
   EMP_BAD_PGID:
     'A process group id of 0 or 1 (our own group, or every process) reached the code that kills groups.',

@@ -5,6 +5,7 @@ import { setFlagsFromString } from 'node:v8';
 import { cliVersion } from './version.js';
 import { resolve } from 'node:path';
 import type { FastCommand } from '../fast-command.js';
+import { failure } from '../failure.js';
 import type { CommandModule, Output } from './command.js';
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'];
@@ -58,7 +59,7 @@ async function fast(args: readonly string[], output: Output): Promise<number> {
   try {
     return await run(parsed);
   } catch (err) {
-    output.err(`emperor: ${err instanceof Error ? err.message : String(err)}`);
+    output.err(`emperor: ${failure(err)}`);
     return 1;
   }
 }
@@ -164,6 +165,7 @@ export async function run(args: RunArgs): Promise<number> {
     openControlServer,
     openMetricsServer,
     parseListenAddress,
+    ensureRuntimeDir,
   } = await import('@emperor/daemon');
   const file = args.config ? await readConfigFile(args.config) : {};
   const paths = defaultPaths();
@@ -173,7 +175,7 @@ export async function run(args: RunArgs): Promise<number> {
   const logDir = resolve(args.logDir ?? (file['log-dir'] as string | undefined) ?? paths.logDir);
   const control = resolve(args.control ?? (file.control as string | undefined) ?? paths.control);
   const runtimeDir = resolve(control, '..');
-  mkdirSync(runtimeDir, { recursive: true, mode: 0o700 });
+  ensureRuntimeDir(runtimeDir);
   mkdirSync(logDir, { recursive: true });
   const logger = createLogger({
     level: args.logLevel ?? (file['log-level'] as string | undefined) ?? 'info',
