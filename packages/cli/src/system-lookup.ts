@@ -20,24 +20,25 @@ function id(field: string | undefined): number | undefined {
   return field !== undefined && /^[0-9]+$/.test(field) ? Number(field) : undefined;
 }
 
-/** A lookup that asks getent once per name. */
+/** A lookup that asks getent once per known name (and again for a name not found). */
 export function getentLookup(): SystemLookup {
-  const users = new Map<string, { uid: number; gid: number } | undefined>();
-  const groups = new Map<string, { gid: number } | undefined>();
+  const users = new Map<string, { uid: number; gid: number }>();
+  const groups = new Map<string, { gid: number }>();
   return {
     user(name) {
+      // Only hits are kept: a long-running emperor must see a user created after it started.
       if (!users.has(name)) {
         const f = getent('passwd', name);
         const uid = id(f?.[2]);
         const gid = id(f?.[3]);
-        users.set(name, uid === undefined || gid === undefined ? undefined : { uid, gid });
+        if (uid !== undefined && gid !== undefined) users.set(name, { uid, gid });
       }
       return users.get(name);
     },
     group(name) {
       if (!groups.has(name)) {
         const gid = id(getent('group', name)?.[2]);
-        groups.set(name, gid === undefined ? undefined : { gid });
+        if (gid !== undefined) groups.set(name, { gid });
       }
       return groups.get(name);
     },

@@ -204,7 +204,8 @@ export async function run(args: RunArgs): Promise<number> {
         { event: 'metrics-listening', address: `${metrics.address.address}:${metrics.address.port}` },
         'metrics-listening',
       );
-    emperor = await startEmperor({ vassals, logDir, runtimeDir, logger });
+    const { getentLookup } = await import('../system-lookup.js');
+    emperor = await startEmperor({ vassals, logDir, runtimeDir, logger, lookup: getentLookup() });
   } catch (err) {
     await Promise.allSettled([server.close(), metrics?.close()]);
     throw err;
