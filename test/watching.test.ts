@@ -18,6 +18,8 @@ import { join } from 'node:path';
 import { vassalNameOf } from '@emperor/config';
 import {
   alive,
+  controlSocket,
+  runCli,
   settleScans,
   spawnLines,
   startEmperor,
@@ -291,6 +293,11 @@ void test('the same name in two watched directories: EMP_VASSAL_DUPLICATE, the f
     1,
     'reported once, not at every scan',
   );
+  const st = await runCli(['status', 'twin', '--json'], { control: controlSocket(emp) });
+  const twin = (JSON.parse(st.stdout) as { vassals: { error: { code: string; file: string } | null }[] })
+    .vassals[0];
+  assert.equal(twin?.error?.code, 'EMP_VASSAL_DUPLICATE', 'status shows the ignored duplicate');
+  assert.equal(twin.error.file, join(second, 'twin.ini'));
 
   // Once the first file is gone, the second one is the vassal.
   from = emp.lines.length;

@@ -30,6 +30,8 @@ export class Reconciler {
   readonly #duplicates = new Set<string>();
   /** Pending config errors by vassal name: the running generation (if any) keeps serving. */
   readonly errors = new Map<string, { readonly path: string; readonly issues: readonly ConfigIssue[] }>();
+  /** A second file defining a running name, by name: shown by `emperor status` under the first. */
+  readonly duplicates = new Map<string, { readonly path: string; readonly issues: readonly ConfigIssue[] }>();
 
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
@@ -52,20 +54,21 @@ export class Reconciler {
       this.errors.delete(name);
       this.runners.get(name)?.dispatch({ type: 'remove', at: now() });
     }
+    this.duplicates.clear();
+    for (const dup of scan.duplicates) {
+      if (this.duplicates.has(dup.name)) continue;
+      this.duplicates.set(dup.name, {
+        path: dup.path,
+        issues: [duplicateIssue(dup.name, dup.path, dup.firstPath)],
+      });
+    }
     const dupKeys = new Set(scan.duplicates.map((d) => `${d.name}\0${d.path}`));
     for (const key of this.#duplicates) if (!dupKeys.has(key)) this.#duplicates.delete(key);
     for (const dup of scan.duplicates) {
       const key = `${dup.name}\0${dup.path}`;
       if (this.#duplicates.has(key)) continue;
       this.#duplicates.add(key);
-      const issue: ConfigIssue = {
-        code: 'EMP_VASSAL_DUPLICATE',
-        severity: 'error',
-        file: dup.path,
-        line: undefined,
-        key: undefined,
-        message: `vassal ${dup.name} is already defined by ${dup.firstPath}; this file is ignored until that one is gone`,
-      };
+      const issue = duplicateIssue(dup.name, dup.path, dup.firstPath);
       logger.error(
         { vassal: dup.name, event: 'config-error', file: dup.path, code: issue.code },
         formatIssue(issue),
@@ -151,6 +154,17 @@ function notYetActedOn(c: VassalConfig): string[] {
   if (c.smartAttachDaemons.length > 0) keys.push('smart-attach-daemon');
   if (c.crons.length > 0) keys.push('cron');
   return keys;
+}
+
+function duplicateIssue(name: string, path: string, firstPath: string): ConfigIssue {
+  return {
+    code: 'EMP_VASSAL_DUPLICATE',
+    severity: 'error',
+    file: path,
+    line: undefined,
+    key: undefined,
+    message: `vassal ${name} is already defined by ${firstPath}; this file is ignored until that one is gone`,
+  };
 }
 
 function unreadable(path: string, reason: string | undefined): ConfigIssue {

@@ -89,7 +89,7 @@ export function buildStatus(
   const usage = roots.size > 0 ? sampler.sample(roots, scanProcesses()) : new Map<number, InstanceUsage>();
   const vassals = names.map((name) => {
     const runner = runners.get(name);
-    const pending = emperor.reconciler.errors.get(name);
+    const pending = emperor.reconciler.errors.get(name) ?? emperor.reconciler.duplicates.get(name);
     return runner
       ? runnerStatus(runner, pending, usage, retryAt(runner), now)
       : errorOnlyStatus(name, pending);

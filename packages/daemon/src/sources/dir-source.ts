@@ -354,18 +354,29 @@ export class DirSource {
     }
     for (const path of this.#changedAt.keys()) if (!present.has(path)) this.#changedAt.delete(path);
     if (gap || pending.includes(true)) this.schedule(WRITE_SETTLE_MS);
-    this.#onScan(this.#result(changedAt));
+    this.#onScan(
+      this.#result(
+        changedAt,
+        listed.map((l) => l.path),
+      ),
+    );
   }
 
-  #result(changedAt: ReadonlyMap<string, number>): Scan {
+  /** `order`: the paths as listed (watched directories in command-line order, names sorted). */
+  #result(changedAt: ReadonlyMap<string, number>, order: readonly string[]): Scan {
     const files = new Map<string, VassalFile>();
     const duplicates: DuplicateFile[] = [];
     for (const [name, path] of this.#owner) {
       if (!this.#known.has(path)) this.#owner.delete(name);
     }
-    for (const file of this.#known.values()) {
-      const owner = this.#owner.get(file.name);
-      if (owner === undefined) this.#owner.set(file.name, file.path);
+    // A name nobody owns yet goes to its first file in listing order, not to whichever read
+    // finished first: the same files always give the same winner.
+    const rank = new Map(order.map((path, i) => [path, i]));
+    const byRank = [...this.#known.values()].sort(
+      (a, b) => (rank.get(a.path) ?? Infinity) - (rank.get(b.path) ?? Infinity),
+    );
+    for (const file of byRank) {
+      if (!this.#owner.has(file.name)) this.#owner.set(file.name, file.path);
     }
     for (const file of this.#known.values()) {
       const owner = this.#owner.get(file.name);
