@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -187,10 +187,12 @@ void test('actions stop, start, restart and reload vassals; --wait reports the o
   expectCode(await runCli(['stop', 'a/b'], { control }), 2, 'not a name');
 });
 
+const TICKER = `[vassal]\nexec = sh -c 'i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.05; done'\n`;
+
 void test('logs prints the last lines and -f follows lines written after it started', async (t) => {
   const emp = await startEmperor(t, {
     files: {
-      'ticker.ini': `[vassal]\nexec = sh -c 'i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.05; done'\n`,
+      'ticker.ini': TICKER,
     },
   });
   const control = controlSocket(emp);
@@ -228,7 +230,14 @@ void test('logs prints the last lines and -f follows lines written after it star
   ticks.forEach((n, i) => {
     if (i > 0) assert.equal(n, (ticks[i - 1] ?? 0) + 1, `line ${i} follows line ${i - 1}`);
   });
-  follower.kill('SIGTERM');
+  // The vassal's file is removed: the follower ends instead of waiting forever.
+  const ended = new Promise<number | null>((done) => follower.once('exit', done));
+  rmSync(join(emp.vassals, 'ticker.ini'));
+  assert.equal(await ended, 0, 'logs -f exits 0 when its vassal is gone');
+  emp.write('ticker.ini', TICKER);
+  await waitFor(() => runCli(['logs', 'ticker', '-n', '1'], { control }).then((r) => r.code === 0 && r), {
+    what: 'ticker back',
+  });
 
   const unknown = await runCli(['logs', 'tikcer'], { control });
   expectCode(unknown, 1, 'logs of an unknown name');

@@ -55,17 +55,23 @@ export function readTail(path: string, lines: number, size?: number): Buffer {
 /** Streams what `log` writes from now on to `res` until the client goes away. */
 export function follow(log: VassalLog, res: ServerResponse, onEnd: () => void): { size: number | undefined } {
   let skipped = 0;
-  const sub = log.subscribe((chunk) => {
-    if (res.writableLength > MAX_FOLLOWER_BACKLOG) {
-      skipped += chunk.length;
-      return;
-    }
-    if (skipped > 0) {
-      res.write(`[emperor] skipped ${skipped} bytes: this reader was too slow\n`);
-      skipped = 0;
-    }
-    res.write(chunk);
-  });
+  const sub = log.subscribe(
+    (chunk) => {
+      if (res.writableLength > MAX_FOLLOWER_BACKLOG) {
+        skipped += chunk.length;
+        return;
+      }
+      if (skipped > 0) {
+        res.write(`[emperor] skipped ${skipped} bytes: this reader was too slow\n`);
+        skipped = 0;
+      }
+      res.write(chunk);
+    },
+    () => {
+      // The vassal is gone (its file removed): end the stream rather than hang.
+      res.end();
+    },
+  );
   const end = (): void => {
     sub.unsubscribe();
     onEnd();

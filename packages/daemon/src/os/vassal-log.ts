@@ -66,8 +66,8 @@ export interface VassalLog {
    * were written before the subscription, when known (the file is open): reading the file up to
    * there, in the same tick, then following, neither misses nor repeats a byte.
    */
-  subscribe(listener: (chunk: Buffer) => void): LogSubscription;
-  /** Writes pending lines and output, then closes the file. Idempotent; never rejects. */
+  subscribe(listener: (chunk: Buffer) => void, onClose?: () => void): LogSubscription;
+  /** Writes pending lines and output, then closes the file and ends every subscription. Idempotent; never rejects. */
   close(): Promise<void>;
 }
 
@@ -99,6 +99,8 @@ class VassalLogImpl implements VassalLog {
   readonly #attachments = new Set<Attachment>();
   readonly #recent: string[] = [];
   readonly #listeners = new Set<(chunk: Buffer) => void>();
+  /** Told when the log closes (its vassal is gone): a follower would otherwise wait forever. */
+  readonly #closeListeners = new Map<(chunk: Buffer) => void, () => void>();
 
   // The write queue. `#queued` counts bytes until their write has finished, so the in-flight
   // batch counts against the memory cap too.
@@ -183,12 +185,14 @@ class VassalLogImpl implements VassalLog {
     };
   }
 
-  subscribe(listener: (chunk: Buffer) => void): LogSubscription {
+  subscribe(listener: (chunk: Buffer) => void, onClose?: () => void): LogSubscription {
     this.#listeners.add(listener);
+    if (onClose) this.#closeListeners.set(listener, onClose);
     return {
       size: this.#fh === undefined ? undefined : this.#size,
       unsubscribe: () => {
         this.#listeners.delete(listener);
+        this.#closeListeners.delete(listener);
       },
     };
   }
@@ -207,6 +211,10 @@ class VassalLogImpl implements VassalLog {
     const fh = this.#fh;
     this.#fh = undefined;
     await fh?.close().catch(() => undefined);
+    const ends = [...this.#closeListeners.values()];
+    this.#closeListeners.clear();
+    this.#listeners.clear();
+    for (const end of ends) end();
   }
 
   // --- input side -------------------------------------------------------------------------
