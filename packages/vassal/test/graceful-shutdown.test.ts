@@ -8,6 +8,7 @@ import {
   type Server,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
 import { test, type TestContext } from 'node:test';
 import { gracefulShutdown, type GracefulShutdownOptions } from '../src/index.js';
 import { childEnv, exited, fixture, lines, spawnChild, waitFor } from './support.js';
@@ -91,7 +92,7 @@ void test('busy keep-alive clients get `connection: close` on their next respons
 });
 
 void test('a request in flight is answered (with `connection: close`) before the server is done', async (t) => {
-  const { port, shutdown } = await serve(
+  const { server, port, shutdown } = await serve(
     t,
     (_req, res) => {
       setTimeout(() => res.end('late'), 300);
@@ -102,8 +103,9 @@ void test('a request in flight is answered (with `connection: close`) before the
   t.after(() => {
     agent.destroy();
   });
+  const arrived = once(server, 'request');
   const answer = fetchText(port, '/', agent);
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await arrived;
   const outcome = shutdown.shutdown();
   assert.equal(shutdown.draining, true);
   const a = await answer;
@@ -125,12 +127,13 @@ void test('an idle keep-alive connection is closed at once when idle longer than
 });
 
 void test('the deadline destroys what is left and says timeout', async (t) => {
-  const { port, shutdown } = await serve(t, () => undefined, { timeoutMs: 300 });
+  const { server, port, shutdown } = await serve(t, () => undefined, { timeoutMs: 300 });
+  const arrived = once(server, 'request');
   const hung = fetchText(port, '/', false).then(
     () => 'answered',
     (err: unknown) => (err as NodeJS.ErrnoException).code,
   );
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await arrived;
   const started = Date.now();
   assert.equal(await shutdown.shutdown(), 'timeout');
   assert.ok(Date.now() - started >= 250);
@@ -145,7 +148,7 @@ void test('SIGTERM: the app drains, runs onShutdown and exits 0; a request stuck
   const out = lines(app.stdout);
   const port = Number((await waitFor(() => out[0], { what: 'listening' })).split(' ')[1]);
   const answer = fetchText(port, '/', false);
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await waitFor(() => out.includes('request /'), { what: 'the request at the app' });
   app.kill('SIGTERM');
   assert.equal((await answer).body, String(app.pid), 'the request in flight was answered');
   assert.deepEqual(await exited(app), { code: 0, signal: null });
@@ -158,7 +161,7 @@ void test('SIGTERM: the app drains, runs onShutdown and exits 0; a request stuck
   const stuckOut = lines(stuck.stdout);
   const stuckPort = Number((await waitFor(() => stuckOut[0], { what: 'listening' })).split(' ')[1]);
   const hung = fetchText(stuckPort, '/hang', false).catch(() => 'failed');
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await waitFor(() => stuckOut.includes('request /hang'), { what: 'the request at the app' });
   stuck.kill('SIGTERM');
   assert.deepEqual(await exited(stuck), { code: 1, signal: null });
   assert.equal(await hung, 'failed');
@@ -172,9 +175,17 @@ void test('a second signal exits at once', async (t) => {
   const out = lines(app.stdout);
   const port = Number((await waitFor(() => out[0], { what: 'listening' })).split(' ')[1]);
   const hung = fetchText(port, '/hang', false).catch(() => 'failed');
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await waitFor(() => out.includes('request /hang'), { what: 'the request at the app' });
   app.kill('SIGTERM');
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  // Refusing new connections says the first signal was taken; the hung request keeps it draining.
+  await waitFor(
+    () =>
+      fetchText(port, '/', false).then(
+        () => false,
+        (err: unknown) => (err as NodeJS.ErrnoException).code === 'ECONNREFUSED',
+      ),
+    { what: 'the first signal handled' },
+  );
   assert.equal(app.exitCode, null, 'still draining after the first signal');
   const started = Date.now();
   app.kill('SIGTERM');
