@@ -8,7 +8,7 @@
 // For the Node apps a third, control run starts 3 copies of the same app directly (no emperor,
 // own ports) at the same moments instead of reloading: what the CPU of booting a generation
 // costs the instances serving, with no socket hand-over at all.
-// Usage: node bench/sockets-reload.mjs [apps=node,gunicorn] [seconds=10] [reloads=3] [rounds=1]
+// Usage: node bench/sockets-reload.mjs [apps=node,gunicorn] [seconds=10] [reloads=3] [rounds=1] [threads=2] [connections=32]
 // (each round rotates the order of its runs, so a drift of the machine's load favours none.)
 import { existsSync, readFileSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,6 +29,7 @@ const APPS = (process.argv[2] ?? 'node,gunicorn').split(',');
 const SECONDS = Number(process.argv[3] ?? 10);
 const RELOADS = Number(process.argv[4] ?? 3);
 const ROUNDS = Number(process.argv[5] ?? 1);
+const LOAD = { threads: Number(process.argv[6] ?? 2), connections: Number(process.argv[7] ?? 32) };
 deadline(115_000, 'sockets-reload');
 printMachine();
 
@@ -60,7 +61,7 @@ for (const app of APPS) {
   const reloadRun = async () => {
     const from = emperor.lines.length;
     const startedAt = Date.now();
-    const loaded = runWrk(port, { seconds: SECONDS });
+    const loaded = runWrk(port, { seconds: SECONDS, ...LOAD });
     const readyMs = [];
     for (let i = 1; i <= RELOADS; i++) {
       await sleep(Math.max(0, startedAt + (i * SECONDS * 1000) / (RELOADS + 1) - Date.now()));
@@ -110,10 +111,10 @@ for (const app of APPS) {
       notes.push(`${app}: emperor ${JSON.stringify(l)}`);
     return { ...r, reloads: readyMs.length };
   };
-  const steadyRun = async () => ({ ...(await runWrk(port, { seconds: SECONDS })), reloads: 0 });
+  const steadyRun = async () => ({ ...(await runWrk(port, { seconds: SECONDS, ...LOAD })), reloads: 0 });
   const controlRun = async () => {
     const startedAt = Date.now();
-    const loaded = runWrk(port, { seconds: SECONDS });
+    const loaded = runWrk(port, { seconds: SECONDS, ...LOAD });
     for (let i = 1; i <= RELOADS; i++) {
       await sleep(Math.max(0, startedAt + (i * SECONDS * 1000) / (RELOADS + 1) - Date.now()));
       await Promise.all([directStart(), directStart(), directStart()]);
@@ -189,7 +190,7 @@ function row(app, round, run, r) {
 }
 
 printTable(
-  `Rolling reload under load: wrk -t2 -c32 -d${SECONDS}s on one owned socket, processes = 3, ${RELOADS} touches during each reload run (latency in ms)`,
+  `Rolling reload under load: wrk -t${LOAD.threads} -c${LOAD.connections} -d${SECONDS}s on one owned socket, processes = 3, ${RELOADS} touches during each reload run (latency in ms)`,
   [
     'app',
     'round',
