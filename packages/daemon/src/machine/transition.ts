@@ -455,6 +455,7 @@ const onTimer: Handler<'timer'> = (v, e) => {
 // ---------------------------------------------------------------------------------------------
 // Owned sockets
 
+/** Only in `starting` (the table), and only for the bind still out. */
 const onBound: Handler<'bound'> = (v, e) => {
   if (!v.binding) return same(v); // a stop or another start came first
   return afterBind(new Step(v).set({ binding: false, bound: true }), v.config, e.at).done();
@@ -469,13 +470,13 @@ const onBindFailed: Handler<'bind-failed'> = (v, e) => {
   return fail(new Step(v).set({ backoffStep: v.backoffStep + 1 }), e.reason, retryMs).done();
 };
 
+/** Only in `waiting` (the table). */
 const onActivate: Handler<'activate'> = (v, e) => {
-  if (v.state !== 'waiting') return same(v);
   return startGeneration(new Step(v).log('info', 'activate'), v.config, e.at).done();
 };
 
+/** Only in `running` (the table). */
 const onIdleProbe: Handler<'idle-probe'> = (v, e) => {
-  if (v.state !== 'running') return same(v);
   const s = new Step(v);
   const busyAt = e.busy ? e.at : (v.busyAt ?? e.at);
   if (e.at - busyAt >= v.config.idleMs) {
@@ -571,9 +572,18 @@ const onControl: Handler<'control'> = (v, e) => {
 };
 
 // ---------------------------------------------------------------------------------------------
-// The table. Instance outcomes are handled alike in every state (the instance's own record says
-// what it means); the file and control events differ by state.
+// The table: which handler each state gives each event. Instance outcomes are handled alike in
+// every state (the instance's own record says what it means); a socket event belongs to one state
+// and is ignored, explicitly, in the others; file and control events differ by state inside their
+// handlers (see docs/lifecycle.md).
 
+/**
+ * An event that means nothing in this state: a client waking a vassal that is not waiting, an
+ * idle probe of one that no longer runs, the outcome of a bind that a stop overtook.
+ */
+const ignore = same;
+
+/** Outcomes of an instance's own life: the instance's record says what they mean, in any state. */
 const instanceEvents = {
   spawned: onSpawned,
   'spawn-failed': onSpawnFailed,
@@ -581,19 +591,16 @@ const instanceEvents = {
   heartbeat: onHeartbeat,
   exited: onExited,
   timer: onTimer,
-  bound: onBound,
-  'bind-failed': onBindFailed,
-  activate: onActivate,
-  'idle-probe': onIdleProbe,
 } as const;
 
+// prettier-ignore
 const TABLE: Table = {
-  waiting: { start: same, update: onUpdate, remove: onRemove, control: onControl, ...instanceEvents },
-  starting: { start: same, update: onUpdate, remove: onRemove, control: onControl, ...instanceEvents },
-  running: { start: same, update: onUpdate, remove: onRemove, control: onControl, ...instanceEvents },
-  reloading: { start: same, update: onUpdate, remove: onRemove, control: onControl, ...instanceEvents },
-  stopping: { start: same, update: onUpdate, remove: onRemove, control: onControl, ...instanceEvents },
-  stopped: { start: onStart, update: onUpdate, remove: onRemove, control: onControl, ...instanceEvents },
-  backoff: { start: same, update: onUpdate, remove: onRemove, control: onControl, ...instanceEvents },
-  failed: { start: onStart, update: onUpdate, remove: onRemove, control: onControl, ...instanceEvents },
+  waiting:   { start: ignore,  update: onUpdate, remove: onRemove, control: onControl, bound: ignore,  'bind-failed': ignore,       activate: onActivate, 'idle-probe': ignore,      ...instanceEvents },
+  starting:  { start: ignore,  update: onUpdate, remove: onRemove, control: onControl, bound: onBound, 'bind-failed': onBindFailed, activate: ignore,     'idle-probe': ignore,      ...instanceEvents },
+  running:   { start: ignore,  update: onUpdate, remove: onRemove, control: onControl, bound: ignore,  'bind-failed': ignore,       activate: ignore,     'idle-probe': onIdleProbe, ...instanceEvents },
+  reloading: { start: ignore,  update: onUpdate, remove: onRemove, control: onControl, bound: ignore,  'bind-failed': ignore,       activate: ignore,     'idle-probe': ignore,      ...instanceEvents },
+  stopping:  { start: ignore,  update: onUpdate, remove: onRemove, control: onControl, bound: ignore,  'bind-failed': ignore,       activate: ignore,     'idle-probe': ignore,      ...instanceEvents },
+  stopped:   { start: onStart, update: onUpdate, remove: onRemove, control: onControl, bound: ignore,  'bind-failed': ignore,       activate: ignore,     'idle-probe': ignore,      ...instanceEvents },
+  backoff:   { start: ignore,  update: onUpdate, remove: onRemove, control: onControl, bound: ignore,  'bind-failed': ignore,       activate: ignore,     'idle-probe': ignore,      ...instanceEvents },
+  failed:    { start: onStart, update: onUpdate, remove: onRemove, control: onControl, bound: ignore,  'bind-failed': ignore,       activate: ignore,     'idle-probe': ignore,      ...instanceEvents },
 };
