@@ -1,7 +1,8 @@
 // The few socket syscalls the emperor needs and Node does not offer (see README.md):
 //  - a listening socket that is never accepted on (a net.Server always accepts), so that the
 //    emperor can hold it, pass it to instances and notice a waiting client without taking it;
-//  - unix datagram sockets in the abstract namespace, to receive sd_notify messages.
+//  - unix datagram sockets in the abstract namespace, to receive sd_notify messages, and one
+//    send, for the emperor's own sd_notify to systemd.
 // Policy (dual-stack fallback, messages, errno names) lives in the TypeScript wrapper; this file
 // only does syscalls and reports failures as an Error with `errno` (number) and `syscall`.
 #define _GNU_SOURCE
@@ -364,6 +365,33 @@ static napi_value recv_datagrams(napi_env env, napi_callback_info info) {
   return list;
 }
 
+// sendDatagram(address, data): one datagram to a unix socket, `@name` abstract or a path
+// (sd_notify). Connectionless and blocking-free: a full or absent receiver is an error.
+static napi_value send_datagram(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  char target[sizeof addr.sun_path];
+  char data[DATAGRAM_MAX];
+  size_t target_len, data_len;
+  CHECK(get_args(env, info, 2, argv));
+  CHECK(get_string(env, argv[0], target, sizeof addr.sun_path - 1, &target_len));
+  CHECK(napi_get_value_string_utf8(env, argv[1], data, sizeof data, &data_len));
+  socklen_t len;
+  if (target[0] == '@') { // abstract: a leading NUL and no terminating one
+    addr.sun_path[0] = '\0';
+    memcpy(addr.sun_path + 1, target + 1, target_len - 1);
+    len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + target_len);
+  } else {
+    memcpy(addr.sun_path, target, target_len);
+    len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + target_len + 1);
+  }
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return fail(env, -1, "socket");
+  if (sendto(fd, data, data_len, MSG_NOSIGNAL, (struct sockaddr *)&addr, len) < 0) return fail(env, fd, "sendto");
+  close(fd);
+  return NULL;
+}
+
 // closeFd(fd): the wrapper makes sure it is called once per fd, after its watch is stopped.
 static napi_value close_fd(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -385,6 +413,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"openDatagram", NULL, open_datagram, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvDatagrams", NULL, recv_datagrams, NULL, NULL, NULL, napi_enumerable, NULL},
       {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendDatagram", NULL, send_datagram, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns));
   return exports;

@@ -11,6 +11,7 @@ import { SpawnGate } from './runner/spawn-gate.js';
 import { openVassalLog, type VassalLog } from './os/vassal-log.js';
 import { openStateFile, cleanupLeftovers } from './os/state-file.js';
 import { killGroup, readStartTime } from './os/process-tree.js';
+import { systemdNotifier } from './os/systemd-notify.js';
 
 export interface EmperorOptions {
   /** `--vassals` values: directories or file globs inside one directory. */
@@ -84,6 +85,17 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
 
   const waiters = new Set<() => void>();
   const listeners = new Set<(runner: VassalRunner) => void>();
+  const systemd = systemdNotifier(env, logger);
+  let statusTimer: NodeJS.Timeout | undefined;
+  // STATUS= for `systemctl status`: at most once a second, never per event (a mass deploy).
+  const scheduleStatus = (): void => {
+    if (!systemd || statusTimer) return;
+    statusTimer = setTimeout(() => {
+      statusTimer = undefined;
+      systemd.status(summary(reconciler));
+    }, 1000);
+    statusTimer.unref();
+  };
   const reactionListeners = new Set<(name: string, ms: number) => void>();
   const gate = new SpawnGate();
   const spawn = { baseEnv: env, setpriv: findSetpriv(), emperorUmask: currentUmask() };
@@ -116,6 +128,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
         onChange: (runner) => {
           for (const w of waiters) w();
           for (const l of listeners) l(runner);
+          scheduleStatus();
         },
         onSocketsReleased: (released) => {
           // A vassal that could not bind (EADDRINUSE: the address was this one's, e.g. a renamed
@@ -147,6 +160,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
     { event: 'emperor-ready', vassals: reconciler.runners.size, dirs: options.vassals.join(',') },
     'emperor-ready',
   );
+  systemd?.ready(summary(reconciler));
 
   let closing: Promise<void> | undefined;
   const allGone = (): Promise<void> =>
@@ -181,15 +195,27 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
     },
     close: () =>
       (closing ??= (async () => {
+        systemd?.stopping();
+        clearTimeout(statusTimer);
         reconciler.close();
         await source.close();
         for (const r of [...reconciler.runners.values()]) r.dispatch({ type: 'remove', at: now() });
         await allGone();
         await Promise.allSettled([...logs.values()].map(({ log }) => log.close()));
         await stateFile.close();
+        systemd?.close();
         logger.info({ event: 'emperor-stopped' }, 'emperor-stopped');
       })()),
   };
+}
+
+/** `3 vassals: 2 running, 1 failed`, for systemd's STATUS=. */
+function summary(reconciler: Reconciler): string {
+  const counts = new Map<string, number>();
+  for (const r of reconciler.runners.values())
+    counts.set(r.vassal.state, (counts.get(r.vassal.state) ?? 0) + 1);
+  const parts = [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([state, n]) => `${n} ${state}`);
+  return `${reconciler.runners.size} vassals${parts.length > 0 ? `: ${parts.join(', ')}` : ''}`;
 }
 
 function currentUmask(): number {

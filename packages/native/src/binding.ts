@@ -22,6 +22,7 @@ export interface Addon {
   openDatagram(abstractName: string): number;
   recvDatagrams(fd: number): RawDatagram[];
   closeFd(fd: number): void;
+  sendDatagram(address: string, data: string): void;
 }
 
 const ADDON_PATH = '../../build/Release/emperor_native.node'; // from dist/src/

@@ -58,3 +58,20 @@ export function openDatagram(address: string): DatagramSocket {
     throw socketError(error, 'bind', address, hints);
   }
 }
+
+/**
+ * Sends one datagram to a unix socket: `@name` (abstract) or a path, as `NOTIFY_SOCKET` gives it.
+ * The emperor's own sd_notify to systemd. Throws with the errno when nobody receives it.
+ */
+export function sendDatagram(address: string, data: string): void {
+  if (address === '' || address === '@' || address.includes('\0')) {
+    throw new TypeError(
+      `Expected a unix socket address such as "@name" or "/run/x", got ${JSON.stringify(address)}`,
+    );
+  }
+  try {
+    addon().sendDatagram(address, data);
+  } catch (error) {
+    throw socketError(error, 'send to', address);
+  }
+}

@@ -1,7 +1,7 @@
 // @emperor/native: the socket syscalls the emperor needs and Node lacks (see README.md).
 export { bindTcp, bindUnix, formatTcpAddress, ListeningSocket, UNIX_PATH_MAX } from './listen.js';
 export type { TcpOptions, UnixOptions } from './listen.js';
-export { openDatagram, DatagramSocket, ABSTRACT_NAME_MAX } from './datagram.js';
+export { openDatagram, sendDatagram, DatagramSocket, ABSTRACT_NAME_MAX } from './datagram.js';
 export type { Datagram } from './datagram.js';
 export { OwnedFd } from './owned-fd.js';
 export type { Watch } from './owned-fd.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { test, type TestContext } from 'node:test';
-import { openDatagram, type Datagram, type DatagramSocket } from '../src/index.js';
+import { openDatagram, sendDatagram, type Datagram, type DatagramSocket } from '../src/index.js';
 import { exited, fixture, spawnChild, waitFor } from './support.js';
 
 let counter = 0;
@@ -138,4 +138,15 @@ void test('bad addresses, a taken name, and use after close', (t) => {
   assert.throws(() => s.receive(), /cannot receive on @emperor-test\/.*: it is closed/);
   // The name is free again at once: abstract sockets leave no file behind.
   openDatagram(s.address).close();
+});
+
+void test('sendDatagram reaches an abstract socket with our pid, and says why when nobody listens', async (t) => {
+  const s = open(t);
+  const got = collect(t, s);
+  sendDatagram(s.address, 'READY=1\nSTATUS=up');
+  const [d] = await waitFor(() => (got.length > 0 ? got : undefined), { what: 'a datagram' });
+  assert.deepEqual([d?.data, d?.pid], ['READY=1\nSTATUS=up', process.pid]);
+  assert.throws(() => {
+    sendDatagram(`@emperor-test/${process.pid}/nobody`, 'READY=1');
+  }, /ECONNREFUSED/);
 });
