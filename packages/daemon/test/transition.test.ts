@@ -462,3 +462,37 @@ void test('a failed bind is retried with backoff, not after restart-delay-max', 
   const second = d.send({ type: 'bind-failed', reason: 'in use', at: 1002 });
   assert.ok(second.some((e) => e.type === 'arm' && e.timer.kind === 'retry' && e.ms === 2000));
 });
+
+void test('a reload during a rolling reload drops the half-started generation; the serving one stays until the next is ready', () => {
+  const cfg = testConfig({ sockets: TCP, reload: { kind: 'rolling' }, ready: { kind: 'notify' } });
+  const d = new Drive(cfg);
+  const pid = counter();
+  d.spawned(d.start(0), 0, pid);
+  d.send({ type: 'ready', pid: 100, at: 1 });
+  const v2 = testConfig({
+    sockets: TCP,
+    reload: { kind: 'rolling' },
+    ready: { kind: 'notify' },
+    argv: ['v2'],
+  });
+  d.spawned(d.send({ type: 'update', config: v2, at: 10 }), 10, pid);
+  const v3 = testConfig({
+    sockets: TCP,
+    reload: { kind: 'rolling' },
+    ready: { kind: 'notify' },
+    argv: ['v3'],
+  });
+  const fx = d.send({ type: 'update', config: v3, at: 20 });
+  assert.ok(
+    fx.some((e) => e.type === 'signal' && e.pid === 101),
+    'the half-started generation 2 stops',
+  );
+  assert.ok(!fx.some((e) => e.type === 'signal' && e.pid === 100), 'generation 1 keeps serving');
+  assert.equal(d.v.state, 'reloading');
+  d.spawned(fx, 20, pid);
+  // Generation 3 fails to start: generation 1 serves on, with its own config.
+  d.send({ type: 'exited', pid: 102, code: 1, signal: null, at: 30 });
+  assert.equal(d.v.state, 'running');
+  assert.equal(d.v.generation, 1);
+  assert.equal(d.v.config, cfg);
+});

@@ -114,7 +114,8 @@ function spawnSlots(
 /** Starts a new generation. Older instances (if any) keep serving until it is ready. */
 function startGeneration(s: Step, config: VassalConfig, at: number): Step {
   const generation = s.v.lastGeneration + 1;
-  const rolling = current(s.v).length > 0;
+  // Any live instance here is of an older generation: a rolling reload (also a reload of a reload).
+  const rolling = s.v.instances.some((i) => i.state !== 'stopping');
   s.set({
     // A reload of a reload keeps the config of the generation that actually serves.
     servingConfig: rolling ? (s.v.state === 'reloading' ? s.v.servingConfig : s.v.config) : undefined,
