@@ -69,7 +69,12 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
         users: new Set(),
       };
       logs.set(path, entry);
-    }
+    } else
+      entry.log.reconfigure({
+        maxSizeBytes: c.logMaxSizeBytes,
+        backups: c.logBackups,
+        timestamps: c.logTimestamps,
+      });
     entry.users.add(c.name);
     return entry.log;
   };

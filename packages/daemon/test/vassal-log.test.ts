@@ -339,6 +339,24 @@ void describe('vassal log: files and lines', () => {
     assert.equal(lines.map((l) => l.slice(l.indexOf(' big/0 ') + 7)).join(''), data);
   });
 
+  void it('reconfigure: timestamps off mid-line keep the line whole; a new size limit rotates', async () => {
+    const path = join(dir, 'reconf.log');
+    const log = open({ path, timestamps: true, now: () => Date.parse('2026-11-23T14:00:00.000Z') });
+    const a = new PassThrough();
+    log.attach(a, 'r/0');
+    a.write('one\ntw');
+    await tick();
+    log.reconfigure({ maxSizeBytes: 70, backups: 1, timestamps: false });
+    a.write('o\n');
+    await tick();
+    a.end('x'.repeat(40) + '\n');
+    await new Promise((resolve) => a.once('end', resolve));
+    await log.close();
+    const rotated = await readFile(`${path}.1`, 'utf8');
+    assert.equal(rotated, '2026-11-23T14:00:00.000Z r/0 one\n2026-11-23T14:00:00.000Z r/0 two\n');
+    assert.equal(await readFile(path, 'utf8'), 'x'.repeat(40) + '\n');
+  });
+
   void it('writes verbatim bytes when timestamps are off', async () => {
     const path = join(dir, 'raw.log');
     const log = open({ path });

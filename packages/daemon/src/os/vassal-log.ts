@@ -67,6 +67,11 @@ export interface VassalLog {
    * there, in the same tick, then following, neither misses nor repeats a byte.
    */
   subscribe(listener: (chunk: Buffer) => void, onClose?: () => void): LogSubscription;
+  /**
+   * Applies a vassal file's new `log-max-size`, `log-backups` and `log-timestamps` to the open
+   * log (a reload): from the next write on, with no line lost or split.
+   */
+  reconfigure(options: Pick<VassalLogOptions, 'maxSizeBytes' | 'backups' | 'timestamps'>): void;
   /** Writes pending lines and output, then closes the file and ends every subscription. Idempotent; never rejects. */
   close(): Promise<void>;
 }
@@ -93,7 +98,7 @@ export function openVassalLog(options: VassalLogOptions): VassalLog {
 
 class VassalLogImpl implements VassalLog {
   readonly path: string;
-  readonly #opts: VassalLogOptions;
+  #opts: VassalLogOptions;
   readonly #maxBuffered: number;
   readonly #now: () => number;
   readonly #attachments = new Set<Attachment>();
@@ -195,6 +200,21 @@ class VassalLogImpl implements VassalLog {
         this.#closeListeners.delete(listener);
       },
     };
+  }
+
+  reconfigure(options: Pick<VassalLogOptions, 'maxSizeBytes' | 'backups' | 'timestamps'>): void {
+    if (this.#opts.timestamps && !options.timestamps) {
+      // An unfinished stamped line goes out with its prefix; its end follows unstamped.
+      for (const att of this.#attachments) {
+        if (att.carryBytes === 0 || this.#closing) continue;
+        const bytes = att.carryBytes;
+        const head = Buffer.concat([this.#prefix(att.carryTime, att.label), ...att.carry]);
+        att.carry = [];
+        att.carryBytes = 0;
+        this.#enqueue(head, bytes);
+      }
+    }
+    this.#opts = { ...this.#opts, ...options };
   }
 
   close(): Promise<void> {

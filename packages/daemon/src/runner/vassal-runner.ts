@@ -38,8 +38,8 @@ export class VassalRunner {
   #draining = false;
   readonly #timers = new Map<string, NodeJS.Timeout>();
   #log: VassalLog;
-  /** The `log` key the current log was opened for (the vassal's config moves on before a spawn). */
-  #logKey: string | undefined;
+  /** The log keys the current log was opened with (the vassal's config moves on before a spawn). */
+  #logKey: string;
   #disposed = false;
   readonly #sockets = new OwnedSockets();
   /** sd_notify `STATUS=` of each instance, by pid. */
@@ -49,7 +49,7 @@ export class VassalRunner {
     this.#deps = deps;
     this.#vassal = createVassal(config);
     this.#log = deps.openLog(config);
-    this.#logKey = config.log;
+    this.#logKey = logKey(config);
   }
 
   get name(): string {
@@ -196,9 +196,9 @@ export class VassalRunner {
       this.dispatch({ type: 'spawn-failed', generation, index, reason, at: this.#deps.now() });
       return;
     }
-    if (config.log !== this.#logKey) {
+    if (logKey(config) !== this.#logKey) {
       this.#log = this.#deps.openLog(config);
-      this.#logKey = config.log;
+      this.#logKey = logKey(config);
     }
     let notify: NotifyChannel | undefined;
     try {
@@ -266,4 +266,9 @@ export class VassalRunner {
     this.#timers.clear();
     this.#deps.onDispose(this);
   }
+}
+
+/** `log`, `log-max-size`, `log-backups`, `log-timestamps`: a change of any reopens or reconfigures the log. */
+function logKey(c: VassalConfig): string {
+  return JSON.stringify([c.log, c.logMaxSizeBytes, c.logBackups, c.logTimestamps]);
 }
