@@ -7,6 +7,7 @@ import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import { byteLength, firstLineEnd, lastByte, lastLineEnd, splitAt } from './buffer-lines.js';
 
 export const DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 /** With timestamps, a line longer than this is written in pieces, each with its own prefix. */
@@ -557,73 +558,6 @@ class VassalLogImpl implements VassalLog {
 function decode(buf: Buffer, start: number, end: number): string {
   // Only the head of a long line is kept, so only the head is decoded.
   return buf.toString('utf8', start, Math.min(end, start + RECENT_LINE_CHARS * 4));
-}
-
-function byteLength(bufs: Buffer[]): number {
-  let n = 0;
-  for (const b of bufs) n += b.length;
-  return n;
-}
-
-/** Number of bytes of `bufs` up to and including the last `\n` within the first `limit` bytes. */
-function lastLineEnd(bufs: Buffer[], limit: number): number {
-  let offset = 0;
-  const starts: number[] = [];
-  for (const b of bufs) {
-    if (offset >= limit) break;
-    starts.push(offset);
-    offset += b.length;
-  }
-  for (let i = starts.length - 1; i >= 0; i--) {
-    const b = bufs[i];
-    const start = starts[i] ?? 0;
-    if (b === undefined) continue;
-    const from = Math.min(b.length, limit - start) - 1;
-    // A negative offset would count from the end of the buffer.
-    const nl = from >= 0 ? b.lastIndexOf(NL, from) : -1;
-    if (nl !== -1) return start + nl + 1;
-  }
-  return 0;
-}
-
-/** Number of bytes of `bufs` up to and including the first `\n` within `limit` bytes, or 0. */
-function firstLineEnd(bufs: Buffer[], limit: number): number {
-  let offset = 0;
-  for (const b of bufs) {
-    if (offset >= limit) break;
-    const nl = b.subarray(0, limit - offset).indexOf(NL);
-    if (nl !== -1) return offset + nl + 1;
-    offset += b.length;
-  }
-  return 0;
-}
-
-/** The byte at offset `end - 1` of `bufs`. */
-function lastByte(bufs: Buffer[], end: number): number | undefined {
-  let offset = 0;
-  for (const b of bufs) {
-    if (end <= offset + b.length) return b[end - offset - 1];
-    offset += b.length;
-  }
-  return undefined;
-}
-
-function splitAt(bufs: Buffer[], at: number): [Buffer[], Buffer[]] {
-  const head: Buffer[] = [];
-  let left = at;
-  let i = 0;
-  for (; i < bufs.length && left > 0; i++) {
-    const b = bufs[i];
-    if (b === undefined) break;
-    if (b.length <= left) {
-      head.push(b);
-      left -= b.length;
-    } else {
-      head.push(b.subarray(0, left));
-      return [head, [b.subarray(left), ...bufs.slice(i + 1)]];
-    }
-  }
-  return [head, bufs.slice(i)];
 }
 
 async function renameIfExists(from: string, to: string): Promise<void> {
