@@ -96,7 +96,9 @@ void test('an app that ignores SIGTERM is killed after stop-timeout, with its wh
   assert.equal(exit.signal, 'SIGKILL');
   assert.ok(Date.now() - t0 >= 450, 'it had its stop-timeout');
   assert.ok(!alive(pid));
-  assert.match(readFileSync(join(emp.logDir, 'stubborn.log'), 'utf8'), /ignoring SIGTERM/);
+  await waitFor(() => readFileSync(join(emp.logDir, 'stubborn.log'), 'utf8').includes('ignoring SIGTERM'), {
+    what: 'the app saying it ignores SIGTERM, in its log',
+  });
 });
 
 void test('a shell vassal: its background grandchild dies with it', async (t) => {
@@ -143,7 +145,9 @@ void test('a crash-looping app is restarted with a visible, doubling backoff', a
   assert.deepEqual(delays.slice(0, 4), [100, 200, 400, 400]);
   const exit = emp.lines.find((l) => l.event === 'exit' && l.vassal === 'crash');
   assert.equal(exit?.code, 1);
-  assert.match(readFileSync(join(emp.logDir, 'crash.log'), 'utf8'), /crashing with 1/);
+  await waitFor(() => readFileSync(join(emp.logDir, 'crash.log'), 'utf8').includes('crashing with 1'), {
+    what: 'the crash in the log',
+  });
 });
 
 void test('SIGKILL of an instance: it is restarted', async (t) => {

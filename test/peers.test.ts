@@ -39,8 +39,14 @@ void test(
     const first = await getJson(port);
     assert.equal(first.master, spawned.pid, 'a worker of the instance answers');
     assert.equal(first.generation, '1');
-    const log = readFileSync(join(emp.logDir, 'py.log'), 'utf8');
-    assert.match(log, new RegExp(`Listening at: http://127\\.0\\.0\\.1:${port}`));
+    // The vassal log is written asynchronously: wait for the line rather than read it at once.
+    const log = await waitFor(
+      () => {
+        const text = readFileSync(join(emp.logDir, 'py.log'), 'utf8');
+        return text.includes(`Listening at: http://127.0.0.1:${port}`) && text;
+      },
+      { what: "gunicorn's listening line in its log" },
+    );
     assert.doesNotMatch(log, /Connection in use|Retrying/, 'gunicorn did not try to bind by itself');
 
     let stop = false;
@@ -90,7 +96,10 @@ void test(
     const spawned = await emp.waitLine(spawnOf('uw'), 'spawn');
     await emp.waitLine(runningOf('uw', 1), 'READY=1 from uWSGI');
     assert.equal((await getJson(port)).master, spawned.pid);
-    assert.match(readFileSync(join(emp.logDir, 'uw.log'), 'utf8'), /SystemD socket activation detected/);
+    await waitFor(
+      () => readFileSync(join(emp.logDir, 'uw.log'), 'utf8').includes('SystemD socket activation detected'),
+      { what: "uWSGI's socket activation line in its log" },
+    );
 
     let stop = false;
     let ok = 0;

@@ -149,7 +149,10 @@ void test('an SDK app (processes = 2, ready = fd) reloads twice under keep-alive
     ],
   );
   // listen() took the inherited socket by the name it was given in the file.
-  const log = readFileSync(join(emp.logDir, 'sdk.log'), 'utf8');
-  assert.match(log, /listening inherited=true fd=3 name=web/);
+  // The vassal log is written asynchronously: wait for the line.
+  await waitFor(
+    () => /listening inherited=true fd=3 name=web/.test(readFileSync(join(emp.logDir, 'sdk.log'), 'utf8')),
+    { what: 'the listening line in the log' },
+  );
   t.diagnostic(`${ok} requests, ${reused} on a reused connection, ${closes} told to reconnect`);
 });
