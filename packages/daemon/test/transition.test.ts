@@ -496,3 +496,46 @@ void test('a reload during a rolling reload drops the half-started generation; t
   assert.equal(d.v.generation, 1);
   assert.equal(d.v.config, cfg);
 });
+
+void test('restart = no: a new generation that exits before it is ready is abandoned, the old one serves on', () => {
+  const cfg = testConfig({
+    sockets: TCP,
+    reload: { kind: 'rolling' },
+    restart: 'no',
+    ready: { kind: 'notify' },
+  });
+  const d = new Drive(cfg);
+  const pid = counter();
+  d.spawned(d.start(0), 0, pid);
+  d.send({ type: 'ready', pid: 100, at: 1 });
+  const broken = testConfig({ ...cfg, argv: ['broken'] });
+  d.spawned(d.send({ type: 'update', config: broken, at: 10 }), 10, pid);
+  const fx = d.send({ type: 'exited', pid: 101, code: 1, signal: null, at: 20 });
+  assert.ok(!fx.some((e) => e.type === 'signal' && e.pid === 100), 'the serving instance is not stopped');
+  assert.equal(d.v.state, 'running');
+  assert.equal(d.v.generation, 1);
+  assert.match(String(d.v.reason), /exited before it was ready/);
+});
+
+void test('watchdog: runs from readiness, and the old generation keeps its own period during a reload', () => {
+  const cfg = testConfig({
+    sockets: TCP,
+    reload: { kind: 'rolling' },
+    ready: { kind: 'notify' },
+    watchdogMs: 500,
+  });
+  const d = new Drive(cfg);
+  const pid = counter();
+  const spawned = d.spawned(d.start(0), 0, pid);
+  assert.deepEqual(spawned, [100]);
+  assert.ok(!d.effects.some((e) => e.type === 'arm' && e.timer.kind === 'watchdog'), 'not before READY');
+  const ready = d.send({ type: 'ready', pid: 100, at: 1 });
+  assert.ok(ready.some((e) => e.type === 'arm' && e.timer.kind === 'watchdog' && e.ms === 500));
+  const noWatchdog = testConfig({ sockets: TCP, reload: { kind: 'rolling' }, ready: { kind: 'notify' } });
+  d.spawned(d.send({ type: 'update', config: noWatchdog, at: 10 }), 10, pid);
+  const beat = d.send({ type: 'heartbeat', pid: 100, at: 20 });
+  assert.ok(
+    beat.some((e) => e.type === 'arm' && e.timer.kind === 'watchdog' && e.ms === 500),
+    "the serving instance's heartbeat still counts, with its own period",
+  );
+});

@@ -258,12 +258,7 @@ const onSpawned: Handler<'spawned'> = (v, e) => {
   const withPid: Instance = { ...inst, pid: e.pid, startedAt: e.at };
   s.set({ instances: replaceInstance(v, inst, withPid) });
   s.log('info', 'spawn', { pid: e.pid, instance: e.index, generation: e.generation });
-  // The instance's own generation decides: during a rolling reload an old one may respawn.
-  const config = inst.generation === v.generation ? v.config : (v.servingConfig ?? v.config);
-  const watchdogMs = config.watchdogMs;
-  if (watchdogMs !== undefined && inst.state !== 'stopping') {
-    s.emit({ type: 'arm', timer: { kind: 'watchdog', pid: e.pid }, ms: watchdogMs });
-  }
+  const config = configOf(v, inst);
   if (inst.state === 'stopping') {
     stopInstances(
       s.set({ instances: replaceInstance(s.v, withPid, { ...withPid, state: 'starting' }) }),
@@ -294,15 +289,24 @@ function markReady(s: Step, pid: number, at: number): Transition {
     { type: 'cancel', timer: { kind: 'ready-delay', pid } },
   );
   s.set({ instances: replaceInstance(s.v, inst, { ...inst, state: 'running' }) });
+  // As systemd does, the watchdog runs from readiness: a slow start is ready-timeout's business.
+  const watchdogMs = configOf(s.v, inst).watchdogMs;
+  if (watchdogMs !== undefined) s.emit({ type: 'arm', timer: { kind: 'watchdog', pid }, ms: watchdogMs });
   return settle(s, at);
+}
+
+/** The config an instance was started with: during a rolling reload the old ones have their own. */
+function configOf(v: Vassal, inst: Instance): VassalConfig {
+  return inst.generation === v.generation ? v.config : (v.servingConfig ?? v.config);
 }
 
 const onReady: Handler<'ready'> = (v, e) => markReady(new Step(v), e.pid, e.at);
 
 const onHeartbeat: Handler<'heartbeat'> = (v, e) => {
   const inst = findPid(v, e.pid);
-  const ms = v.config.watchdogMs;
-  if (inst === undefined || inst.state === 'stopping' || ms === undefined) return same(v);
+  if (inst?.state !== 'running') return same(v); // before readiness no watchdog runs
+  const ms = configOf(v, inst).watchdogMs;
+  if (ms === undefined) return same(v);
   return new Step(v).emit({ type: 'arm', timer: { kind: 'watchdog', pid: e.pid }, ms }).done();
 };
 
@@ -376,6 +380,15 @@ const onExited: Handler<'exited'> = (v, e) => {
 
   const cannotRun = notRunnable(e.code);
   if (cannotRun) return failGeneration(s, inst.generation, cannotRun, e.at);
+  if (
+    v.state === 'reloading' &&
+    inst.state === 'starting' &&
+    v.instances.some((i) => i.generation < inst.generation && i.state !== 'stopping')
+  ) {
+    // Whatever the restart policy says, a new generation that dies before it is ready is not
+    // worth the serving one: it is abandoned and the old one serves on.
+    return failGeneration(s, inst.generation, `instance ${inst.index} exited before it was ready`, e.at);
+  }
 
   const config = v.config;
   if (config.onDemand && e.code === 0) {
@@ -387,13 +400,6 @@ const onExited: Handler<'exited'> = (v, e) => {
   if (!again) {
     if (current(s.v).length > 0) return settle(s, e.at);
     return stopAll(s, { kind: 'exit' }, e.at);
-  }
-  if (
-    v.state === 'reloading' &&
-    inst.state === 'starting' &&
-    v.instances.some((i) => i.generation < inst.generation)
-  ) {
-    return failGeneration(s, inst.generation, `instance ${inst.index} exited before it was ready`, e.at);
   }
   const step = e.at - inst.startedAt >= BACKOFF_RESET_MS ? 0 : v.backoffStep;
   const delay = Math.min(config.restartDelayMs * 2 ** step, config.restartDelayMaxMs);
@@ -431,7 +437,9 @@ const onTimer: Handler<'timer'> = (v, e) => {
       if (inst === undefined || inst.state === 'stopping') return s.done();
       // Hung: kill the whole group; its exit goes through the usual restart and backoff.
       return s
-        .set({ reason: `instance ${inst.index} sent no WATCHDOG=1 within ${v.config.watchdogMs ?? 0} ms` })
+        .set({
+          reason: `instance ${inst.index} sent no WATCHDOG=1 within ${configOf(v, inst).watchdogMs ?? 0} ms`,
+        })
         .log('warn', 'watchdog', { pid: t.pid, instance: inst.index })
         .emit({ type: 'kill-group', pid: t.pid })
         .done();
@@ -439,7 +447,7 @@ const onTimer: Handler<'timer'> = (v, e) => {
     case 'ready-timeout': {
       const inst = findPid(v, t.pid);
       if (inst?.state !== 'starting') return s.done();
-      const reason = `instance ${inst.index} not ready within ${v.config.readyTimeoutMs / 1000} s`;
+      const reason = `instance ${inst.index} not ready within ${configOf(v, inst).readyTimeoutMs / 1000} s`;
       s.set({ reason }).log('error', 'ready-timeout', { pid: t.pid });
       if (
         inst.generation === v.generation &&
@@ -459,7 +467,7 @@ const onTimer: Handler<'timer'> = (v, e) => {
 /** Only in `starting` (the table), and only for the bind still out. */
 const onBound: Handler<'bound'> = (v, e) => {
   if (!v.binding) return same(v); // a stop or another start came first
-  return afterBind(new Step(v).set({ binding: false, bound: true }), v.config, e.at).done();
+  return afterBind(new Step(v).set({ binding: false, bound: true, backoffStep: 0 }), v.config, e.at).done();
 };
 
 const onBindFailed: Handler<'bind-failed'> = (v, e) => {
