@@ -314,7 +314,7 @@ static napi_value open_datagram(napi_env env, napi_callback_info info) {
   return make_int(env, fd);
 }
 
-// recvDatagrams(fd) -> [{data, pid, truncated}], every queued message up to DATAGRAMS_PER_CALL.
+// recvDatagrams(fd) -> [{data, pid, uid, truncated}], every queued message up to DATAGRAMS_PER_CALL.
 static napi_value recv_datagrams(napi_env env, napi_callback_info info) {
   napi_value argv[1], list;
   int32_t fd;
@@ -336,14 +336,16 @@ static napi_value recv_datagrams(napi_env env, napi_callback_info info) {
       if (errno == EINTR) continue;
       return fail(env, -1, "recvmsg");
     }
-    napi_value item, text, pid, truncated;
+    napi_value item, text, pid, uid, truncated;
     CHECK(napi_get_undefined(env, &pid));
+    CHECK(napi_get_undefined(env, &uid));
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level != SOL_SOCKET) continue;
       if (c->cmsg_type == SCM_CREDENTIALS) {
         struct ucred cred;
         memcpy(&cred, CMSG_DATA(c), sizeof cred);
         CHECK(napi_create_int32(env, cred.pid, &pid));
+        CHECK(napi_create_uint32(env, cred.uid, &uid));
       } else if (c->cmsg_type == SCM_RIGHTS) {
         // FDSTORE=1 and friends are not supported: close passed fds rather than leak them.
         int nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
@@ -359,6 +361,7 @@ static napi_value recv_datagrams(napi_env env, napi_callback_info info) {
     CHECK(napi_create_object(env, &item));
     CHECK(napi_set_named_property(env, item, "data", text));
     CHECK(napi_set_named_property(env, item, "pid", pid));
+    CHECK(napi_set_named_property(env, item, "uid", uid));
     CHECK(napi_set_named_property(env, item, "truncated", truncated));
     CHECK(napi_set_element(env, list, count, item));
   }

@@ -8,6 +8,7 @@ export type WatchHandle = { readonly [watchHandle]: never };
 export interface RawDatagram {
   data: string;
   pid: number | undefined;
+  uid: number | undefined;
   truncated: boolean;
 }
 

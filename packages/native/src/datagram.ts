@@ -15,6 +15,8 @@ export interface Datagram {
    * as root reports its parent's pid, and as another user its own (a child of the instance).
    */
   pid: number | undefined;
+  /** The sender's uid as the kernel reports it. */
+  uid: number | undefined;
   /** The message was longer than 4096 bytes and was cut (systemd drops such messages). */
   truncated: boolean;
 }

@@ -51,8 +51,8 @@ void test('receives sd_notify datagrams from a Node-free sender, with its pid', 
   await waitFor(() => got.length === 2, { what: `two datagrams, got ${JSON.stringify(got)}` });
   const pid = Number(out.trim());
   assert.deepEqual(got, [
-    { data: 'READY=1', pid, truncated: false },
-    { data: 'STATUS=serving\nMAINPID=1', pid, truncated: false },
+    { data: 'READY=1', pid, uid: process.getuid?.(), truncated: false },
+    { data: 'STATUS=serving\nMAINPID=1', pid, uid: process.getuid?.(), truncated: false },
   ]);
 });
 

@@ -53,10 +53,13 @@ export class NotifyChannel {
    * `accept(pid)` decides on the sender the kernel reports (systemd's NotifyAccess=all within
    * the instance: its main process or anything in its process group).
    */
-  listen(onMessage: (m: NotifyMessage) => void, accept: (senderPid: number | undefined) => boolean): void {
+  listen(
+    onMessage: (m: NotifyMessage) => void,
+    accept: (senderPid: number | undefined, senderUid: number | undefined) => boolean,
+  ): void {
     this.#socket.watchReadable((err) => {
       if (err) return; // the socket is being closed with its instance
-      for (const d of this.#socket.receive()) if (accept(d.pid)) onMessage(parseNotify(d.data, false));
+      for (const d of this.#socket.receive()) if (accept(d.pid, d.uid)) onMessage(parseNotify(d.data, false));
     });
   }
 

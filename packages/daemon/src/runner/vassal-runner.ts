@@ -235,12 +235,16 @@ export class VassalRunner {
     const onMessage = (m: NotifyMessage): void => {
       this.#onNotify(pid, m);
     };
-    // A sender that already exited cannot be checked (systemd-notify run by a non-root user
-    // reports its own pid and may be gone by now): it is given the benefit of the doubt.
-    notify?.listen(onMessage, (sender) => {
-      if (sender === undefined) return false;
-      const pgid = sender === pid ? pid : readStat(sender)?.pgid;
-      return pgid === undefined || pgid === pid;
+    // The sender the kernel names must be the instance or in its process group. One that has
+    // already exited (systemd-notify run by a non-root user reports its own pid) cannot be
+    // placed: it is believed only if it ran as the instance's user, which other users cannot fake.
+    const instanceUid = config.user?.uid ?? process.getuid?.();
+    notify?.listen(onMessage, (sender, senderUid) => {
+      if (sender === undefined || sender <= 0) return false;
+      if (sender === pid) return true;
+      const stat = readStat(sender);
+      if (stat) return stat.pgid === pid;
+      return senderUid !== undefined && senderUid === instanceUid;
     });
     if (result.instance.notify) NotifyChannel.readLines(result.instance.notify, onMessage);
     this.#deps.onProcess(pid, { vassal: config.name, instance: index, generation });
