@@ -88,6 +88,8 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
     }
   };
 
+  // Declared before anything can call back into it (a runner may release sockets during the first scan).
+  let closing: Promise<void> | undefined;
   const waiters = new Set<() => void>();
   const listeners = new Set<(runner: VassalRunner) => void>();
   const systemd = systemdNotifier(env, logger);
@@ -136,6 +138,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
           scheduleStatus();
         },
         onSocketsReleased: (released) => {
+          if (closing) return; // shutting down: nothing starts again
           // A vassal that could not bind (EADDRINUSE: the address was this one's, e.g. a renamed
           // file) tries again at once instead of waiting for its retry timer.
           for (const r of reconciler.runners.values()) {
@@ -167,7 +170,6 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
   );
   systemd?.ready(summary(reconciler));
 
-  let closing: Promise<void> | undefined;
   const allGone = (): Promise<void> =>
     new Promise((done) => {
       const check = (): void => {

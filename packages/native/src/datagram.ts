@@ -71,6 +71,11 @@ export function sendDatagram(address: string, data: string): void {
       `Expected a unix socket address such as "@name" or "/run/x", got ${JSON.stringify(address)}`,
     );
   }
+  const bytes = Buffer.byteLength(data);
+  if (bytes > 4095) {
+    // The addon would cut it; systemd would drop a longer one anyway.
+    throw new RangeError(`a datagram of ${bytes} bytes is over the 4095 bytes sd_notify takes`);
+  }
   try {
     addon().sendDatagram(address, data);
   } catch (error) {

@@ -35,7 +35,7 @@ export function systemdNotifier(
   return {
     ready(status) {
       lastStatus = status;
-      send(`READY=1\nSTATUS=${status}\nMAINPID=${process.pid}`);
+      send(`READY=1\nMAINPID=${process.pid}\nSTATUS=${status}`);
       if (usec > 0 && forUs) {
         ping = setInterval(
           () => {

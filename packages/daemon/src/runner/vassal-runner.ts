@@ -40,6 +40,8 @@ export class VassalRunner {
   #log: VassalLog;
   /** The log keys the current log was opened with (the vassal's config moves on before a spawn). */
   #logKey: string;
+  /** The `log` path of the open log. */
+  #logPath: string | undefined;
   #disposed = false;
   readonly #sockets = new OwnedSockets();
   /** sd_notify `STATUS=` of each instance, by pid. */
@@ -50,6 +52,7 @@ export class VassalRunner {
     this.#vassal = createVassal(config);
     this.#log = deps.openLog(config);
     this.#logKey = logKey(config);
+    this.#logPath = config.log;
   }
 
   get name(): string {
@@ -89,6 +92,7 @@ export class VassalRunner {
     } finally {
       this.#draining = false;
     }
+    this.#syncLog();
     this.#deps.onChange(this);
   }
 
@@ -199,6 +203,7 @@ export class VassalRunner {
     if (logKey(config) !== this.#logKey) {
       this.#log = this.#deps.openLog(config);
       this.#logKey = logKey(config);
+      this.#logPath = config.log;
     }
     let notify: NotifyChannel | undefined;
     try {
@@ -255,6 +260,22 @@ export class VassalRunner {
       this.dispatch({ type: 'exited', pid, code, signal, at: this.#deps.now() });
     });
     this.dispatch({ type: 'spawned', generation, index, pid, at });
+  }
+
+  /**
+   * New size, backup or timestamp settings for the same file apply at once, even without a spawn
+   * (a `signal:` reload keeps its processes); a new path waits for the next generation.
+   */
+  #syncLog(): void {
+    const c = this.#vassal.config;
+    const key = logKey(c);
+    if (key === this.#logKey || c.log !== this.#logPath || this.#disposed) return;
+    this.#log.reconfigure({
+      maxSizeBytes: c.logMaxSizeBytes,
+      backups: c.logBackups,
+      timestamps: c.logTimestamps,
+    });
+    this.#logKey = key;
   }
 
   #onNotify(pid: number, m: NotifyMessage): void {
