@@ -341,6 +341,8 @@ void test(
     assert.match(status, /\nUid:\t65534\t65534\t65534\t65534\n/);
     assert.match(status, /\nGid:\t65534\t65534\t65534\t65534\n/);
     assert.match(status, /\nGroups:\t(65534 )?\n/, 'its own groups, none of root');
+    const environ = readFileSync(`/proc/${spawned.pid as number}/environ`, 'utf8').split('\0');
+    assert.ok(environ.includes('USER=nobody') && environ.includes('LOGNAME=nobody'), 'USER and LOGNAME');
   },
 );
 

@@ -44,6 +44,12 @@ export function childEnv(
   } else {
     for (const [k, v] of Object.entries(base)) if (v !== undefined && !SYSTEMD_OWN.test(k)) env[k] = v;
   }
+  if (config.user) {
+    // The emperor's own USER/LOGNAME would lie about who the app is (HOME is left as it is: the
+    // lookup gives no home directory; set it with `env` if the app needs it).
+    env.USER = config.user.name;
+    env.LOGNAME = config.user.name;
+  }
   for (const file of config.envFiles) Object.assign(env, readEnvFile(file));
   Object.assign(env, config.env);
   env.EMPEROR_VASSAL = config.name;
