@@ -2,7 +2,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES, alive, freePort, getJson, startEmperor, waitFor, type LogLine } from './support.js';
 
@@ -364,4 +372,17 @@ void test('a new `log` path applies to the next generation', async (t) => {
     what: 'gen 2 in the new log',
   });
   assert.doesNotMatch(readFileSync(join(emp.logDir, 'talk.log'), 'utf8'), /gen 2/);
+  // Once generation 1 is gone, the emperor lets go of the old file.
+  const oldLog = join(emp.logDir, 'talk.log');
+  await waitFor(
+    () =>
+      !readdirSync(`/proc/${emp.child.pid as number}/fd`).some((fd) => {
+        try {
+          return readlinkSync(`/proc/${emp.child.pid as number}/fd/${fd}`) === oldLog;
+        } catch {
+          return false; // closed while we looked
+        }
+      }),
+    { what: 'the old log file closed by the emperor' },
+  );
 });

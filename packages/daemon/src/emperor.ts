@@ -78,8 +78,10 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
     entry.users.add(c.name);
     return entry.log;
   };
-  const releaseLog = (runner: VassalRunner): void => {
+  /** The runner no longer writes to `only` (a log it moved away from), or to any log (disposed). */
+  const releaseLog = (runner: VassalRunner, only?: VassalLog): void => {
     for (const [path, entry] of logs) {
+      if (only !== undefined && entry.log !== only) continue;
       entry.users.delete(runner.name);
       if (entry.users.size === 0) {
         logs.delete(path);
@@ -124,6 +126,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
         spawn,
         gate,
         openLog,
+        releaseLog,
         onProcess: (pid, instance) => {
           if (!instance) {
             stateFile.remove(pid);

@@ -19,6 +19,8 @@ export interface RunnerDeps {
   readonly gate: SpawnGate;
   /** Opens (or reuses) the log file of a vassal. */
   readonly openLog: (config: VassalConfig) => VassalLog;
+  /** This runner stopped writing to `log` (its last instance there exited after a move to another path). */
+  readonly releaseLog?: (runner: VassalRunner, log: VassalLog) => void;
   /** Told of every process group the vassal starts (with its identity) or loses (undefined), for the state file. */
   readonly onProcess: (
     pid: number,
@@ -40,6 +42,8 @@ export class VassalRunner {
   #log: VassalLog;
   /** The log keys the current log was opened with (the vassal's config moves on before a spawn). */
   #logKey: string;
+  /** Live instances writing to each log: an old path is released once its last writer is gone. */
+  readonly #logWriters = new Map<VassalLog, number>();
   /** The `log` path of the open log. */
   #logPath: string | undefined;
   #disposed = false;
@@ -201,7 +205,10 @@ export class VassalRunner {
       return;
     }
     if (logKey(config) !== this.#logKey) {
+      const previous = this.#log;
       this.#log = this.#deps.openLog(config);
+      // Nobody writes to the old file any more (a restart stopped them first): let it go now.
+      if (previous !== this.#log && !this.#logWriters.has(previous)) this.#deps.releaseLog?.(this, previous);
       this.#logKey = logKey(config);
       this.#logPath = config.log;
     }
@@ -235,8 +242,10 @@ export class VassalRunner {
     }
     const { pid, stdout, stderr } = result.instance;
     const label = `${config.name}/${index}`;
-    this.#log.attach(stdout, label, 'stdout');
-    this.#log.attach(stderr, label, 'stderr');
+    const log = this.#log;
+    log.attach(stdout, label, 'stdout');
+    log.attach(stderr, label, 'stderr');
+    this.#logWriters.set(log, (this.#logWriters.get(log) ?? 0) + 1);
     const onMessage = (m: NotifyMessage): void => {
       this.#onNotify(pid, m);
     };
@@ -254,6 +263,7 @@ export class VassalRunner {
     if (result.instance.notify) NotifyChannel.readLines(result.instance.notify, onMessage);
     this.#deps.onProcess(pid, { vassal: config.name, instance: index, generation });
     result.instance.onExit((code, signal) => {
+      this.#logWriterGone(log);
       notify?.close();
       this.#status.delete(pid);
       this.#deps.onProcess(pid, undefined);
@@ -276,6 +286,16 @@ export class VassalRunner {
       timestamps: c.logTimestamps,
     });
     this.#logKey = key;
+  }
+
+  #logWriterGone(log: VassalLog): void {
+    const left = (this.#logWriters.get(log) ?? 1) - 1;
+    if (left > 0) {
+      this.#logWriters.set(log, left);
+      return;
+    }
+    this.#logWriters.delete(log);
+    if (log !== this.#log && !this.#disposed) this.#deps.releaseLog?.(this, log);
   }
 
   #onNotify(pid: number, m: NotifyMessage): void {
