@@ -12,7 +12,16 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, alive, freePort, getJson, startEmperor, waitFor, type LogLine } from './support.js';
+import {
+  FIXTURES,
+  alive,
+  freePort,
+  getJson,
+  groupMembers,
+  startEmperor,
+  waitFor,
+  type LogLine,
+} from './support.js';
 
 const NODE = process.execPath;
 
@@ -315,21 +324,6 @@ async function startEmperorOn(t: Parameters<typeof startEmperor>[0], dir: string
     waitLine: (pred: (l: LogLine) => boolean, what: string, _from: number) =>
       waitFor(() => lines.find(pred), { what, seen: () => lines }),
   };
-}
-
-function groupMembers(pgid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (fields[2] === String(pgid) && fields[0] !== 'Z') out.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
 }
 
 void test(

@@ -13,6 +13,7 @@ import {
   getJson,
   runCli,
   startEmperor,
+  startLoad,
   waitFor,
   type LogLine,
 } from './support.js';
@@ -49,29 +50,15 @@ void test(
     );
     assert.doesNotMatch(log, /Connection in use|Retrying/, 'gunicorn did not try to bind by itself');
 
-    let stop = false;
-    let ok = 0;
-    const failures: string[] = [];
-    const client = async (): Promise<void> => {
-      while (!stop) {
-        try {
-          await getJson(port);
-          ok += 1;
-        } catch (err) {
-          failures.push((err as Error).message);
-        }
-      }
-    };
-    const clients = Array.from({ length: 3 }, client);
+    const load = startLoad(() => getJson(port), 3);
     const from = emp.lines.length;
     emp.write('py.ini', body + 'env = DEPLOY=2\n');
     await emp.waitLine(runningOf('py', 2), 'generation 2 ready', from);
     await waitFor(() => !alive(spawned.pid as number), { what: 'the old master gone' });
-    const okThen = ok;
-    await waitFor(() => ok >= okThen + 20, { what: 'requests after the reload' });
-    stop = true;
-    await Promise.all(clients);
-    assert.deepEqual(failures, []);
+    const okThen = load.ok();
+    await waitFor(() => load.ok() >= okThen + 20, { what: 'requests after the reload' });
+    await load.stop();
+    assert.deepEqual(load.failures, []);
     assert.equal((await getJson(port)).generation, '2');
   },
 );
@@ -101,29 +88,15 @@ void test(
       { what: "uWSGI's socket activation line in its log" },
     );
 
-    let stop = false;
-    let ok = 0;
-    const failures: string[] = [];
-    const client = async (): Promise<void> => {
-      while (!stop) {
-        try {
-          await getJson(port);
-          ok += 1;
-        } catch (err) {
-          failures.push((err as Error).message);
-        }
-      }
-    };
-    const clients = Array.from({ length: 3 }, client);
+    const load = startLoad(() => getJson(port), 3);
     const from = emp.lines.length;
     emp.write('uw.ini', body + 'env = DEPLOY=2\n');
     await emp.waitLine(runningOf('uw', 2), 'generation 2 ready', from);
     await waitFor(() => !alive(spawned.pid as number), { what: 'the old master gone' });
-    const okThen = ok;
-    await waitFor(() => ok >= okThen + 20, { what: 'requests after the reload' });
-    stop = true;
-    await Promise.all(clients);
-    assert.deepEqual(failures, []);
+    const okThen = load.ok();
+    await waitFor(() => load.ok() >= okThen + 20, { what: 'requests after the reload' });
+    await load.stop();
+    assert.deepEqual(load.failures, []);
     assert.equal((await getJson(port)).generation, '2');
   },
 );

@@ -6,7 +6,7 @@ import { request } from 'node:http';
 import { createServer, connect } from 'node:net';
 import { renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, alive, freePort, startEmperor, waitFor, type LogLine } from './support.js';
+import { FIXTURES, alive, freePort, startEmperor, startLoad, waitFor, type LogLine } from './support.js';
 
 const NODE = process.execPath;
 const APP = join(FIXTURES, 'socket-app.mjs');
@@ -81,20 +81,7 @@ void test('processes = 3 share one socket; a rolling reload under load fails no 
     { what: 'three instances answering' },
   );
 
-  let stop = false;
-  let ok = 0;
-  const failures: string[] = [];
-  const client = async (): Promise<void> => {
-    while (!stop) {
-      try {
-        await get({ port });
-        ok += 1;
-      } catch (err) {
-        failures.push((err as Error).message);
-      }
-    }
-  };
-  const clients = Array.from({ length: 4 }, client);
+  const load = startLoad(() => get({ port }), 4);
   const from = emp.lines.length;
   emp.write('pool.ini', body + 'env = GREETING=v2\n');
   await emp.waitLine(
@@ -103,15 +90,14 @@ void test('processes = 3 share one socket; a rolling reload under load fails no 
     from,
   );
   await waitFor(() => [...oldPids].every((p) => !alive(p)), { what: 'the old generation gone' });
-  const okBefore = ok;
-  await waitFor(() => ok >= okBefore + 20, { what: 'more requests after the reload' });
-  stop = true;
-  await Promise.all(clients);
-  assert.deepEqual(failures, [], 'no request failed');
+  const okBefore = load.ok();
+  await waitFor(() => load.ok() >= okBefore + 20, { what: 'more requests after the reload' });
+  await load.stop();
+  assert.deepEqual(load.failures, [], 'no request failed');
   const after = new Set<number>();
   for (let i = 0; i < 30; i++) after.add((await get({ port })).pid);
   for (const pid of after) assert.ok(!oldPids.has(pid), `pid ${pid} of the old generation answered`);
-  assert.ok(ok > 40, `requests went through (${ok})`);
+  assert.ok(load.ok() > 40, `requests went through (${load.ok()})`);
 });
 
 void test('on-demand: nothing runs until the first client, which the app answers; idle puts it back to sleep', async (t) => {

@@ -317,3 +317,38 @@ export function runCli(
     }),
   );
 }
+
+export interface Load {
+  /** Every failed request's message, in order. */
+  readonly failures: readonly string[];
+  /** Requests answered so far. */
+  ok(): number;
+  /** Stops the loops and waits for the requests in flight. */
+  stop(): Promise<void>;
+}
+
+/** `clients` loops sending `request` back to back until stopped: a load a reload must not break. */
+export function startLoad(request: () => Promise<unknown>, clients: number): Load {
+  let stopped = false;
+  let ok = 0;
+  const failures: string[] = [];
+  const loop = async (): Promise<void> => {
+    while (!stopped) {
+      try {
+        await request();
+        ok += 1;
+      } catch (err) {
+        failures.push((err as Error).message);
+      }
+    }
+  };
+  const loops = Array.from({ length: clients }, loop);
+  return {
+    failures,
+    ok: () => ok,
+    stop: async () => {
+      stopped = true;
+      await Promise.all(loops);
+    },
+  };
+}
