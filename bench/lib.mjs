@@ -1,7 +1,7 @@
 // Shared pieces of the benchmarks: a real `emperor run` in a temp dir with its JSON log timed on
 // arrival, /proc readers, statistics and table printing. Every process started here is recorded
 // and killed by pid when the bench ends, however it ends.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -229,6 +229,35 @@ export function percentile(values, p) {
 }
 export const median = (v) => percentile(v, 50);
 export const fmt = (n, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : String(n));
+
+/** A row of latencies: label, p50, p90, p99, min, max. */
+export const latencyRow = (label, v) => [
+  label,
+  fmt(median(v)),
+  fmt(percentile(v, 90)),
+  fmt(percentile(v, 99)),
+  fmt(Math.min(...v)),
+  fmt(Math.max(...v)),
+];
+
+/** A row of latencies with their count, for small samples: label, n, p50, p90, min, max. */
+export const countedRow = (label, v) => [
+  label,
+  v.length,
+  fmt(median(v)),
+  fmt(percentile(v, 90)),
+  fmt(Math.min(...v)),
+  fmt(Math.max(...v)),
+];
+
+/** The output of a shell command, trimmed, or `?`: for printing what the machine is. */
+export function shell(cmd) {
+  try {
+    return execFileSync('sh', ['-c', cmd], { encoding: 'utf8' }).trim();
+  } catch {
+    return '?';
+  }
+}
 
 /** Prints a GitHub-flavoured markdown table: the same text goes into docs/benchmarks.md. */
 export function printTable(title, header, rows) {

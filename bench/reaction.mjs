@@ -20,6 +20,7 @@ import {
   startEmperor,
   verdict,
   vassalIni,
+  latencyRow,
 } from './lib.mjs';
 
 const TOUCHES = Number(process.argv[2] ?? 50);
@@ -68,23 +69,15 @@ for (let i = 0; i < TOUCHES; i++) {
 }
 await emperor.stop();
 
-const row = (label, v) => [
-  label,
-  fmt(median(v)),
-  fmt(percentile(v, 90)),
-  fmt(percentile(v, 99)),
-  fmt(Math.min(...v)),
-  fmt(Math.max(...v)),
-];
 printTable(
   `Reaction: touch -> new generation (${TOUCHES} touches of one /bin/sleep vassal, reload = restart), ms from just before utimes()`,
   ['measured to', 'p50', 'p90', 'p99', 'min', 'max'],
   [
-    row('`reload` line, its `time` field', reload),
-    row('old instance `exit` line, `time`', exited),
-    row('`spawn` line, its `time` field', logged),
-    row('`spawn` line arrival on the pipe', line),
-    row("new pid has exec'd /bin/sleep", execd),
+    latencyRow('`reload` line, its `time` field', reload),
+    latencyRow('old instance `exit` line, `time`', exited),
+    latencyRow('`spawn` line, its `time` field', logged),
+    latencyRow('`spawn` line arrival on the pipe', line),
+    latencyRow("new pid has exec'd /bin/sleep", execd),
   ],
 );
 const p50 = median(line);

@@ -1,8 +1,8 @@
 // Runs every benchmark in turn, each in its own process (each stays under 2 minutes), and prints
 // the machine first. Needs a build (`npx tsc -b`). Usage: node bench/run-all.mjs [name...]
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { ROOT, cleanEnv } from './lib.mjs';
+import { ROOT, cleanEnv, shell } from './lib.mjs';
 
 const BENCHES = [
   ['reaction', []],
@@ -15,22 +15,15 @@ const BENCHES = [
 ];
 const only = process.argv.slice(2);
 
-const sh = (cmd) => {
-  try {
-    return execFileSync('sh', ['-c', cmd], { encoding: 'utf8' }).trim();
-  } catch {
-    return '?';
-  }
-};
-console.log(`date -u: ${sh('date -u')}`);
-console.log(`nproc: ${sh('nproc')}; kernel: ${sh('uname -r')}; node: ${process.version}`);
-console.log(sh('free -g'));
-console.log(`loadavg: ${sh('cat /proc/loadavg')}`);
+console.log(`date -u: ${shell('date -u')}`);
+console.log(`nproc: ${shell('nproc')}; kernel: ${shell('uname -r')}; node: ${process.version}`);
+console.log(shell('free -g'));
+console.log(`loadavg: ${shell('cat /proc/loadavg')}`);
 
 let failed = 0;
 for (const [name, args] of BENCHES) {
   if (only.length > 0 && !only.includes(name)) continue;
-  console.log(`\n## ${name} ${args.join(' ')} (loadavg before: ${sh('cat /proc/loadavg')})`);
+  console.log(`\n## ${name} ${args.join(' ')} (loadavg before: ${shell('cat /proc/loadavg')})`);
   const r = spawnSync(process.execPath, [join(ROOT, 'bench', `${name}.mjs`), ...args], {
     stdio: 'inherit',
     env: cleanEnv(),

@@ -1,12 +1,12 @@
 // Shared pieces of the owned-socket benchmarks (issue #5): the keep-alive bench app, free ports,
 // one-request-per-connection probes, wrk with a Lua reporter, and direct (emperor-less) starts of
 // the app to measure its own start time in the same run.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { request } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, cleanEnv, nowMs, tempDir, track, untrack } from './lib.mjs';
+import { ROOT, cleanEnv, nowMs, shell, tempDir, track, untrack } from './lib.mjs';
 
 export const NODE = process.execPath;
 export const APP = join(ROOT, 'bench', 'apps', 'keepalive-app.mjs');
@@ -15,19 +15,12 @@ export const GUNICORN = '/usr/bin/gunicorn';
 
 /** Prints what the figures depend on: the machine, its load, and the versions. */
 export function printMachine() {
-  const sh = (cmd) => {
-    try {
-      return execFileSync('sh', ['-c', cmd], { encoding: 'utf8' }).trim();
-    } catch {
-      return '?';
-    }
-  };
-  console.log(`date -u: ${sh('date -u')}`);
+  console.log(`date -u: ${shell('date -u')}`);
   console.log(
-    `nproc: ${sh('nproc')}; memory: ${sh('free -m | awk \'/Mem:/{print $2" MiB"}\'')}; kernel: ${sh('uname -r')}; node: ${process.version}`,
+    `nproc: ${shell('nproc')}; memory: ${shell('free -m | awk \'/Mem:/{print $2" MiB"}\'')}; kernel: ${shell('uname -r')}; node: ${process.version}`,
   );
-  console.log(`wrk: ${sh('wrk -v 2>&1 | head -1')}; gunicorn: ${sh('gunicorn --version 2>&1')}`);
-  console.log(`loadavg: ${sh('cat /proc/loadavg')}`);
+  console.log(`wrk: ${shell('wrk -v 2>&1 | head -1')}; gunicorn: ${shell('gunicorn --version 2>&1')}`);
+  console.log(`loadavg: ${shell('cat /proc/loadavg')}`);
 }
 
 export function freePort() {

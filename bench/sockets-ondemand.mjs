@@ -8,11 +8,11 @@ import {
   deadline,
   fmt,
   median,
-  percentile,
   printTable,
   sleep,
   startEmperor,
   verdict,
+  countedRow,
 } from './lib.mjs';
 import { APP, NODE, directStart, directWaiting, freePort, printMachine, probe } from './sockets-lib.mjs';
 
@@ -79,26 +79,18 @@ const suspicious = emperor.lines.filter(
 );
 await emperor.stop();
 
-const row = (label, v) => [
-  label,
-  v.length,
-  fmt(median(v)),
-  fmt(percentile(v, 90)),
-  fmt(Math.min(...v)),
-  fmt(Math.max(...v)),
-];
 printTable(
   `On-demand wake-up: ${WAKEUPS} wake-ups of a waiting vassal (bench/apps/keepalive-app.mjs, idle = 1), ms`,
   ['measured', 'n', 'p50', 'p90', 'min', 'max'],
   [
-    row('**first connection: connect -> answer**', firstAnswer),
-    row('  connect -> `activate` line (its `time`, ms resolution)', toActivate),
-    row('  connect -> `spawn` line (its `time`)', toSpawn),
-    row('  `spawn` line -> app listen callback', spawnToListen),
-    row('  listen callback -> answer received', listenToAnswer),
-    row('**app started directly: spawn -> listen callback**', direct),
-    row('app started directly: spawn -> first answer (new connection after listen)', directAnswer),
-    row('**app started directly on a socket with a client waiting: connect -> answer**', directWaited),
+    countedRow('**first connection: connect -> answer**', firstAnswer),
+    countedRow('  connect -> `activate` line (its `time`, ms resolution)', toActivate),
+    countedRow('  connect -> `spawn` line (its `time`)', toSpawn),
+    countedRow('  `spawn` line -> app listen callback', spawnToListen),
+    countedRow('  listen callback -> answer received', listenToAnswer),
+    countedRow('**app started directly: spawn -> listen callback**', direct),
+    countedRow('app started directly: spawn -> first answer (new connection after listen)', directAnswer),
+    countedRow('**app started directly on a socket with a client waiting: connect -> answer**', directWaited),
   ],
 );
 const over = median(firstAnswer) - median(direct);

@@ -10,11 +10,11 @@ import {
   fmt,
   median,
   nowMs,
-  percentile,
   printTable,
   sleep,
   startEmperor,
   verdict,
+  countedRow,
 } from './lib.mjs';
 import { APP, NODE, directStart, freePort, printMachine, probe } from './sockets-lib.mjs';
 
@@ -103,30 +103,22 @@ const suspicious = emperor.lines.filter(
 );
 await emperor.stop();
 
-const row = (label, v) => [
-  label,
-  v.length,
-  fmt(median(v)),
-  fmt(percentile(v, 90)),
-  fmt(Math.min(...v)),
-  fmt(Math.max(...v)),
-];
 printTable(
   `Touch -> new generation answering on the owned socket: ${TOUCHES} touches, processes = 1, ready = fd, ${PROBERS} probers (new connection per request), ms`,
   ['measured', 'n', 'p50', 'p90', 'min', 'max'],
   [
-    row('**touch -> first answer from the new pid**', toAnswer),
-    row('  touch -> `reload` line (its `time`)', toReload),
-    row('  touch -> `spawn` line (its `time`)', toSpawn),
-    row('  `spawn` line -> new app listen callback', spawnToListen),
-    row('    `spawn` line arrival -> new app Node timeOrigin', execs),
-    row('    new app timeOrigin -> listen callback', boots),
-    row('  listen callback -> its first answer received', listenToAnswer),
-    row('touch -> old instance `exit` line', toOldExit),
-    row('**app started directly: spawn -> listen callback**', direct),
-    row('  spawn -> Node timeOrigin', directExecs),
-    row('  timeOrigin -> listen callback', directBoots),
-    row('app started directly: spawn -> first answer', directAnswer),
+    countedRow('**touch -> first answer from the new pid**', toAnswer),
+    countedRow('  touch -> `reload` line (its `time`)', toReload),
+    countedRow('  touch -> `spawn` line (its `time`)', toSpawn),
+    countedRow('  `spawn` line -> new app listen callback', spawnToListen),
+    countedRow('    `spawn` line arrival -> new app Node timeOrigin', execs),
+    countedRow('    new app timeOrigin -> listen callback', boots),
+    countedRow('  listen callback -> its first answer received', listenToAnswer),
+    countedRow('touch -> old instance `exit` line', toOldExit),
+    countedRow('**app started directly: spawn -> listen callback**', direct),
+    countedRow('  spawn -> Node timeOrigin', directExecs),
+    countedRow('  timeOrigin -> listen callback', directBoots),
+    countedRow('app started directly: spawn -> first answer', directAnswer),
   ],
 );
 const over = median(toAnswer) - median(direct);

@@ -17,9 +17,7 @@ import {
   cpuTicks,
   deadline,
   fmt,
-  median,
   nowMs,
-  percentile,
   printTable,
   removeDir,
   rssKb,
@@ -27,6 +25,7 @@ import {
   tempDir,
   track,
   untrack,
+  latencyRow,
 } from './lib.mjs';
 
 const mode = process.argv[2] ?? 'reaction';
@@ -134,18 +133,10 @@ if (mode === 'reaction') {
     if (r) reload.push(r.at - t0);
   }
   await em.stop();
-  const row = (label, v) => [
-    label,
-    fmt(median(v)),
-    fmt(percentile(v, 90)),
-    fmt(percentile(v, 99)),
-    fmt(Math.min(...v)),
-    fmt(Math.max(...v)),
-  ];
   printTable(
     `uWSGI Emperor reaction: touch -> reload (${TOUCHES} touches, default 3 s polling), ms from just before utimes(), line arrival`,
     ['measured to', 'p50', 'p90', 'p99', 'min', 'max'],
-    [row('"[emperor] reload" line', reload), row('new "spawned uWSGI worker" line', worker)],
+    [latencyRow('"[emperor] reload" line', reload), latencyRow('new "spawned uWSGI worker" line', worker)],
   );
 } else {
   const rows = [];
