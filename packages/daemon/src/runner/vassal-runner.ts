@@ -46,6 +46,8 @@ export class VassalRunner {
   readonly #logWriters = new Map<VassalLog, number>();
   /** The `log` path of the open log. */
   #logPath: string | undefined;
+  /** The config #syncLog last looked at. */
+  #syncedConfig: VassalConfig | undefined;
   #disposed = false;
   readonly #sockets = new OwnedSockets();
   /** sd_notify `STATUS=` of each instance, by pid. */
@@ -73,11 +75,6 @@ export class VassalRunner {
 
   get disposed(): boolean {
     return this.#disposed;
-  }
-
-  /** Addresses of the owned sockets bound now (empty while stopped or failed). */
-  get sockets(): readonly string[] {
-    return this.#sockets.addresses;
   }
 
   /** The last `STATUS=` an instance sent, if any. */
@@ -278,6 +275,9 @@ export class VassalRunner {
    */
   #syncLog(): void {
     const c = this.#vassal.config;
+    // Runs after every event: most events leave the config object as it was.
+    if (c === this.#syncedConfig) return;
+    this.#syncedConfig = c;
     const key = logKey(c);
     if (key === this.#logKey || c.log !== this.#logPath || this.#disposed) return;
     this.#log.reconfigure({

@@ -371,12 +371,11 @@ export class DirSource {
     }
     // A name nobody owns yet goes to its first file in listing order, not to whichever read
     // finished first: the same files always give the same winner.
-    const rank = new Map(order.map((path, i) => [path, i]));
-    const byRank = [...this.#known.values()].sort(
-      (a, b) => (rank.get(a.path) ?? Infinity) - (rank.get(b.path) ?? Infinity),
-    );
-    for (const file of byRank) {
-      if (!this.#owner.has(file.name)) this.#owner.set(file.name, file.path);
+    const known = [...this.#known.values()];
+    if (known.some((f) => !this.#owner.has(f.name))) {
+      const rank = new Map(order.map((path, i) => [path, i]));
+      known.sort((a, b) => (rank.get(a.path) ?? Infinity) - (rank.get(b.path) ?? Infinity));
+      for (const file of known) if (!this.#owner.has(file.name)) this.#owner.set(file.name, file.path);
     }
     for (const file of this.#known.values()) {
       const owner = this.#owner.get(file.name);
