@@ -2,7 +2,7 @@
 // once in steady state and once with RELOADS touches of the vassal file during the run. Reports
 // every wrk error counter (connect/read/write/timeout, non-2xx) and p50/p99/max latency.
 // Apps: `node` (bench/apps/keepalive-app.mjs, keep-alive, drained by the vassal SDK's
-// gracefulShutdown(), ready = fd), `own` (the same app with the bench's own drain), `naive` (the
+// gracefulShutdown(), ready = fd), `nodeMS` such as `node0` (the same with the SDK's spreadMs = MS), `own` (the same app with the bench's own drain), `naive` (the
 // same app with Node's own server.close(), which destroys idle keep-alive connections), and
 // `gunicorn` (Debian's, 2 sync workers per instance, ready = notify).
 // For the Node apps a third, control run starts 3 copies of the same app directly (no emperor,
@@ -38,9 +38,13 @@ function vassal(app, port) {
   if (app === 'gunicorn') {
     return `[vassal]\nexec = ${GUNICORN} --workers 2 --chdir ${WSGI_DIR} wsgi_app:app\n${common}ready = notify\n`;
   }
-  const shutdown = { node: 'sdk', own: 'own', naive: 'naive' }[app];
-  if (!shutdown) throw new Error(`unknown app ${app}: node, own, naive or gunicorn`);
-  return `[vassal]\nexec = ${NODE} ${APP}\n${common}ready = fd\nenv = SHUTDOWN=${shutdown}\n`;
+  // nodeMS (node0, node3000): the SDK with spreadMs = MS, the window over which it sends
+  // keep-alive clients away (default 1000).
+  const spreadMs = /^node(\d+)$/.exec(app)?.[1];
+  const shutdown = spreadMs === undefined ? { node: 'sdk', own: 'own', naive: 'naive' }[app] : 'sdk';
+  if (!shutdown) throw new Error(`unknown app ${app}: node, nodeMS, own, naive or gunicorn`);
+  const spread = spreadMs === undefined ? '' : `env = SPREAD_MS=${spreadMs}\n`;
+  return `[vassal]\nexec = ${NODE} ${APP}\n${common}ready = fd\nenv = SHUTDOWN=${shutdown}\n${spread}`;
 }
 
 const rows = [];

@@ -60,7 +60,10 @@ server.on('connection', (socket) => {
 
 if (SHUTDOWN === 'sdk') {
   const { gracefulShutdown } = await import('../../packages/vassal/dist/src/index.js');
-  gracefulShutdown(server, { idleGraceMs: IDLE_GRACE_MS });
+  gracefulShutdown(server, {
+    idleGraceMs: IDLE_GRACE_MS,
+    ...(env.SPREAD_MS === undefined ? {} : { spreadMs: Number(env.SPREAD_MS) }),
+  });
 }
 
 server.listen(inherited ? { fd: 3 } : { port: Number(env.PORT ?? 0), host: '127.0.0.1' }, () => {

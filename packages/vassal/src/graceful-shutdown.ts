@@ -2,6 +2,9 @@
 // new clients on the shared socket, for the other instances and the next generation), finish the
 // requests in flight, and move keep-alive clients off this process: each gets its next response
 // with `Connection: close`, and a connection that stays idle is closed. Then exit.
+// Keep-alive clients are sent away at random moments over `spreadMs` rather than all at once: a
+// burst of reconnections onto a new generation that has not warmed up yet is what costs a rolling
+// reload its tail latency (Envoy's gradual drain does the same).
 import { Server as NetServer, type Socket } from 'node:net';
 import { Server as TlsServer } from 'node:tls';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -18,6 +21,9 @@ export interface GracefulShutdownOptions {
   /** An HTTP connection idle this long is closed; one idle for less may be carrying the client's
    * next request, which then gets `Connection: close`. Default 1000 ms. */
   readonly idleGraceMs?: number;
+  /** Keep-alive clients are asked to leave at random moments within this window from the signal,
+   * so that they move to the next generation gradually. 0 sends them all away at once. Default 1000 ms. */
+  readonly spreadMs?: number;
   /** Runs once connections are drained (close database pools...), within the same deadline. */
   readonly onShutdown?: () => unknown;
   /** Exit when done: 0 once drained, 1 at the deadline or if onShutdown throws. Default true. */
@@ -32,11 +38,14 @@ export interface GracefulShutdown {
 
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 25_000;
 export const DEFAULT_IDLE_GRACE_MS = 1000;
+export const DEFAULT_SPREAD_MS = 1000;
 
 interface Connection {
   /** Requests received and not yet answered (more than one when the client pipelines). */
   active: number;
   idleSince: number;
+  /** While draining: from this time on, its next response says `Connection: close`. */
+  leaveAt: number;
 }
 
 /** http.Server and https.Server: they emit `request` and know keep-alive. */
@@ -52,6 +61,7 @@ function isHttp(server: NetServer): boolean {
 export function gracefulShutdown(server: NetServer, options: GracefulShutdownOptions = {}): GracefulShutdown {
   const timeoutMs = options.timeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
   const idleGraceMs = options.idleGraceMs ?? DEFAULT_IDLE_GRACE_MS;
+  const spreadMs = options.spreadMs ?? DEFAULT_SPREAD_MS;
   const exit = options.exit ?? true;
   const http = isHttp(server);
   const connections = new Map<Socket, Connection>();
@@ -62,7 +72,8 @@ export function gracefulShutdown(server: NetServer, options: GracefulShutdownOpt
   // tls servers announce the decrypted socket (the one requests carry) as secureConnection.
   const connectionEvent = server instanceof TlsServer ? 'secureConnection' : 'connection';
   server.on(connectionEvent, (socket: Socket) => {
-    connections.set(socket, { active: 0, idleSince: Date.now() });
+    // One accepted while draining (a TLS handshake finishing, say) leaves at once.
+    connections.set(socket, { active: 0, idleSince: Date.now(), leaveAt: 0 });
     socket.once('close', () => connections.delete(socket));
   });
   if (http) {
@@ -71,7 +82,7 @@ export function gracefulShutdown(server: NetServer, options: GracefulShutdownOpt
     server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
       const conn = connections.get(req.socket);
       if (conn) conn.active += 1;
-      if (draining) res.setHeader('connection', 'close');
+      if (draining && (!conn || Date.now() >= conn.leaveAt)) res.setHeader('connection', 'close');
       inFlight.add(res);
       let done = false;
       const onDone = (): void => {
@@ -88,16 +99,26 @@ export function gracefulShutdown(server: NetServer, options: GracefulShutdownOpt
     });
   }
 
+  // A response not started yet when its connection's time to leave comes says so.
+  const markLeaving = (now: number): void => {
+    for (const res of inFlight)
+      if (!res.headersSent && (connections.get(res.req.socket)?.leaveAt ?? 0) <= now)
+        res.setHeader('connection', 'close');
+  };
+
+  // An idle connection may close only once its time to leave has come, and after the idle grace.
   const closeIdle = (now: number): void => {
     for (const [socket, conn] of connections)
-      if (conn.active === 0 && now - conn.idleSince >= idleGraceMs) socket.destroy();
+      if (conn.active === 0 && now >= conn.leaveAt && now - conn.idleSince >= idleGraceMs) socket.destroy();
   };
 
   const drain = (): Promise<ShutdownOutcome> =>
     new Promise((resolve) => {
       draining = true;
       status('stopping: draining connections');
-      for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
+      const now = Date.now();
+      for (const conn of connections.values()) conn.leaveAt = now + Math.random() * spreadMs;
+      markLeaving(now);
       let sweep: NodeJS.Timeout | undefined;
       const deadline = setTimeout(() => {
         clearInterval(sweep);
@@ -114,6 +135,7 @@ export function gracefulShutdown(server: NetServer, options: GracefulShutdownOpt
       if (http) {
         const tick = Math.max(10, Math.min(100, idleGraceMs / 4));
         sweep = setInterval(() => {
+          markLeaving(Date.now());
           closeIdle(Date.now());
         }, tick);
         closeIdle(Date.now());

@@ -56,7 +56,7 @@ void test('busy keep-alive clients get `connection: close` on their next respons
     (_req, res) => {
       setTimeout(() => res.end('ok'), 1);
     },
-    { idleGraceMs: 2000 },
+    { idleGraceMs: 2000, spreadMs: 0 },
   );
   const agent = new Agent({ keepAlive: true, maxSockets: 4 });
   t.after(() => {
@@ -89,6 +89,49 @@ void test('busy keep-alive clients get `connection: close` on their next respons
   // Busy connections leave with their next response: nothing waited for the idle grace.
   assert.ok(took < 1500, `drained in ${took} ms`);
   await assert.rejects(fetchText(port, '/', false), /ECONNREFUSED/, 'no longer accepting');
+});
+
+void test('keep-alive clients are sent away at moments spread over `spreadMs`, and none fails', async (t) => {
+  const { port, shutdown } = await serve(
+    t,
+    (_req, res) => {
+      setTimeout(() => res.end('ok'), 1);
+    },
+    { idleGraceMs: 2000, spreadMs: 800 },
+  );
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  t.after(() => {
+    agent.destroy();
+  });
+  let ok = 0;
+  const failures: string[] = [];
+  const leftAt: number[] = [];
+  const loop = async (): Promise<void> => {
+    for (;;) {
+      try {
+        const a = await fetchText(port, '/', agent);
+        ok += 1;
+        if (a.headers.connection === 'close') {
+          leftAt.push(Date.now());
+          return;
+        }
+      } catch (err) {
+        failures.push((err as Error).message);
+        return;
+      }
+    }
+  };
+  const loops = Array.from({ length: 8 }, loop);
+  await waitFor(() => ok >= 100, { what: '100 requests' });
+  const started = Date.now();
+  assert.equal(await shutdown.shutdown(), 'drained');
+  await Promise.all(loops);
+  assert.deepEqual(failures, []);
+  assert.equal(leftAt.length, 8, 'every client was told to close');
+  const offsets = leftAt.map((at) => at - started).sort((a, b) => a - b);
+  // 8 uniform draws over 800 ms all within 150 ms of each other: probability below 1e-4.
+  assert.ok(offsets[7]! - offsets[0]! > 150, `departures spread: ${offsets.join(', ')} ms`);
+  assert.ok(offsets[7]! < 800 + 1000, `all gone within the window: ${offsets.join(', ')} ms`);
 });
 
 void test('a request in flight is answered (with `connection: close`) before the server is done', async (t) => {
