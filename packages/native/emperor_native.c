@@ -1,4 +1,5 @@
-// The few socket syscalls the emperor needs and Node does not offer (see README.md):
+// The few syscalls the emperor needs and Node does not offer (see README.md; spawning is in
+// emperor_spawn.c):
 //  - a listening socket that is never accepted on (a net.Server always accepts), so that the
 //    emperor can hold it, pass it to instances and notice a waiting client without taking it;
 //  - unix datagram sockets in the abstract namespace, to receive sd_notify messages, and one
@@ -6,6 +7,7 @@
 // Policy (dual-stack fallback, messages, errno names) lives in the TypeScript wrapper; this file
 // only does syscalls and reports failures as an Error with `errno` (number) and `syscall`.
 #define _GNU_SOURCE
+#include "emperor_native.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -24,13 +26,8 @@
 #define DATAGRAMS_PER_CALL 256 // bounded drain: a flooding sender cannot stall the event loop
 #define FDS_PER_MESSAGE 16
 
-#define CHECK(call)                                                                                          \
-  do {                                                                                                       \
-    if ((call) != napi_ok) return NULL;                                                                      \
-  } while (0)
-
 // Throws Error(strerror) with .errno and .syscall; the wrapper turns errno into its name.
-static napi_value throw_errno(napi_env env, const char *syscall, int err) {
+napi_value throw_errno(napi_env env, const char *syscall, int err) {
   napi_value msg, error, num, sys;
   CHECK(napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &msg));
   CHECK(napi_create_error(env, NULL, msg, &error));
@@ -49,7 +46,7 @@ static napi_value fail(napi_env env, int fd, const char *syscall) {
   return throw_errno(env, syscall, err);
 }
 
-static napi_status get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+napi_status get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
   size_t argc = want;
   napi_status s = napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (s == napi_ok && argc < want) {
@@ -59,14 +56,14 @@ static napi_status get_args(napi_env env, napi_callback_info info, size_t want, 
   return s;
 }
 
-static napi_status get_int(napi_env env, napi_value v, int32_t *out) {
+napi_status get_int(napi_env env, napi_value v, int32_t *out) {
   napi_status s = napi_get_value_int32(env, v, out);
   if (s != napi_ok) napi_throw_type_error(env, NULL, "expected a number");
   return s;
 }
 
 // Copies a JS string of at most max bytes into buf (max + 1 bytes); ENAMETOOLONG if longer.
-static napi_status get_string(napi_env env, napi_value v, char *buf, size_t max, size_t *len) {
+napi_status get_string(napi_env env, napi_value v, char *buf, size_t max, size_t *len) {
   napi_status s = napi_get_value_string_utf8(env, v, NULL, 0, len);
   if (s != napi_ok) napi_throw_type_error(env, NULL, "expected a string");
   else if (*len > max) {
@@ -417,6 +414,9 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"recvDatagrams", NULL, recv_datagrams, NULL, NULL, NULL, napi_enumerable, NULL},
       {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendDatagram", NULL, send_datagram, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"spawn", NULL, emperor_spawn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reap", NULL, emperor_reap, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pipe", NULL, emperor_pipe, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns));
   return exports;

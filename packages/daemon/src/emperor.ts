@@ -6,7 +6,6 @@ import type { SystemLookup, VassalConfig } from '@emperor/config';
 import { DirSource, parseWatchTarget, type Scan } from './sources/dir-source.js';
 import { Reconciler } from './reconciler.js';
 import { VassalRunner } from './runner/vassal-runner.js';
-import { findSetpriv } from './runner/spawn-instance.js';
 import { SpawnGate } from './runner/spawn-gate.js';
 import { openVassalLog, type VassalLog } from './os/vassal-log.js';
 import { openStateFile, cleanupLeftovers } from './os/state-file.js';
@@ -107,7 +106,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
   };
   const reactionListeners = new Set<(name: string, ms: number) => void>();
   const gate = new SpawnGate();
-  const spawn = { baseEnv: env, setpriv: findSetpriv(), emperorUmask: currentUmask() };
+  const spawn = { baseEnv: env, emperorUmask: currentUmask() };
   const reconciler: Reconciler = new Reconciler({
     logger,
     now,

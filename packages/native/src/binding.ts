@@ -24,6 +24,27 @@ export interface Addon {
   recvDatagrams(fd: number): RawDatagram[];
   closeFd(fd: number): void;
   sendDatagram(address: string, data: string): void;
+  spawn(file: string, argv: readonly string[], env: readonly string[], options: RawSpawnOptions): RawChild;
+  /** [exit code or -1, signal number or 0] once exited, else null. */
+  reap(pidfd: number): [number, number] | null;
+  pipe(): [number, number];
+}
+
+export interface RawSpawnOptions {
+  fds: readonly number[];
+  cwd: string | null;
+  umask: number;
+  uid: number;
+  gid: number;
+  initGroups: string | null;
+  clearGroups: boolean;
+  pdeathsig: boolean;
+  pidVars: readonly number[];
+}
+
+export interface RawChild {
+  pid: number;
+  pidfd: number;
 }
 
 const ADDON_PATH = '../../build/Release/emperor_native.node'; // from dist/src/

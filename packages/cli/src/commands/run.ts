@@ -240,7 +240,7 @@ export async function run(args: RunArgs): Promise<number> {
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
-    // Dying would take every vassal with it (setpriv --pdeathsig): a stray exception from a
+    // Dying would take every vassal with it (their parent-death signal): a stray exception from a
     // callback is logged and the emperor carries on, as it does for one vassal's handling.
     process.on('uncaughtException', (err) => {
       logger.error({ event: 'internal-error', err }, 'internal-error');

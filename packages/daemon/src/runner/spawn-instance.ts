@@ -1,9 +1,15 @@
-import { existsSync } from 'node:fs';
+import { openSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { execa, type Options } from 'execa';
+import {
+  closeRawFd,
+  openPipe,
+  spawnProcess,
+  type ChildProcessHandle,
+  type SpawnRequest,
+} from '@emperor/native';
 import type { VassalConfig } from '@emperor/config';
 import { childEnv, type InstanceIdentity } from './child-env.js';
-import { precheck } from './precheck.js';
+import { resolveProgram } from './precheck.js';
 
 export interface SpawnedInstance {
   readonly pid: number;
@@ -19,16 +25,8 @@ export type SpawnResult = { ok: true; instance: SpawnedInstance } | { ok: false;
 
 export interface SpawnOptions {
   readonly baseEnv: Readonly<Record<string, string | undefined>>;
-  /** Absolute path of util-linux `setpriv`, when present: makes the kernel kill the instance if the emperor dies. */
-  readonly setpriv: string | undefined;
-  /** The emperor's own umask: a vassal asking for another one goes through a small shell step. */
+  /** The emperor's own umask: only a vassal asking for another one sets its own. */
   readonly emperorUmask: number;
-}
-
-const SETPRIV_CANDIDATES = ['/usr/bin/setpriv', '/bin/setpriv'];
-
-export function findSetpriv(): string | undefined {
-  return SETPRIV_CANDIDATES.find((p) => existsSync(p));
 }
 
 /** What an instance inherits besides stdio. */
@@ -49,34 +47,16 @@ export const NO_CHANNELS: InstanceChannels = {
   notifyFd: false,
 };
 
-/** The argv actually run: optional pdeathsig and shell steps, each exec'ing the next, so the app keeps the pid. */
-export function wrapArgv(config: VassalConfig, options: SpawnOptions, withSockets = false): string[] {
-  const ownPid: string[] = [];
-  if (withSockets) ownPid.push('LISTEN_PID');
-  if (config.watchdogMs !== undefined) ownPid.push('WATCHDOG_PID');
-  let argv = [...config.argv];
-  const steps: string[] = [];
-  // spawn has no umask option and process.umask() is process-wide (SPEC §8.4).
-  if (config.umask !== options.emperorUmask) steps.push(`umask ${config.umask.toString(8).padStart(4, '0')}`);
-  // sd_listen_fds() and sd_watchdog_enabled() want LISTEN_PID / WATCHDOG_PID = the app's own pid,
-  // unknown to Node before the spawn; the shell knows its pid ($$) and exec keeps it.
-  for (const name of ownPid) steps.push(`export ${name}=$$`);
-  if (steps.length > 0) argv = ['/bin/sh', '-c', `${steps.join(' && ')} && exec "$0" "$@"`, ...argv];
-  if (options.setpriv)
-    argv = [options.setpriv, '--pdeathsig', 'KILL', ...identityArgs(config), '--', ...argv];
-  return argv;
-}
-
-/** setpriv's arguments for `user` / `group`: spawn has uid/gid but cannot set supplementary groups. */
-function identityArgs(config: VassalConfig): string[] {
+/** The credentials to switch to for `user` / `group` (spawn's uid/gid cannot set supplementary groups). */
+function identity(config: VassalConfig): Pick<SpawnRequest, 'uid' | 'gid' | 'groups'> {
   const { user, group } = config;
-  if (!switchesIdentity(config)) return [];
-  const args: string[] = [];
-  if (user) args.push(`--reuid=${user.uid}`);
-  args.push(`--regid=${group?.gid ?? user?.gid ?? 0}`);
-  // A named user gets its groups from /etc/group; a bare id or a group alone gets none.
-  args.push(user && !/^\d+$/.test(user.name) ? '--init-groups' : '--clear-groups');
-  return args;
+  if (!switchesIdentity(config)) return {};
+  return {
+    ...(user ? { uid: user.uid } : {}),
+    gid: group?.gid ?? user?.gid ?? 0,
+    // A named user gets its groups from /etc/group (initgroups); a bare id or a group alone gets none.
+    groups: user && !/^\d+$/.test(user.name) ? { init: user.name } : 'clear',
+  };
 }
 
 /** Why this emperor cannot run the vassal as its `user` / `group`, if it cannot. */
@@ -87,19 +67,20 @@ function switchesIdentity(config: VassalConfig): boolean {
   return (user !== undefined && user.uid !== uid) || (group !== undefined && group.gid !== gid);
 }
 
-export function identityProblem(config: VassalConfig, options: SpawnOptions): string | undefined {
+export function identityProblem(config: VassalConfig): string | undefined {
   const { user, group } = config;
   if (!switchesIdentity(config)) return undefined;
   if ((process.getuid?.() ?? 0) !== 0)
     return `only root can run a vassal as ${user ? `user ${user.name}` : `group ${group?.name ?? ''}`}`;
-  if (!options.setpriv) return '`user` and `group` need util-linux setpriv (apt-get install util-linux)';
   return undefined;
 }
 
+let devNull: number | undefined;
+
 /**
- * Spawns one instance in its own process group (pgid = pid), output piped to the caller.
- * execa is configured for a long-lived child (SPEC §8.3): no buffering, no rejection, no
- * kill-after-delay of its own, and exit observed through the child's `exit` event.
+ * Spawns one instance in its own session and process group (pgid = pid), output piped to the
+ * caller, through the native spawn (no fork of the emperor, no wrapper exec'd first). It dies
+ * with the emperor (parent-death signal), and its exit is seen through a pidfd.
  */
 export function spawnInstance(
   config: VassalConfig,
@@ -122,45 +103,51 @@ export function spawnInstance(
   if (config.watchdogMs !== undefined) env.WATCHDOG_USEC = String(config.watchdogMs * 1000);
   const notifyAt = 3 + fds.length;
   if (channels.notifyFd) env.EMPEROR_NOTIFY_FD = String(notifyAt);
-  const reason = identityProblem(config, options) ?? precheck(config.argv, config.chdir, env.PATH);
-  if (reason) return { ok: false, reason };
-  const [file, ...args] = wrapArgv(config, options, fds.length > 0);
-  if (file === undefined) return { ok: false, reason: 'exec is empty' };
-  const extra: ('pipe' | number)[] = [...fds];
-  if (channels.notifyFd) extra.push('pipe');
-  // execa passes fd numbers at index 3+ through to Node (checked), though its types only allow them at 0-2.
-  const stdio = ['ignore', 'pipe', 'pipe', ...extra] as unknown as Options['stdio'];
-  const child = execa(file, args, {
-    cwd: config.chdir,
-    env,
-    extendEnv: false,
-    detached: true,
-    stdio,
-    buffer: false,
-    reject: false,
-    forceKillAfterDelay: false,
-    cleanup: false,
-    encoding: 'buffer',
-  });
-  // With reject: false the promise never rejects; it is observed so that nothing floats.
-  child.then(
-    () => undefined,
-    () => undefined,
-  );
-  if (child.pid === undefined) {
-    child.kill();
-    return { ok: false, reason: `cannot spawn ${file}` };
+  const problem = identityProblem(config);
+  if (problem) return { ok: false, reason: problem };
+  const program = resolveProgram(config.argv, config.chdir, env.PATH);
+  if (!program.ok) return program;
+  // sd_listen_fds() and sd_watchdog_enabled() want LISTEN_PID / WATCHDOG_PID = the app's own pid.
+  const pidVars: string[] = [];
+  if (fds.length > 0) pidVars.push('LISTEN_PID');
+  if (config.watchdogMs !== undefined) pidVars.push('WATCHDOG_PID');
+  devNull ??= openSync('/dev/null', 'r');
+  const stdout = openPipe();
+  const stderr = openPipe();
+  const notify = channels.notifyFd ? openPipe() : undefined;
+  let child: ChildProcessHandle;
+  try {
+    child = spawnProcess({
+      file: program.file,
+      argv: config.argv,
+      env,
+      fds: [devNull, stdout.writeFd, stderr.writeFd, ...fds, ...(notify ? [notify.writeFd] : [])],
+      cwd: config.chdir,
+      ...(config.umask !== options.emperorUmask ? { umask: config.umask } : {}),
+      ...identity(config),
+      pdeathsig: true,
+      pidVars,
+    });
+  } catch (error) {
+    for (const pipe of [stdout, stderr, notify]) pipe?.readable.destroy();
+    return { ok: false, reason: (error as Error).message };
+  } finally {
+    // The child has its copies; ours would keep the pipes open after it exits.
+    for (const pipe of [stdout, stderr, notify]) if (pipe) closeRawFd(pipe.writeFd);
   }
-  const { pid, stdout, stderr } = child;
-  if (!stdout || !stderr) throw new Error('execa gave no stdout/stderr pipes'); // stdio above asks for both
+  const { pid } = child;
   return {
     ok: true,
     instance: {
       pid,
-      stdout,
-      stderr,
-      notify: channels.notifyFd ? (child.stdio[notifyAt] as Readable | undefined) : undefined,
-      onExit: (listener) => child.once('exit', listener),
+      stdout: stdout.readable,
+      stderr: stderr.readable,
+      notify: notify?.readable,
+      onExit: (listener) => {
+        child.onExit(({ code, signal }) => {
+          listener(code, signal);
+        });
+      },
     },
   };
 }

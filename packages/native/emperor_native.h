@@ -1,0 +1,20 @@
+// Helpers shared by the addon's source files.
+#pragma once
+#include <node_api.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CHECK(call)                                                                                          \
+  do {                                                                                                       \
+    if ((call) != napi_ok) return NULL;                                                                      \
+  } while (0)
+
+napi_value throw_errno(napi_env env, const char *syscall, int err);
+napi_status get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv);
+napi_status get_int(napi_env env, napi_value v, int32_t *out);
+napi_status get_string(napi_env env, napi_value v, char *buf, size_t max, size_t *len);
+
+napi_value emperor_spawn(napi_env env, napi_callback_info info);
+napi_value emperor_reap(napi_env env, napi_callback_info info);
+napi_value emperor_pipe(napi_env env, napi_callback_info info);

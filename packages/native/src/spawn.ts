@@ -1,0 +1,150 @@
+// Spawning without fork() (emperor_spawn.c): the cost of a spawn no longer grows with the
+// emperor's memory, and the child sets up what Node's spawn cannot (parent-death signal,
+// supplementary groups, umask, LISTEN_PID = its own pid) before it execs the program itself.
+import { Socket } from 'node:net';
+import { constants } from 'node:os';
+import { addon, type WatchHandle } from './binding.js';
+
+export interface SpawnRequest {
+  /** Absolute path of the program (no PATH search here). */
+  readonly file: string;
+  /** argv[0] included. */
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  /** The child's fd i is fds[i]; -1 leaves it closed. */
+  readonly fds: readonly number[];
+  readonly cwd?: string;
+  readonly umask?: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  /** `init`: the groups of this user name from NSS, as initgroups(3); `clear`: none. Default: unchanged. */
+  readonly groups?: { readonly init: string } | 'clear';
+  /** SIGKILL when the emperor dies (prctl PR_SET_PDEATHSIG). */
+  readonly pdeathsig?: boolean;
+  /** Variables set to the child's own pid (LISTEN_PID, WATCHDOG_PID). */
+  readonly pidVars?: readonly string[];
+}
+
+/** What a failed spawn throws: `syscall` names the step (`chdir`, `setuid`, `execve`...). */
+export interface SpawnError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+}
+
+export interface Exit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
+  Object.entries(constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]),
+);
+
+/**
+ * A child process in its own session and process group (pgid = pid). Its exit is seen through a
+ * pidfd on the event loop, which keeps the process alive until the child has exited and is reaped.
+ */
+export class ChildProcessHandle {
+  readonly pid: number;
+  #pidfd: number;
+  #watch: WatchHandle | undefined;
+  #exit: Exit | undefined;
+  readonly #listeners: ((exit: Exit) => void)[] = [];
+
+  /** @internal use spawnProcess() */
+  constructor(pid: number, pidfd: number) {
+    this.pid = pid;
+    this.#pidfd = pidfd;
+    const native = addon();
+    this.#watch = native.watch(pidfd, () => {
+      const status = native.reap(pidfd);
+      if (status === null) return; // a spurious wake-up: not exited yet
+      this.#settle(status);
+    });
+  }
+
+  /** The exit once it has happened. */
+  get exit(): Exit | undefined {
+    return this.#exit;
+  }
+
+  /** Called once with the exit status (at once if it has already exited). */
+  onExit(listener: (exit: Exit) => void): void {
+    if (this.#exit) listener(this.#exit);
+    else this.#listeners.push(listener);
+  }
+
+  #settle([code, signal]: [number, number]): void {
+    if (this.#watch) addon().unwatch(this.#watch);
+    this.#watch = undefined;
+    addon().closeFd(this.#pidfd);
+    this.#pidfd = -1;
+    this.#exit = {
+      code: code >= 0 ? code : null,
+      signal: signal > 0 ? (SIGNAL_NAMES.get(signal) ?? null) : null,
+    };
+    for (const listener of this.#listeners.splice(0)) listener(this.#exit);
+  }
+}
+
+/** Spawns `request.file`; throws a SpawnError naming the step that failed in the child. */
+export function spawnProcess(request: SpawnRequest): ChildProcessHandle {
+  const env: string[] = [];
+  const pidVars: number[] = [];
+  for (const [name, value] of Object.entries(request.env)) {
+    if (request.pidVars?.includes(name)) continue;
+    env.push(`${name}=${value}`);
+  }
+  for (const name of request.pidVars ?? []) {
+    pidVars.push(env.length);
+    env.push(`${name}=`); // the child writes its pid after the '='
+  }
+  const groups = request.groups;
+  let raw;
+  try {
+    raw = addon().spawn(request.file, request.argv, env, {
+      fds: request.fds,
+      cwd: request.cwd ?? null,
+      umask: request.umask ?? -1,
+      uid: request.uid ?? -1,
+      gid: request.gid ?? -1,
+      initGroups: typeof groups === 'object' ? groups.init : null,
+      clearGroups: groups === 'clear',
+      pdeathsig: request.pdeathsig ?? false,
+      pidVars,
+    });
+  } catch (error) {
+    throw spawnError(error, request.file);
+  }
+  return new ChildProcessHandle(raw.pid, raw.pidfd);
+}
+
+function spawnError(error: unknown, file: string): unknown {
+  const raw = error as Partial<SpawnError>;
+  if (typeof raw.errno !== 'number' || typeof raw.syscall !== 'string') return error;
+  const code = errnoName(raw.errno);
+  const what =
+    raw.syscall === 'execve' ? `cannot run ${file}` : `cannot spawn ${file}: ${raw.syscall} failed`;
+  const failure: SpawnError = Object.assign(
+    new Error(`${what}: ${(raw.message ?? '').toLowerCase()} (${code})`),
+    { code, errno: raw.errno, syscall: raw.syscall },
+  );
+  return failure;
+}
+
+function errnoName(errno: number): string {
+  for (const [name, n] of Object.entries(constants.errno)) if (n === errno) return name;
+  return `E${errno}`;
+}
+
+/** A close-on-exec pipe: the read end as a Node stream, the write end as a raw fd for `fds`. */
+export function openPipe(): { readable: Socket; writeFd: number } {
+  const [readFd, writeFd] = addon().pipe();
+  return { readable: new Socket({ fd: readFd, readable: true, writable: false }), writeFd };
+}
+
+/** Closes a raw fd (a pipe's write end once the child has its copy). */
+export function closeRawFd(fd: number): void {
+  addon().closeFd(fd);
+}
