@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -35,19 +36,22 @@
 #endif
 
 #define CHILD_STACK_SIZE (64 * 1024)
-#define MAX_GROUPS 1024
 #define PID_DIGITS 11
 
 typedef struct {
   const char *file;
   char **argv;
+  char **sh_argv; // execvp's fallback for a script without "#!": /bin/sh FILE ARGS...
   char **envp;
   const int *fds; // the child's fd i is fds[i]
+  int *moved;     // scratch, nfds entries
   int nfds;
   const char *cwd; // NULL: the emperor's
   int umask;       // -1: inherit
-  int uid, gid;    // -1: unchanged
-  int ngroups;     // -1: unchanged
+  bool set_uid, set_gid;
+  uid_t uid;
+  gid_t gid;
+  int ngroups; // -1: unchanged
   gid_t *groups;
   int pdeathsig;
   pid_t parent;
@@ -67,6 +71,24 @@ static void write_pid(char *slot, pid_t pid) {
   slot[n] = '\0';
 }
 
+// The kernel's own sigaction: glibc's refuses the two signals it uses itself (32, 33), which a
+// new program must get with their defaults too.
+struct kernel_sigaction {
+  void (*handler)(int);
+  unsigned long flags;
+  void (*restorer)(void);
+  uint64_t mask;
+};
+
+static void block_all(uint64_t *old) {
+  uint64_t all = ~(uint64_t)0;
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, old, sizeof all);
+}
+
+static void set_mask(const uint64_t *mask) {
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, mask, NULL, sizeof *mask);
+}
+
 #define STEP(name, call)                                                                                     \
   do {                                                                                                       \
     if ((call) < 0) {                                                                                        \
@@ -79,12 +101,12 @@ static void write_pid(char *slot, pid_t pid) {
 static int child_main(void *arg) {
   spawn_args_t *a = arg;
   // Node ignores SIGPIPE and handles others: an exec'd program must start from the defaults.
-  struct sigaction dfl = {.sa_handler = SIG_DFL};
+  struct kernel_sigaction dfl = {.handler = SIG_DFL};
   for (int sig = 1; sig < NSIG; sig++)
-    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL); // EINVAL for glibc's own: fine
+    if (sig != SIGKILL && sig != SIGSTOP) syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
   STEP("setsid", setsid());
   // Move every source fd above the targets first, so that no dup2 overwrites a later source.
-  int moved[a->nfds];
+  int *moved = a->moved;
   for (int i = 0; i < a->nfds; i++) {
     moved[i] = a->fds[i];
     if (moved[i] >= 0 && moved[i] < a->nfds) STEP("fcntl", moved[i] = fcntl(moved[i], F_DUPFD_CLOEXEC, a->nfds));
@@ -93,15 +115,19 @@ static int child_main(void *arg) {
     if (moved[i] >= 0) STEP("dup2", dup2(moved[i], i)); // the copy is not close-on-exec
     else close(i);
   // Nothing else is inherited, not even an fd the emperor itself inherited without close-on-exec
-  // (as systemd does for its services). ENOSYS before Linux 5.9: close-on-exec still applies.
-  syscall(SYS_close_range, a->nfds, ~0U, 0);
+  // (as systemd does for its services). Before Linux 5.9, one close per possible fd.
+  if (syscall(SYS_close_range, a->nfds, ~0U, 0) < 0) {
+    struct rlimit lim;
+    long max = syscall(SYS_getrlimit, RLIMIT_NOFILE, &lim) == 0 ? (long)lim.rlim_cur : 1024;
+    for (long fd = a->nfds; fd < max && fd < 65536; fd++) close((int)fd);
+  }
   if (a->cwd) STEP("chdir", chdir(a->cwd));
   if (a->umask >= 0) umask((mode_t)a->umask);
   // Raw syscalls: glibc's set*id() would try to change the credentials of the emperor's other
   // threads too (they share this memory), which must not happen from here.
   if (a->ngroups >= 0) STEP("setgroups", (int)syscall(SYS_setgroups, a->ngroups, a->groups));
-  if (a->gid >= 0) STEP("setgid", (int)syscall(SYS_setresgid, a->gid, a->gid, a->gid));
-  if (a->uid >= 0) STEP("setuid", (int)syscall(SYS_setresuid, a->uid, a->uid, a->uid));
+  if (a->set_gid) STEP("setgid", (int)syscall(SYS_setresgid, a->gid, a->gid, a->gid));
+  if (a->set_uid) STEP("setuid", (int)syscall(SYS_setresuid, a->uid, a->uid, a->uid));
   // After the credentials: changing them clears the parent-death signal.
   if (a->pdeathsig) {
     STEP("prctl", prctl(PR_SET_PDEATHSIG, SIGKILL));
@@ -109,16 +135,17 @@ static int child_main(void *arg) {
   }
   pid_t self = (pid_t)syscall(SYS_getpid);
   for (int i = 0; i < a->npid_slots; i++) write_pid(a->pid_slots[i], self);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
+  uint64_t none = 0;
+  set_mask(&none);
   execve(a->file, a->argv, a->envp);
+  // As execvp(3): a file the kernel cannot run (a script without "#!") is run by the shell.
+  if (errno == ENOEXEC) execve("/bin/sh", a->sh_argv, a->envp);
   a->failed_step = "execve";
   a->failed_errno = errno;
   _exit(127);
 }
 
-// A JS array of strings as a NULL-terminated char* array; extra[i] bytes of room after string i.
+// A JS array of strings as a NULL-terminated char* array, with room for a pid after each.
 static char **string_array(napi_env env, napi_value array, uint32_t *count) {
   uint32_t n;
   if (napi_get_array_length(env, array, &n) != napi_ok) return NULL;
@@ -148,102 +175,135 @@ static void free_strings(char **strings) {
   free(strings);
 }
 
-static int get_named_int(napi_env env, napi_value obj, const char *key, int32_t *out) {
+// A number option, read as uint32 (uids and gids go up to 2^32 - 2); absent or null: false.
+static bool get_named_u32(napi_env env, napi_value obj, const char *key, uint32_t *out, napi_status *status) {
   napi_value v;
-  return napi_get_named_property(env, obj, key, &v) == napi_ok && napi_get_value_int32(env, v, out) == napi_ok;
+  napi_valuetype type;
+  if ((*status = napi_get_named_property(env, obj, key, &v)) != napi_ok) return false;
+  if ((*status = napi_typeof(env, v, &type)) != napi_ok || type != napi_number) return false;
+  return (*status = napi_get_value_uint32(env, v, out)) == napi_ok;
 }
 
+#define TRY(call)                                                                                            \
+  do {                                                                                                       \
+    if ((call) != napi_ok) goto done;                                                                        \
+  } while (0)
+
 // spawn(file, argv[], env[], options) -> {pid, pidfd}
-// options: {fds: number[], cwd: string|null, umask, uid, gid (-1: unchanged), initGroups: user
-// name|null, clearGroups: boolean, pdeathsig: boolean, pidVars: number[] (indexes of env entries
-// "NAME=" to complete with the child's pid)}.
+// options: {fds: number[], cwd: string|null, umask (-1: inherit), uid, gid (absent: unchanged),
+// initGroups: user name|null, groupsGid: the user's primary gid for initGroups, clearGroups,
+// pdeathsig, pidVars: number[] (indexes of env entries "NAME=" to complete with the child's pid)}.
 // Throws with .errno and .syscall naming the failed step (chdir, setuid, execve...).
 napi_value emperor_spawn(napi_env env, napi_callback_info info) {
-  napi_value argv[4], v, result;
-  spawn_args_t a = {.umask = -1, .uid = -1, .gid = -1, .ngroups = -1, .parent = getpid()};
-  char file[4097], cwd[4097];
+  napi_value argv[4], v, list, result = NULL;
+  napi_status st = napi_ok;
+  spawn_args_t a = {.umask = -1, .ngroups = -1, .parent = getpid()};
+  char file[4097], cwd[4097], user[256];
   size_t len;
-  char **args = NULL, **envp = NULL;
-  int fds[64];
-  gid_t groups[MAX_GROUPS];
+  uint32_t n, nenv = 0, nargs = 0;
+  int *fds = NULL;
+  gid_t *groups = NULL;
   char *slots[8];
-  napi_value spawned = NULL;
   const char *fail_step = NULL;
   int fail_errno = 0;
 
-  CHECK(get_args(env, info, 4, argv));
-  CHECK(get_string(env, argv[0], file, sizeof file - 1, &len));
+  TRY(get_args(env, info, 4, argv));
+  TRY(get_string(env, argv[0], file, sizeof file - 1, &len));
   a.file = file;
-  args = string_array(env, argv[1], NULL);
-  uint32_t nenv = 0;
-  envp = string_array(env, argv[2], &nenv);
-  if (!args || !envp) {
+  a.argv = string_array(env, argv[1], &nargs);
+  a.envp = string_array(env, argv[2], &nenv);
+  a.sh_argv = calloc(nargs + 2, sizeof *a.sh_argv);
+  if (!a.argv || !a.envp || !a.sh_argv || nargs == 0) {
+    fail_step = "spawn";
+    fail_errno = nargs == 0 && a.argv ? EINVAL : ENOMEM;
+    goto done;
+  }
+  a.sh_argv[0] = "/bin/sh";
+  a.sh_argv[1] = file;
+  for (uint32_t i = 1; i < nargs; i++) a.sh_argv[i + 1] = a.argv[i];
+
+  napi_value opts = argv[3];
+  TRY(napi_get_named_property(env, opts, "fds", &list));
+  TRY(napi_get_array_length(env, list, &n));
+  fds = calloc(n + 1, sizeof *fds);
+  a.moved = calloc(n + 1, sizeof *a.moved);
+  if (!fds || !a.moved) {
     fail_step = "spawn";
     fail_errno = ENOMEM;
     goto done;
   }
-  a.argv = args;
-  a.envp = envp;
-
-  napi_value opts = argv[3], list;
-  uint32_t n;
-  CHECK(napi_get_named_property(env, opts, "fds", &list));
-  CHECK(napi_get_array_length(env, list, &n));
-  if (n > sizeof fds / sizeof fds[0]) {
-    fail_step = "spawn";
-    fail_errno = EMFILE;
-    goto done;
-  }
   for (uint32_t i = 0; i < n; i++) {
-    CHECK(napi_get_element(env, list, i, &v));
-    CHECK(napi_get_value_int32(env, v, &fds[i]));
+    TRY(napi_get_element(env, list, i, &v));
+    TRY(get_int(env, v, &fds[i]));
   }
   a.fds = fds;
   a.nfds = (int)n;
 
   napi_valuetype type;
-  CHECK(napi_get_named_property(env, opts, "cwd", &v));
-  CHECK(napi_typeof(env, v, &type));
+  TRY(napi_get_named_property(env, opts, "cwd", &v));
+  TRY(napi_typeof(env, v, &type));
   if (type == napi_string) {
-    CHECK(get_string(env, v, cwd, sizeof cwd - 1, &len));
+    TRY(get_string(env, v, cwd, sizeof cwd - 1, &len));
     a.cwd = cwd;
   }
-  int32_t num;
-  if (get_named_int(env, opts, "umask", &num)) a.umask = num;
-  if (get_named_int(env, opts, "uid", &num)) a.uid = num;
-  if (get_named_int(env, opts, "gid", &num)) a.gid = num;
+  int32_t mask;
+  TRY(napi_get_named_property(env, opts, "umask", &v));
+  TRY(get_int(env, v, &mask));
+  a.umask = mask;
+  uint32_t id;
+  if (get_named_u32(env, opts, "uid", &id, &st)) a.set_uid = true, a.uid = id;
+  TRY(st);
+  if (get_named_u32(env, opts, "gid", &id, &st)) a.set_gid = true, a.gid = id;
+  TRY(st);
 
   bool flag = false;
-  CHECK(napi_get_named_property(env, opts, "clearGroups", &v));
-  CHECK(napi_get_value_bool(env, v, &flag));
+  TRY(napi_get_named_property(env, opts, "clearGroups", &v));
+  TRY(napi_get_value_bool(env, v, &flag));
   if (flag) a.ngroups = 0;
-  CHECK(napi_get_named_property(env, opts, "initGroups", &v));
-  CHECK(napi_typeof(env, v, &type));
+  TRY(napi_get_named_property(env, opts, "initGroups", &v));
+  TRY(napi_typeof(env, v, &type));
   if (type == napi_string) {
-    char user[256];
-    CHECK(get_string(env, v, user, sizeof user - 1, &len));
+    uint32_t base = 0;
+    TRY(get_string(env, v, user, sizeof user - 1, &len));
+    get_named_u32(env, opts, "groupsGid", &base, &st);
+    TRY(st);
     // NSS lookups run here, in the parent: nothing in the child may take a lock.
-    int count = MAX_GROUPS;
-    if (getgrouplist(user, (gid_t)(a.gid >= 0 ? a.gid : 0), groups, &count) < 0) {
-      fail_step = "getgrouplist";
-      fail_errno = ERANGE;
-      goto done;
+    int count = 64;
+    for (;;) {
+      gid_t *more = realloc(groups, (size_t)count * sizeof *groups);
+      if (!more) {
+        fail_step = "getgrouplist";
+        fail_errno = ENOMEM;
+        goto done;
+      }
+      groups = more;
+      int want = count;
+      if (getgrouplist(user, base, groups, &want) >= 0) {
+        count = want;
+        break;
+      }
+      if (want <= count || want > 65536) {
+        fail_step = "getgrouplist";
+        fail_errno = ERANGE;
+        goto done;
+      }
+      count = want;
     }
     a.groups = groups;
     a.ngroups = count;
   }
-  CHECK(napi_get_named_property(env, opts, "pdeathsig", &v));
-  CHECK(napi_get_value_bool(env, v, &flag));
+  TRY(napi_get_named_property(env, opts, "pdeathsig", &v));
+  TRY(napi_get_value_bool(env, v, &flag));
   a.pdeathsig = flag;
 
-  CHECK(napi_get_named_property(env, opts, "pidVars", &list));
-  CHECK(napi_get_array_length(env, list, &n));
+  TRY(napi_get_named_property(env, opts, "pidVars", &list));
+  TRY(napi_get_array_length(env, list, &n));
   for (uint32_t i = 0; i < n && i < sizeof slots / sizeof slots[0]; i++) {
     int32_t index;
-    CHECK(napi_get_element(env, list, i, &v));
-    CHECK(napi_get_value_int32(env, v, &index));
+    TRY(napi_get_element(env, list, i, &v));
+    TRY(get_int(env, v, &index));
     if (index < 0 || (uint32_t)index >= nenv) continue;
-    slots[a.npid_slots++] = envp[index] + strlen(envp[index]); // string_array left room
+    slots[a.npid_slots++] = a.envp[index] + strlen(a.envp[index]); // string_array left room
   }
   a.pid_slots = slots;
 
@@ -253,43 +313,56 @@ napi_value emperor_spawn(napi_env env, napi_callback_info info) {
     fail_errno = errno;
     goto done;
   }
-  // Blocked until the child has reset its handlers: a signal must never run one of Node's
-  // handlers on the child's side of the shared memory.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
+  // A child that switches user makes the shared memory non-dumpable (the kernel does that on a
+  // change of credentials): the emperor's own, until the child execs. Restored below.
+  int dumpable = prctl(PR_GET_DUMPABLE);
+  // Every signal blocked (glibc's two included) until the child has reset its handlers: a signal
+  // must never run one of Node's handlers on the child's side of the shared memory.
+  uint64_t old_mask;
+  block_all(&old_mask);
   int pidfd = -1;
   pid_t pid = clone(child_main, stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a, &pidfd);
   int clone_errno = errno;
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  set_mask(&old_mask);
   munmap(stack, CHILD_STACK_SIZE);
+  if (dumpable == 1 && prctl(PR_GET_DUMPABLE) != 1) prctl(PR_SET_DUMPABLE, 1);
   if (pid < 0) {
     fail_step = "clone";
     fail_errno = clone_errno;
     goto done;
   }
-  if (a.failed_step) {
-    // The child has exited (127) or is about to: reap it so that no zombie is left.
+  napi_value jpid, jfd;
+  if (a.failed_step == NULL &&
+      (napi_create_object(env, &result) != napi_ok || napi_create_int32(env, pid, &jpid) != napi_ok ||
+       napi_create_int32(env, pidfd, &jfd) != napi_ok || napi_set_named_property(env, result, "pid", jpid) != napi_ok ||
+       napi_set_named_property(env, result, "pidfd", jfd) != napi_ok)) {
+    result = NULL;
+    kill(pid, SIGKILL); // nobody could supervise it
+  }
+  if (result == NULL) {
+    // The child has exited (127), is about to, or was just killed: reap it, leave no zombie.
     siginfo_t si;
     while (waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0 && errno == EINTR) {
     }
     close(pidfd);
-    fail_step = a.failed_step;
-    fail_errno = a.failed_errno;
-    goto done;
+    if (a.failed_step) {
+      fail_step = a.failed_step;
+      fail_errno = a.failed_errno;
+    }
   }
-  napi_value jpid, jfd;
-  if (napi_create_object(env, &result) != napi_ok || napi_create_int32(env, pid, &jpid) != napi_ok ||
-      napi_create_int32(env, pidfd, &jfd) != napi_ok || napi_set_named_property(env, result, "pid", jpid) != napi_ok ||
-      napi_set_named_property(env, result, "pidfd", jfd) != napi_ok)
-    result = NULL; // the exception is pending; the child runs on, unsupervised: cannot happen short of OOM
-  spawned = result;
 
 done:
-  free_strings(args);
-  free_strings(envp);
+  free_strings(a.argv);
+  free_strings(a.envp);
+  free(a.sh_argv);
+  free(fds);
+  free(a.moved);
+  free(groups);
   if (fail_step) return throw_errno(env, fail_step, fail_errno);
-  return spawned;
+  bool pending = false;
+  if (result == NULL && napi_is_exception_pending(env, &pending) == napi_ok && !pending)
+    napi_throw_type_error(env, NULL, "spawn: bad arguments");
+  return result;
 }
 
 // reap(pidfd) -> [code, signal] once the process has exited (the pidfd is then readable), else

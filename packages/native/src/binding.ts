@@ -33,10 +33,14 @@ export interface Addon {
 export interface RawSpawnOptions {
   fds: readonly number[];
   cwd: string | null;
+  /** -1: inherit the emperor's. */
   umask: number;
-  uid: number;
-  gid: number;
+  /** Absent: unchanged. */
+  uid?: number;
+  gid?: number;
   initGroups: string | null;
+  /** The primary gid initgroups(3) starts from. */
+  groupsGid?: number;
   clearGroups: boolean;
   pdeathsig: boolean;
   pidVars: readonly number[];

@@ -17,8 +17,9 @@ export interface SpawnRequest {
   readonly umask?: number;
   readonly uid?: number;
   readonly gid?: number;
-  /** `init`: the groups of this user name from NSS, as initgroups(3); `clear`: none. Default: unchanged. */
-  readonly groups?: { readonly init: string } | 'clear';
+  /** `init`: the groups of this user name from NSS, as initgroups(3) from its primary `gid`;
+   * `clear`: none. Default: unchanged. */
+  readonly groups?: { readonly init: string; readonly gid: number } | 'clear';
   /** SIGKILL when the emperor dies (prctl PR_SET_PDEATHSIG). */
   readonly pdeathsig?: boolean;
   /** Variables set to the child's own pid (LISTEN_PID, WATCHDOG_PID). */
@@ -57,11 +58,24 @@ export class ChildProcessHandle {
     this.pid = pid;
     this.#pidfd = pidfd;
     const native = addon();
-    this.#watch = native.watch(pidfd, () => {
-      const status = native.reap(pidfd);
-      if (status === null) return; // a spurious wake-up: not exited yet
-      this.#settle(status);
-    });
+    try {
+      this.#watch = native.watch(pidfd, (errno) => {
+        let status: [number, number] | null;
+        try {
+          status = native.reap(pidfd);
+        } catch {
+          status = [-1, 0]; // reaped by someone else (ECHILD): gone, status unknown
+        }
+        // A poll error stops the watch: the exit could no longer be seen, so report it now.
+        if (status === null && errno === 0) return; // a spurious wake-up: not exited yet
+        this.#settle(status ?? [-1, 0]);
+      });
+    } catch (error) {
+      // Unsupervised, it must not run on: kill it (its zombie stays until the emperor exits).
+      process.kill(pid, 'SIGKILL');
+      native.closeFd(pidfd);
+      throw error;
+    }
   }
 
   /** The exit once it has happened. */
@@ -107,9 +121,10 @@ export function spawnProcess(request: SpawnRequest): ChildProcessHandle {
       fds: request.fds,
       cwd: request.cwd ?? null,
       umask: request.umask ?? -1,
-      uid: request.uid ?? -1,
-      gid: request.gid ?? -1,
+      ...(request.uid === undefined ? {} : { uid: request.uid }),
+      ...(request.gid === undefined ? {} : { gid: request.gid }),
       initGroups: typeof groups === 'object' ? groups.init : null,
+      ...(typeof groups === 'object' ? { groupsGid: groups.gid } : {}),
       clearGroups: groups === 'clear',
       pdeathsig: request.pdeathsig ?? false,
       pidVars,

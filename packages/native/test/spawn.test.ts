@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn as nodeSpawn } from 'node:child_process';
-import { openSync, readFileSync } from 'node:fs';
+import { chmodSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { bindTcp, closeRawFd, openPipe, spawnProcess, type Exit, type SpawnRequest } from '../src/index.js';
-import { waitFor } from './support.js';
+import { tempDir, waitFor } from './support.js';
 
 const devNull = openSync('/dev/null', 'r');
 
@@ -124,12 +124,19 @@ void test(
   'as root: uid, gid and the supplementary groups of a named user',
   { skip: process.getuid?.() !== 0 },
   async () => {
-    const { out } = await run('id -u; id -g; id -G', { uid: 65534, gid: 65534, groups: { init: 'nobody' } });
+    const { out } = await run('id -u; id -g; id -G', {
+      uid: 65534,
+      gid: 65534,
+      groups: { init: 'nobody', gid: 65534 },
+    });
     const [uid, gid, groups] = out.trim().split('\n');
     assert.deepEqual([uid, gid], ['65534', '65534']);
     assert.ok(!(groups ?? '').split(' ').includes('0'), `no group of root's kept: ${groups}`);
     const cleared = await run('id -G', { gid: 65534, groups: 'clear' });
     assert.equal(cleared.out.trim(), '65534');
+    // Ids above 2^31 are ids, not "unchanged".
+    const high = await run('id -u; id -g', { uid: 3_000_000_000, gid: 3_000_000_001, groups: 'clear' });
+    assert.equal(high.out, '3000000000\n3000000001\n');
   },
 );
 
@@ -155,4 +162,29 @@ void test('fds are shuffled into place even when a source is another target', as
     child.onExit(resolve);
   });
   assert.equal(text, 'one\nthree\n');
+});
+
+void test('a script without "#!" is run by /bin/sh, as execvp does', async (t) => {
+  const dir = tempDir(t);
+  const script = `${dir}/plain`;
+  writeFileSync(script, 'echo "from sh: $1"\n');
+  chmodSync(script, 0o755);
+  const out = openPipe();
+  let child;
+  try {
+    child = spawnProcess({ file: script, argv: ['plain', 'x'], env: {}, fds: [devNull, out.writeFd] });
+  } finally {
+    closeRawFd(out.writeFd);
+  }
+  let text = '';
+  out.readable.setEncoding('utf8');
+  out.readable.on('data', (chunk: string) => (text += chunk));
+  await new Promise((resolve) => out.readable.once('close', resolve));
+  assert.deepEqual(
+    await new Promise<Exit>((resolve) => {
+      child.onExit(resolve);
+    }),
+    { code: 0, signal: null },
+  );
+  assert.equal(text, 'from sh: x\n');
 });

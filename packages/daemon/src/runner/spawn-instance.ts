@@ -55,7 +55,7 @@ function identity(config: VassalConfig): Pick<SpawnRequest, 'uid' | 'gid' | 'gro
     ...(user ? { uid: user.uid } : {}),
     gid: group?.gid ?? user?.gid ?? 0,
     // A named user gets its groups from /etc/group (initgroups); a bare id or a group alone gets none.
-    groups: user && !/^\d+$/.test(user.name) ? { init: user.name } : 'clear',
+    groups: user && !/^\d+$/.test(user.name) ? { init: user.name, gid: user.gid } : 'clear',
   };
 }
 
@@ -76,6 +76,7 @@ export function identityProblem(config: VassalConfig): string | undefined {
 }
 
 let devNull: number | undefined;
+type Pipe = ReturnType<typeof openPipe>;
 
 /**
  * Spawns one instance in its own session and process group (pgid = pid), output piped to the
@@ -112,11 +113,16 @@ export function spawnInstance(
   if (fds.length > 0) pidVars.push('LISTEN_PID');
   if (config.watchdogMs !== undefined) pidVars.push('WATCHDOG_PID');
   devNull ??= openSync('/dev/null', 'r');
-  const stdout = openPipe();
-  const stderr = openPipe();
-  const notify = channels.notifyFd ? openPipe() : undefined;
+  const pipes: Pipe[] = [];
   let child: ChildProcessHandle;
   try {
+    const pipe = (): Pipe => {
+      const p = openPipe();
+      pipes.push(p);
+      return p;
+    };
+    const [stdout, stderr] = [pipe(), pipe()];
+    const notify = channels.notifyFd ? pipe() : undefined;
     child = spawnProcess({
       file: program.file,
       argv: config.argv,
@@ -129,12 +135,13 @@ export function spawnInstance(
       pidVars,
     });
   } catch (error) {
-    for (const pipe of [stdout, stderr, notify]) pipe?.readable.destroy();
+    for (const p of pipes) p.readable.destroy();
     return { ok: false, reason: (error as Error).message };
   } finally {
     // The child has its copies; ours would keep the pipes open after it exits.
-    for (const pipe of [stdout, stderr, notify]) if (pipe) closeRawFd(pipe.writeFd);
+    for (const p of pipes) closeRawFd(p.writeFd);
   }
+  const [stdout, stderr, notify] = pipes as [Pipe, Pipe, Pipe | undefined];
   const { pid } = child;
   return {
     ok: true,
