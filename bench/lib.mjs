@@ -127,7 +127,10 @@ export async function startEmperor({ files = {}, wait = true } = {}) {
     for (const w of [...waiters]) w();
   });
   child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (c) => stderr.push(c));
+  child.stderr.on('data', (c) => {
+    stderr.push(c);
+    if (process.env.BENCH_STDERR) process.stderr.write(c);
+  });
   const exited = new Promise((done) =>
     child.once('exit', (code, signal) => {
       untrack(child.pid);

@@ -106,10 +106,10 @@ export function gracefulShutdown(server: NetServer, options: GracefulShutdownOpt
         res.setHeader('connection', 'close');
   };
 
-  // An idle connection may close only once its time to leave has come, and after the idle grace.
+  // A connection idle for the grace carries no traffic to spread: it closes whatever its turn.
   const closeIdle = (now: number): void => {
     for (const [socket, conn] of connections)
-      if (conn.active === 0 && now >= conn.leaveAt && now - conn.idleSince >= idleGraceMs) socket.destroy();
+      if (conn.active === 0 && now - conn.idleSince >= idleGraceMs) socket.destroy();
   };
 
   const drain = (): Promise<ShutdownOutcome> =>
