@@ -2,12 +2,14 @@
 //
 // "Started" means, on both sides alike:
 //   sleep : every one of the N processes runs /bin/sleep (its /proc/PID/exe), i.e. has been
-//           forked and exec'd the app (the emperor's instances exec through setpriv first);
+//           forked (cloned, for the emperor) and exec'd the app;
 //   node  : every one of the N apps (bench/fixtures/marker-app.mjs) has created its marker file.
 // The bench process polls for that every ~1 ms for both sides.
 //
 // Emperor ("drop"): a running emperor, N files renamed into its directory in one loop; t0 just
-// before the first rename. Direct: a ready plain Node script (bench/direct-spawn.mjs) spawns the N
+// before the first rename. The files are written just before (so they wait out the ~20 ms
+// write-settle of SPEC §4), and in a second run 100 ms before (what a deploy tool that renders
+// its files, then moves them in, does). Direct: a ready plain Node script (bench/direct-spawn.mjs) spawns the N
 // commands in one loop with child_process.spawn; t0 just before "go" is written to its stdin.
 // Emperor ("boot"): the N files are there first; t0 just before `emperor run` is spawned. Its
 // ratio is to the same direct time, so it includes Node's and the emperor's own start-up.
@@ -113,13 +115,15 @@ function writeFiles(dir, n, markDir) {
   for (let i = 0; i < n; i++) writeFileSync(join(dir, `a${i}.ini`), vassalIni(argvOf(i, markDir).join(' ')));
 }
 
-async function emperorDrop(n) {
+/** `ageMs`: how long before the drop the files were written (0: just before, still "young"). */
+async function emperorDrop(n, ageMs = 0) {
   const emperor = await startEmperor();
   const markDir = join(emperor.dir, 'marks');
   const stage = join(emperor.dir, 'stage');
   mkdirSync(markDir);
   mkdirSync(stage);
   writeFiles(stage, n, markDir);
+  if (ageMs > 0) await sleep(ageMs);
   const names = readdirSync(stage);
   const from = emperor.lines.length;
   const spawnPids = () => emperor.lines.slice(from).flatMap((l) => (l.event === 'spawn' ? [l.pid] : []));
@@ -150,13 +154,17 @@ async function emperorBoot(n) {
   return t1 - emperor.startedAt;
 }
 
+// Files a deploy tool rendered a moment earlier: older than the ~20 ms write-settle of SPEC §4.
+const AGED_MS = 100;
 const rows = [];
 const ratios = [];
+const agedRatios = [];
 for (const n of sizes) {
   const d = [];
   const drop = [];
   const dropSpawn = [];
   const dropFirst = [];
+  const dropAged = [];
   const boot = [];
   for (let r = 0; r < REPS; r++) {
     // Alternate the sides so that drift in machine load hits both.
@@ -165,11 +173,13 @@ for (const n of sizes) {
     drop.push(e.started);
     dropSpawn.push(e.lastSpawnLine);
     dropFirst.push(e.firstSpawnLine);
+    dropAged.push((await emperorDrop(n, AGED_MS)).started);
     boot.push(await emperorBoot(n));
     await sleep(300);
   }
   const ratio = median(drop) / median(d);
   ratios.push(ratio);
+  agedRatios.push(median(dropAged) / median(d));
   rows.push([
     n,
     fmt(median(d)),
@@ -177,6 +187,8 @@ for (const n of sizes) {
     fmt(median(dropFirst)),
     fmt(median(dropSpawn)),
     fmt(ratio, 2),
+    fmt(median(dropAged)),
+    fmt(median(dropAged) / median(d), 2),
     fmt(median(boot)),
     fmt(median(boot) / median(d), 2),
   ]);
@@ -190,11 +202,13 @@ printTable(
     '(first spawn line)',
     '(last spawn line)',
     'ratio',
+    `dropped, written ${AGED_MS} ms before`,
+    'ratio',
     'emperor boot',
     'boot ratio',
   ],
   rows,
 );
-console.log(
-  `goal ratio <= 1.2 (files dropped into a running emperor): ${sizes.map((n, i) => `N=${n} ${verdict(ratios[i] <= 1.2)} (${fmt(ratios[i], 2)})`).join(', ')}`,
-);
+const goal = (rs) => sizes.map((n, i) => `N=${n} ${verdict(rs[i] <= 1.2)} (${fmt(rs[i], 2)})`).join(', ');
+console.log(`goal ratio <= 1.2, files written just before the drop: ${goal(ratios)}`);
+console.log(`goal ratio <= 1.2, files written ${AGED_MS} ms before the drop: ${goal(agedRatios)}`);

@@ -5,7 +5,7 @@
 // parent waits only until the child has exec'd: the cost no longer depends on the emperor's size.
 //
 // The child also does what Node's spawn cannot, so no wrapper has to be exec'd first: its own
-// session and process group, the parent-death signal, supplementary groups, a umask of its own,
+// process group, the parent-death signal, supplementary groups, a umask of its own,
 // and LISTEN_PID / WATCHDOG_PID equal to its own pid (sd_listen_fds() requires it).
 //
 // Between clone() and execve() the child runs on its own small stack, in the parent's memory,
@@ -104,7 +104,11 @@ static int child_main(void *arg) {
   struct kernel_sigaction dfl = {.handler = SIG_DFL};
   for (int sig = 1; sig < NSIG; sig++)
     if (sig != SIGKILL && sig != SIGSTOP) syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
-  STEP("setsid", setsid());
+  // A process group of its own (for stopping it with its children), in the emperor's session:
+  // with the kernel's autogroup scheduling, a session of its own would give every instance as
+  // much CPU as a whole other login or service, and a booting generation could starve the
+  // rest of the machine (measured in docs/benchmarks.md). supervisord does the same (setpgrp).
+  STEP("setpgid", setpgid(0, 0));
   // Move every source fd above the targets first, so that no dup2 overwrites a later source.
   int *moved = a->moved;
   for (int i = 0; i < a->nfds; i++) {

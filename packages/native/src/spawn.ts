@@ -43,7 +43,7 @@ const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
 );
 
 /**
- * A child process in its own session and process group (pgid = pid). Its exit is seen through a
+ * A child process in its own process group (pgid = pid), in the emperor's session. Its exit is seen through a
  * pidfd on the event loop, which keeps the process alive until the child has exited and is reaped.
  */
 export class ChildProcessHandle {

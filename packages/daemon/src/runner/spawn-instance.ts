@@ -79,7 +79,7 @@ let devNull: number | undefined;
 type Pipe = ReturnType<typeof openPipe>;
 
 /**
- * Spawns one instance in its own session and process group (pgid = pid), output piped to the
+ * Spawns one instance in its own process group (pgid = pid), output piped to the
  * caller, through the native spawn (no fork of the emperor, no wrapper exec'd first). It dies
  * with the emperor (parent-death signal), and its exit is seen through a pidfd.
  */
