@@ -10,6 +10,7 @@
 // costs the instances serving, with no socket hand-over at all.
 // Usage: node bench/sockets-reload.mjs [apps=node,gunicorn] [seconds=10] [reloads=3] [rounds=1] [threads=2] [connections=32]
 // (each round rotates the order of its runs, so a drift of the machine's load favours none.)
+// GUNICORN_ARGS adds arguments to the gunicorn command line (e.g. --preload).
 import { existsSync, readFileSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { deadline, fmt, median, printTable, sleep, startEmperor, verdict } from './lib.mjs';
@@ -36,7 +37,7 @@ printMachine();
 function vassal(app, port) {
   const common = `socket = 127.0.0.1:${port}\nprocesses = 3\nstop-timeout = 15\n`;
   if (app === 'gunicorn') {
-    return `[vassal]\nexec = ${GUNICORN} --workers 2 --chdir ${WSGI_DIR} wsgi_app:app\n${common}ready = notify\n`;
+    return `[vassal]\nexec = ${GUNICORN} --workers 2 ${process.env.GUNICORN_ARGS ?? ''} --chdir ${WSGI_DIR} wsgi_app:app\n${common}ready = notify\n`;
   }
   // nodeMS (node0, node3000): the SDK with spreadMs = MS, the window over which it sends
   // keep-alive clients away (default 1000).

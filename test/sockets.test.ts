@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { createServer, connect } from 'node:net';
-import { renameSync } from 'node:fs';
+import { readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES, alive, freePort, startEmperor, startLoad, waitFor, type LogLine } from './support.js';
 
@@ -99,6 +99,33 @@ void test('processes = 3 share one socket; a rolling reload under load fails no 
   for (const pid of after) assert.ok(!oldPids.has(pid), `pid ${pid} of the old generation answered`);
   assert.ok(load.ok() > 40, `requests went through (${load.ok()})`);
 });
+
+/** The nice value of a process, from /proc/PID/stat (field 19). */
+function niceOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+}
+
+void test(
+  'a generation booting beside a serving one runs at a lower CPU priority until it is ready',
+  { skip: process.getuid?.() !== 0 && 'only root may raise a priority back' },
+  async (t) => {
+    const port = await freePort();
+    const emp = await startEmperor(t);
+    const body = socketVassal(`127.0.0.1:${port}`, 'ready = fd\nenv = START_DELAY_MS=1500\n');
+    emp.write('nice.ini', body);
+    const first = await emp.waitLine(spawnOf('nice'), 'first spawn');
+    assert.equal(niceOf(first.pid as number), 0, 'nothing serves yet: full priority');
+    await emp.waitLine((l) => l.event === 'running' && l.vassal === 'nice', 'running');
+    const from = emp.lines.length;
+    emp.write('nice.ini', body + 'env = GREETING=v2\n');
+    const second = (await emp.waitLine(spawnOf('nice'), 'second spawn', from)).pid as number;
+    assert.equal(niceOf(second), 10, 'booting beside generation 1');
+    await emp.waitLine((l) => l.event === 'running' && l.generation === 2, 'generation 2 running', from);
+    await waitFor(() => niceOf(second) === 0, { what: 'the priority back once ready' });
+    assert.equal((await get({ port })).pid, second);
+  },
+);
 
 void test('on-demand: nothing runs until the first client, which the app answers; idle puts it back to sleep', async (t) => {
   const port = await freePort();

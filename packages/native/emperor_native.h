@@ -18,3 +18,4 @@ napi_status get_string(napi_env env, napi_value v, char *buf, size_t max, size_t
 napi_value emperor_spawn(napi_env env, napi_callback_info info);
 napi_value emperor_reap(napi_env env, napi_callback_info info);
 napi_value emperor_pipe(napi_env env, napi_callback_info info);
+napi_value emperor_set_group_priority(napi_env env, napi_callback_info info);

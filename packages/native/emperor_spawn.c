@@ -48,6 +48,7 @@ typedef struct {
   int nfds;
   const char *cwd; // NULL: the emperor's
   int umask;       // -1: inherit
+  int nice;        // 0: inherit
   bool set_uid, set_gid;
   uid_t uid;
   gid_t gid;
@@ -127,6 +128,7 @@ static int child_main(void *arg) {
   }
   if (a->cwd) STEP("chdir", chdir(a->cwd));
   if (a->umask >= 0) umask((mode_t)a->umask);
+  if (a->nice != 0) syscall(SYS_setpriority, PRIO_PROCESS, 0, a->nice); // best effort
   // Raw syscalls: glibc's set*id() would try to change the credentials of the emperor's other
   // threads too (they share this memory), which must not happen from here.
   if (a->ngroups >= 0) STEP("setgroups", (int)syscall(SYS_setgroups, a->ngroups, a->groups));
@@ -194,7 +196,7 @@ static bool get_named_u32(napi_env env, napi_value obj, const char *key, uint32_
   } while (0)
 
 // spawn(file, argv[], env[], options) -> {pid, pidfd}
-// options: {fds: number[], cwd: string|null, umask (-1: inherit), uid, gid (absent: unchanged),
+// options: {fds: number[], cwd: string|null, umask (-1: inherit), nice (0: inherit), uid, gid (absent: unchanged),
 // initGroups: user name|null, groupsGid: the user's primary gid for initGroups, clearGroups,
 // pdeathsig, pidVars: number[] (indexes of env entries "NAME=" to complete with the child's pid)}.
 // Throws with .errno and .syscall naming the failed step (chdir, setuid, execve...).
@@ -254,6 +256,10 @@ napi_value emperor_spawn(napi_env env, napi_callback_info info) {
   TRY(napi_get_named_property(env, opts, "umask", &v));
   TRY(get_int(env, v, &mask));
   a.umask = mask;
+  int32_t nice;
+  TRY(napi_get_named_property(env, opts, "nice", &v));
+  TRY(get_int(env, v, &nice));
+  a.nice = nice;
   uint32_t id;
   if (get_named_u32(env, opts, "uid", &id, &st)) a.set_uid = true, a.uid = id;
   TRY(st);
@@ -407,4 +413,15 @@ napi_value emperor_pipe(napi_env env, napi_callback_info info) {
   CHECK(napi_set_element(env, result, 0, r));
   CHECK(napi_set_element(env, result, 1, w));
   return result;
+}
+
+// setGroupPriority(pgid, nice): every process of the group (Node's os.setPriority takes one pid).
+napi_value emperor_set_group_priority(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t pgid, nice;
+  CHECK(get_args(env, info, 2, argv));
+  CHECK(get_int(env, argv[0], &pgid));
+  CHECK(get_int(env, argv[1], &nice));
+  if (setpriority(PRIO_PGRP, (id_t)pgid, nice) < 0) return throw_errno(env, "setpriority", errno);
+  return NULL;
 }

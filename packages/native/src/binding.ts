@@ -28,6 +28,7 @@ export interface Addon {
   /** [exit code or -1, signal number or 0] once exited, else null. */
   reap(pidfd: number): [number, number] | null;
   pipe(): [number, number];
+  setGroupPriority(pgid: number, nice: number): void;
 }
 
 export interface RawSpawnOptions {
@@ -35,6 +36,8 @@ export interface RawSpawnOptions {
   cwd: string | null;
   /** -1: inherit the emperor's. */
   umask: number;
+  /** 0: inherit the emperor's. */
+  nice: number;
   /** Absent: unchanged. */
   uid?: number;
   gid?: number;

@@ -15,6 +15,8 @@ export interface SpawnRequest {
   readonly fds: readonly number[];
   readonly cwd?: string;
   readonly umask?: number;
+  /** A lower CPU priority (1-19) to start with; see setGroupPriority() to restore it. */
+  readonly nice?: number;
   readonly uid?: number;
   readonly gid?: number;
   /** `init`: the groups of this user name from NSS, as initgroups(3) from its primary `gid`;
@@ -121,6 +123,7 @@ export function spawnProcess(request: SpawnRequest): ChildProcessHandle {
       fds: request.fds,
       cwd: request.cwd ?? null,
       umask: request.umask ?? -1,
+      nice: request.nice ?? 0,
       ...(request.uid === undefined ? {} : { uid: request.uid }),
       ...(request.gid === undefined ? {} : { gid: request.gid }),
       initGroups: typeof groups === 'object' ? groups.init : null,
@@ -162,4 +165,9 @@ export function openPipe(): { readable: Socket; writeFd: number } {
 /** Closes a raw fd (a pipe's write end once the child has its copy). */
 export function closeRawFd(fd: number): void {
   addon().closeFd(fd);
+}
+
+/** Sets the nice value of every process in a process group (setpriority PRIO_PGRP). */
+export function setGroupPriority(pgid: number, nice: number): void {
+  addon().setGroupPriority(pgid, nice);
 }

@@ -88,6 +88,7 @@ export function spawnInstance(
   id: InstanceIdentity,
   options: SpawnOptions,
   channels: InstanceChannels = NO_CHANNELS,
+  nice = 0,
 ): SpawnResult {
   let env: Record<string, string>;
   try {
@@ -130,6 +131,7 @@ export function spawnInstance(
       fds: [devNull, stdout.writeFd, stderr.writeFd, ...fds, ...(notify ? [notify.writeFd] : [])],
       cwd: config.chdir,
       ...(config.umask !== options.emperorUmask ? { umask: config.umask } : {}),
+      nice,
       ...identity(config),
       pdeathsig: true,
       pidVars,

@@ -1,5 +1,7 @@
 // Performs one vassal's effects and feeds their outcomes back as events. Everything with an OS
 // handle for this vassal (processes, timers, its log) is held here; the machine stays pure.
+import { getPriority } from 'node:os';
+import { setGroupPriority } from '@emperor/native';
 import type { Logger } from 'pino';
 import type { VassalConfig } from '@emperor/config';
 import { createVassal, transition } from '../machine/transition.js';
@@ -52,6 +54,8 @@ export class VassalRunner {
   readonly #sockets = new OwnedSockets();
   /** sd_notify `STATUS=` of each instance, by pid. */
   readonly #status = new Map<number, string>();
+  /** Instances booting at a lower CPU priority beside a serving generation, by pid (= pgid). */
+  readonly #booting = new Set<number>();
 
   constructor(config: VassalConfig, deps: RunnerDeps) {
     this.#deps = deps;
@@ -93,6 +97,7 @@ export class VassalRunner {
     } finally {
       this.#draining = false;
     }
+    if (this.#booting.size > 0) this.#restorePriorities();
     this.#syncLog();
     this.#deps.onChange(this);
   }
@@ -219,14 +224,23 @@ export class VassalRunner {
       this.dispatch({ type: 'spawn-failed', generation, index, reason, at: this.#deps.now() });
       return;
     }
+    // Booting beside a serving generation (a rolling reload), a new instance must not take the
+    // CPU the serving ones answer with: it starts at a lower priority until it is ready.
+    const beside = BOOT_PRIORITY.canRestore && this.#servingBeside(generation);
     let result: ReturnType<typeof spawnInstance>;
     try {
-      result = spawnInstance(config, { generation, index }, this.#deps.spawn, {
-        fds: this.#sockets.fds,
-        fdNames: this.#sockets.names(config.name),
-        notifySocket: notify?.address,
-        notifyFd: config.ready.kind === 'fd',
-      });
+      result = spawnInstance(
+        config,
+        { generation, index },
+        this.#deps.spawn,
+        {
+          fds: this.#sockets.fds,
+          fdNames: this.#sockets.names(config.name),
+          notifySocket: notify?.address,
+          notifyFd: config.ready.kind === 'fd',
+        },
+        beside ? BOOT_PRIORITY.boot : 0,
+      );
     } catch (err) {
       // fork() itself failed (EAGAIN, ENOMEM): an outcome like any other, never a stuck instance.
       result = { ok: false, reason: `cannot spawn: ${(err as Error).message}` };
@@ -238,6 +252,7 @@ export class VassalRunner {
       return;
     }
     const { pid, stdout, stderr } = result.instance;
+    if (beside) this.#booting.add(pid);
     const label = `${config.name}/${index}`;
     const log = this.#log;
     log.attach(stdout, label, 'stdout');
@@ -263,6 +278,7 @@ export class VassalRunner {
       this.#logWriterGone(log);
       notify?.close();
       this.#status.delete(pid);
+      this.#booting.delete(pid);
       this.#deps.onProcess(pid, undefined);
       this.dispatch({ type: 'exited', pid, code, signal, at: this.#deps.now() });
     });
@@ -298,6 +314,25 @@ export class VassalRunner {
     if (log !== this.#log && !this.#disposed) this.#deps.releaseLog?.(this, log);
   }
 
+  /** Whether another generation than `generation` has an instance serving. */
+  #servingBeside(generation: number): boolean {
+    return this.#vassal.instances.some((i) => i.generation !== generation && i.state === 'running');
+  }
+
+  /** A booting instance gets the emperor's priority back once ready, or once nothing else serves. */
+  #restorePriorities(): void {
+    for (const pid of this.#booting) {
+      const inst = this.#vassal.instances.find((i) => i.pid === pid);
+      if (inst?.state === 'starting' && this.#servingBeside(inst.generation)) continue;
+      this.#booting.delete(pid);
+      try {
+        setGroupPriority(pid, BOOT_PRIORITY.base);
+      } catch {
+        // the group is gone already
+      }
+    }
+  }
+
   #onNotify(pid: number, m: NotifyMessage): void {
     if (m.status !== undefined) this.#status.set(pid, m.status);
     if (m.ready) this.dispatch({ type: 'ready', pid, at: this.#deps.now() });
@@ -312,6 +347,15 @@ export class VassalRunner {
     this.#deps.onDispose(this);
   }
 }
+
+/**
+ * Nice values: instances normally run at the emperor's own; `boot` is 10 lower in priority. Only
+ * root may raise a priority back (CAP_SYS_NICE), so another emperor does not lower it at all.
+ */
+const BOOT_PRIORITY = (() => {
+  const base = getPriority();
+  return { base, boot: Math.min(19, base + 10), canRestore: process.getuid?.() === 0 };
+})();
 
 /** `log`, `log-max-size`, `log-backups`, `log-timestamps`: a change of any reopens or reconfigures the log. */
 function logKey(c: VassalConfig): string {
