@@ -9,14 +9,15 @@
 // Emperor ("drop"): a running emperor, N files renamed into its directory in one loop; t0 just
 // before the first rename. The files are written just before (so they wait out the ~20 ms
 // write-settle of SPEC §4), and in a second run 100 ms before (what a deploy tool that renders
-// its files, then moves them in, does). Direct: a ready plain Node script (bench/direct-spawn.mjs) spawns the N
+// its files, then moves them in, does), and a third time so into an emperor that has already
+// started and removed N other vassals (its code warm, as in an emperor that has been running). Direct: a ready plain Node script (bench/direct-spawn.mjs) spawns the N
 // commands in one loop with child_process.spawn; t0 just before "go" is written to its stdin.
 // Emperor ("boot"): the N files are there first; t0 just before `emperor run` is spawned. Its
 // ratio is to the same direct time, so it includes Node's and the emperor's own start-up.
 //
 // Usage: node bench/cold-start.mjs [sleep|node] [N...]  (defaults: sleep 10 100 500; node 10 100)
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, realpathSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ROOT,
@@ -111,17 +112,40 @@ async function direct(n) {
   return t1 - t0;
 }
 
-function writeFiles(dir, n, markDir) {
-  for (let i = 0; i < n; i++) writeFileSync(join(dir, `a${i}.ini`), vassalIni(argvOf(i, markDir).join(' ')));
+function writeFiles(dir, n, markDir, prefix = 'a') {
+  for (let i = 0; i < n; i++)
+    writeFileSync(join(dir, `${prefix}${i}.ini`), vassalIni(argvOf(i, markDir).join(' ')));
 }
 
-/** `ageMs`: how long before the drop the files were written (0: just before, still "young"). */
-async function emperorDrop(n, ageMs = 0) {
+/** Starts N vassals of other names, then removes them, so that the emperor's code paths are warm. */
+async function warmUp(emperor, n, markDir) {
+  const from = emperor.lines.length;
+  const stage = join(emperor.dir, 'warm');
+  mkdirSync(stage);
+  writeFiles(stage, n, markDir, 'w');
+  const names = readdirSync(stage);
+  for (const name of names) renameSync(join(stage, name), join(emperor.vassals, name));
+  await emperor.waitLines((l) => l.event === 'running', n, `${n} warm-up vassals running`, from, 60_000);
+  const gone = emperor.lines.length;
+  for (const name of names) unlinkSync(join(emperor.vassals, name));
+  await emperor.waitLines((l) => l.event === 'removed', n, `${n} warm-up vassals removed`, gone, 60_000);
+  if (kind === 'node') {
+    removeDir(markDir);
+    mkdirSync(markDir);
+  }
+}
+
+/**
+ * `ageMs`: how long before the drop the files were written (0: just before, still "young").
+ * `warm`: the emperor has first started and stopped N other vassals, as a running emperor has.
+ */
+async function emperorDrop(n, ageMs = 0, warm = false) {
   const emperor = await startEmperor();
   const markDir = join(emperor.dir, 'marks');
   const stage = join(emperor.dir, 'stage');
   mkdirSync(markDir);
   mkdirSync(stage);
+  if (warm) await warmUp(emperor, n, markDir);
   writeFiles(stage, n, markDir);
   if (ageMs > 0) await sleep(ageMs);
   const names = readdirSync(stage);
@@ -159,12 +183,14 @@ const AGED_MS = 100;
 const rows = [];
 const ratios = [];
 const agedRatios = [];
+const warmRatios = [];
 for (const n of sizes) {
   const d = [];
   const drop = [];
   const dropSpawn = [];
   const dropFirst = [];
   const dropAged = [];
+  const dropWarm = [];
   const boot = [];
   for (let r = 0; r < REPS; r++) {
     // Alternate the sides so that drift in machine load hits both.
@@ -174,12 +200,14 @@ for (const n of sizes) {
     dropSpawn.push(e.lastSpawnLine);
     dropFirst.push(e.firstSpawnLine);
     dropAged.push((await emperorDrop(n, AGED_MS)).started);
+    dropWarm.push((await emperorDrop(n, AGED_MS, true)).started);
     boot.push(await emperorBoot(n));
     await sleep(300);
   }
   const ratio = median(drop) / median(d);
   ratios.push(ratio);
   agedRatios.push(median(dropAged) / median(d));
+  warmRatios.push(median(dropWarm) / median(d));
   rows.push([
     n,
     fmt(median(d)),
@@ -189,6 +217,8 @@ for (const n of sizes) {
     fmt(ratio, 2),
     fmt(median(dropAged)),
     fmt(median(dropAged) / median(d), 2),
+    fmt(median(dropWarm)),
+    fmt(median(dropWarm) / median(d), 2),
     fmt(median(boot)),
     fmt(median(boot) / median(d), 2),
   ]);
@@ -204,6 +234,8 @@ printTable(
     'ratio',
     `dropped, written ${AGED_MS} ms before`,
     'ratio',
+    'same, warm emperor',
+    'ratio',
     'emperor boot',
     'boot ratio',
   ],
@@ -212,3 +244,4 @@ printTable(
 const goal = (rs) => sizes.map((n, i) => `N=${n} ${verdict(rs[i] <= 1.2)} (${fmt(rs[i], 2)})`).join(', ');
 console.log(`goal ratio <= 1.2, files written just before the drop: ${goal(ratios)}`);
 console.log(`goal ratio <= 1.2, files written ${AGED_MS} ms before the drop: ${goal(agedRatios)}`);
+console.log(`goal ratio <= 1.2, the same into a warm emperor: ${goal(warmRatios)}`);
