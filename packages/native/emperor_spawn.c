@@ -275,8 +275,13 @@ napi_value emperor_spawn(napi_env env, napi_callback_info info) {
   if (type == napi_string) {
     uint32_t base = 0;
     TRY(get_string(env, v, user, sizeof user - 1, &len));
-    get_named_u32(env, opts, "groupsGid", &base, &st);
-    TRY(st);
+    // No default: 0 would hand the root group to the child.
+    if (!get_named_u32(env, opts, "groupsGid", &base, &st)) {
+      TRY(st);
+      fail_step = "getgrouplist";
+      fail_errno = EINVAL;
+      goto done;
+    }
     // NSS lookups run here, in the parent: nothing in the child may take a lock.
     int count = 64;
     for (;;) {

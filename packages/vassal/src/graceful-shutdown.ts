@@ -22,7 +22,8 @@ export interface GracefulShutdownOptions {
    * next request, which then gets `Connection: close`. Default 1000 ms. */
   readonly idleGraceMs?: number;
   /** Keep-alive clients are asked to leave at random moments within this window from the signal,
-   * so that they move to the next generation gradually. 0 sends them all away at once. Default 1000 ms. */
+   * so that they move to the next generation gradually. 0 sends them all away at once. At most
+   * half of `timeoutMs`. Default 1000 ms. */
   readonly spreadMs?: number;
   /** Runs once connections are drained (close database pools...), within the same deadline. */
   readonly onShutdown?: () => unknown;
@@ -61,7 +62,10 @@ function isHttp(server: NetServer): boolean {
 export function gracefulShutdown(server: NetServer, options: GracefulShutdownOptions = {}): GracefulShutdown {
   const timeoutMs = options.timeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
   const idleGraceMs = options.idleGraceMs ?? DEFAULT_IDLE_GRACE_MS;
-  const spreadMs = options.spreadMs ?? DEFAULT_SPREAD_MS;
+  const spreadMs = Math.min(options.spreadMs ?? DEFAULT_SPREAD_MS, timeoutMs / 2);
+  // Past the deadline a busy client would be cut off mid-request instead of sent away.
+  if (!(spreadMs >= 0))
+    throw new TypeError(`spreadMs must be a number >= 0, not ${String(options.spreadMs)}`);
   const exit = options.exit ?? true;
   const http = isHttp(server);
   const connections = new Map<Socket, Connection>();

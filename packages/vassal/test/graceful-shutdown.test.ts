@@ -237,3 +237,11 @@ void test('a second signal exits at once', async (t) => {
   assert.ok(Date.now() - started < 5000);
   assert.equal(await hung, 'failed');
 });
+
+void test('spreadMs must be a number >= 0, and is cut to half the deadline', () => {
+  const server = createServer();
+  assert.throws(() => gracefulShutdown(server, { signal: [], exit: false, spreadMs: Number.NaN }), TypeError);
+  assert.throws(() => gracefulShutdown(server, { signal: [], exit: false, spreadMs: -1 }), TypeError);
+  // No throw: a spread past the deadline would cut busy clients off, so it is capped instead.
+  gracefulShutdown(server, { signal: [], exit: false, spreadMs: 60_000, timeoutMs: 1000 });
+});

@@ -1,5 +1,6 @@
 // Performs one vassal's effects and feeds their outcomes back as events. Everything with an OS
 // handle for this vassal (processes, timers, its log) is held here; the machine stays pure.
+import { readFileSync } from 'node:fs';
 import { getPriority } from 'node:os';
 import { setGroupPriority } from '@emperor/native';
 import type { Logger } from 'pino';
@@ -327,8 +328,13 @@ export class VassalRunner {
       this.#booting.delete(pid);
       try {
         setGroupPriority(pid, BOOT_PRIORITY.base);
-      } catch {
-        // the group is gone already
+      } catch (err) {
+        // ESRCH: the group is gone already. Anything else leaves it slower than it should be.
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH')
+          this.#deps.logger.warn(
+            { vassal: this.name, event: 'priority-not-restored', pid, err },
+            'priority-not-restored',
+          );
       }
     }
   }
@@ -350,12 +356,23 @@ export class VassalRunner {
 
 /**
  * Nice values: instances normally run at the emperor's own; `boot` is 10 lower in priority. Only
- * root may raise a priority back (CAP_SYS_NICE), so another emperor does not lower it at all.
+ * CAP_SYS_NICE raises a priority back (root in a default container lacks it), so an emperor
+ * without it does not lower one at all.
  */
+const CAP_SYS_NICE = 23;
 const BOOT_PRIORITY = (() => {
   const base = getPriority();
-  return { base, boot: Math.min(19, base + 10), canRestore: process.getuid?.() === 0 };
+  return { base, boot: Math.min(19, base + 10), canRestore: hasCapability(CAP_SYS_NICE) };
 })();
+
+function hasCapability(bit: number): boolean {
+  try {
+    const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    return hex !== undefined && ((BigInt(`0x${hex}`) >> BigInt(bit)) & 1n) === 1n;
+  } catch {
+    return false;
+  }
+}
 
 /** `log`, `log-max-size`, `log-backups`, `log-timestamps`: a change of any reopens or reconfigures the log. */
 function logKey(c: VassalConfig): string {
