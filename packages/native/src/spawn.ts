@@ -167,7 +167,18 @@ export function closeRawFd(fd: number): void {
   addon().closeFd(fd);
 }
 
-/** Sets the nice value of every process in a process group (setpriority PRIO_PGRP). */
-export function setGroupPriority(pgid: number, nice: number): void {
-  addon().setGroupPriority(pgid, nice);
+/**
+ * Sets the nice value of every process in a process group (setpriority PRIO_PGRP). False when
+ * the group no longer exists; any other failure (EACCES, EPERM) throws with its `code`.
+ */
+export function setGroupPriority(pgid: number, nice: number): boolean {
+  try {
+    addon().setGroupPriority(pgid, nice);
+    return true;
+  } catch (error) {
+    const errno = (error as Partial<SpawnError>).errno;
+    if (typeof errno !== 'number') throw error;
+    if (errno === constants.errno.ESRCH) return false;
+    throw Object.assign(error as Error, { code: errnoName(errno) });
+  }
 }

@@ -243,7 +243,7 @@ export class VassalRunner {
         beside ? BOOT_PRIORITY.boot : 0,
       );
     } catch (err) {
-      // fork() itself failed (EAGAIN, ENOMEM): an outcome like any other, never a stuck instance.
+      // The spawn itself failed (EAGAIN, ENOMEM): an outcome like any other, never a stuck instance.
       result = { ok: false, reason: `cannot spawn: ${(err as Error).message}` };
     }
     const at = this.#deps.now();
@@ -327,14 +327,13 @@ export class VassalRunner {
       if (inst?.state === 'starting' && this.#servingBeside(inst.generation)) continue;
       this.#booting.delete(pid);
       try {
-        setGroupPriority(pid, BOOT_PRIORITY.base);
+        setGroupPriority(pid, BOOT_PRIORITY.base); // false: the group is gone already
       } catch (err) {
-        // ESRCH: the group is gone already. Anything else leaves it slower than it should be.
-        if ((err as NodeJS.ErrnoException).code !== 'ESRCH')
-          this.#deps.logger.warn(
-            { vassal: this.name, event: 'priority-not-restored', pid, err },
-            'priority-not-restored',
-          );
+        // It keeps running, slower than it should.
+        this.#deps.logger.warn(
+          { vassal: this.name, event: 'priority-not-restored', pid, err },
+          'priority-not-restored',
+        );
       }
     }
   }
