@@ -210,3 +210,30 @@ export async function runWrk(
   r.text = out;
   return r;
 }
+
+/**
+ * The same report as runWrk, from bench/rate-load.mjs: `rate` requests per second whatever the
+ * answers take (an open loop), over `connections` keep-alive connections at most.
+ */
+export async function runRate(port, { rate, connections = 32, seconds = 10, timeout = 2 }) {
+  const script = join(ROOT, 'bench', 'rate-load.mjs');
+  const child = spawn(process.execPath, [script, port, rate, seconds, connections, timeout].map(String), {
+    env: cleanEnv(),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  track(child.pid);
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (c) => (out += c));
+  const code = await new Promise((r) => child.once('exit', r));
+  untrack(child.pid);
+  const line = out.split('\n').find((l) => l.startsWith('RATEJSON '));
+  if (!line) throw new Error(`rate-load exited ${code} without a report: ${out}`);
+  const r = JSON.parse(line.slice('RATEJSON '.length));
+  for (const k of ['p50', 'p90', 'p99', 'p999', 'max', 'mean']) r[k] /= 1000;
+  r.seconds = r.durationUs / 1e6;
+  r.rps = r.requests / r.seconds;
+  r.errors = r.connect + r.read + r.write + r.timeout;
+  r.text = out;
+  return r;
+}

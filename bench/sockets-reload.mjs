@@ -10,7 +10,9 @@
 // costs the instances serving, with no socket hand-over at all.
 // Usage: node bench/sockets-reload.mjs [apps=node,gunicorn] [seconds=10] [reloads=3] [rounds=1] [threads=2] [connections=32]
 // (each round rotates the order of its runs, so a drift of the machine's load favours none.)
-// GUNICORN_ARGS adds arguments to the gunicorn command line (e.g. --preload).
+// GUNICORN_ARGS adds arguments to the gunicorn command line (e.g. --preload); BENCH_RATE=N
+// replaces wrk by an open-loop load of N requests/s (bench/rate-load.mjs); GUNICORN_READY sets
+// gunicorn's `ready` (default notify).
 import { existsSync, readFileSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { deadline, fmt, median, printTable, sleep, startEmperor, verdict } from './lib.mjs';
@@ -23,6 +25,7 @@ import {
   freePort,
   printMachine,
   probe,
+  runRate,
   runWrk,
 } from './sockets-lib.mjs';
 
@@ -32,12 +35,18 @@ const RELOADS = Number(process.argv[4] ?? 3);
 const ROUNDS = Number(process.argv[5] ?? 1);
 const LOAD = { threads: Number(process.argv[6] ?? 2), connections: Number(process.argv[7] ?? 32) };
 deadline(115_000, 'sockets-reload');
+// BENCH_RATE=N: an open-loop load of N requests/s (bench/rate-load.mjs) in place of wrk.
+const RATE = Number(process.env.BENCH_RATE ?? 0);
+const load = (port) =>
+  RATE > 0
+    ? runRate(port, { rate: RATE, seconds: SECONDS, connections: LOAD.connections })
+    : runWrk(port, { seconds: SECONDS, ...LOAD });
 printMachine();
 
 function vassal(app, port) {
   const common = `socket = 127.0.0.1:${port}\nprocesses = 3\nstop-timeout = 15\n`;
   if (app === 'gunicorn') {
-    return `[vassal]\nexec = ${GUNICORN} --workers 2 ${process.env.GUNICORN_ARGS ?? ''} --chdir ${WSGI_DIR} wsgi_app:app\n${common}ready = notify\n`;
+    return `[vassal]\nexec = ${GUNICORN} --workers 2 ${process.env.GUNICORN_ARGS ?? ''} --chdir ${WSGI_DIR} wsgi_app:app\n${common}ready = ${process.env.GUNICORN_READY ?? 'notify'}\n`;
   }
   // nodeMS (node0, node3000): the SDK with spreadMs = MS, the window over which it sends
   // keep-alive clients away (default 1000).
@@ -66,7 +75,7 @@ for (const app of APPS) {
   const reloadRun = async () => {
     const from = emperor.lines.length;
     const startedAt = Date.now();
-    const loaded = runWrk(port, { seconds: SECONDS, ...LOAD });
+    const loaded = load(port);
     const readyMs = [];
     for (let i = 1; i <= RELOADS; i++) {
       await sleep(Math.max(0, startedAt + (i * SECONDS * 1000) / (RELOADS + 1) - Date.now()));
@@ -116,10 +125,10 @@ for (const app of APPS) {
       notes.push(`${app}: emperor ${JSON.stringify(l)}`);
     return { ...r, reloads: readyMs.length };
   };
-  const steadyRun = async () => ({ ...(await runWrk(port, { seconds: SECONDS, ...LOAD })), reloads: 0 });
+  const steadyRun = async () => ({ ...(await load(port)), reloads: 0 });
   const controlRun = async () => {
     const startedAt = Date.now();
-    const loaded = runWrk(port, { seconds: SECONDS, ...LOAD });
+    const loaded = load(port);
     for (let i = 1; i <= RELOADS; i++) {
       await sleep(Math.max(0, startedAt + (i * SECONDS * 1000) / (RELOADS + 1) - Date.now()));
       await Promise.all([directStart(), directStart(), directStart()]);
