@@ -227,7 +227,7 @@ export class VassalRunner {
     }
     // Booting beside a serving generation (a rolling reload), a new instance must not take the
     // CPU the serving ones answer with: it starts at a lower priority until it is ready.
-    const beside = BOOT_PRIORITY.canRestore && this.#servingBeside(generation);
+    const beside = CAN_RESTORE_PRIORITY && this.#servingBeside(generation);
     let result: ReturnType<typeof spawnInstance>;
     try {
       result = spawnInstance(
@@ -240,7 +240,7 @@ export class VassalRunner {
           notifySocket: notify?.address,
           notifyFd: config.ready.kind === 'fd',
         },
-        beside ? BOOT_PRIORITY.boot : 0,
+        beside ? Math.min(19, getPriority() + BOOT_NICE) : 0,
       );
     } catch (err) {
       // The spawn itself failed (EAGAIN, ENOMEM): an outcome like any other, never a stuck instance.
@@ -327,7 +327,7 @@ export class VassalRunner {
       if (inst?.state === 'starting' && this.#servingBeside(inst.generation)) continue;
       this.#booting.delete(pid);
       try {
-        setGroupPriority(pid, BOOT_PRIORITY.base); // false: the group is gone already
+        setGroupPriority(pid, getPriority()); // the emperor's own now; false: the group is gone already
       } catch (err) {
         // It keeps running, slower than it should.
         this.#deps.logger.warn(
@@ -354,15 +354,12 @@ export class VassalRunner {
 }
 
 /**
- * Nice values: instances normally run at the emperor's own; `boot` is 10 lower in priority. Only
- * CAP_SYS_NICE raises a priority back (root in a default container lacks it), so an emperor
- * without it does not lower one at all.
+ * Instances normally run at the emperor's own nice value; booting beside a serving generation,
+ * BOOT_NICE more. Only CAP_SYS_NICE raises a priority back (root in a default container lacks
+ * it), so an emperor without it does not lower one at all.
  */
-const CAP_SYS_NICE = 23;
-const BOOT_PRIORITY = (() => {
-  const base = getPriority();
-  return { base, boot: Math.min(19, base + 10), canRestore: hasCapability(CAP_SYS_NICE) };
-})();
+const BOOT_NICE = 10;
+const CAN_RESTORE_PRIORITY = hasCapability(23); // CAP_SYS_NICE
 
 function hasCapability(bit: number): boolean {
   try {
