@@ -46,6 +46,11 @@ export function makeSocketError(
   return Object.assign(error, { code, errno, syscall, address });
 }
 
+/** `ENOENT` for 2: libuv's names, the ones Node's own errors carry in `code`. */
+export function errnoName(errno: number): string {
+  return getSystemErrorMap().get(-errno)?.[0] ?? `E${errno}`;
+}
+
 function lowerFirst(text: string): string {
   return text.charAt(0).toLowerCase() + text.slice(1);
 }

@@ -4,6 +4,7 @@
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import { addon, type WatchHandle } from './binding.js';
+import { errnoName } from './errors.js';
 
 export interface SpawnRequest {
   /** Absolute path of the program (no PATH search here). */
@@ -149,11 +150,6 @@ function spawnError(error: unknown, file: string): unknown {
     { code, errno: raw.errno, syscall: raw.syscall },
   );
   return failure;
-}
-
-function errnoName(errno: number): string {
-  for (const [name, n] of Object.entries(constants.errno)) if (n === errno) return name;
-  return `E${errno}`;
 }
 
 /** A close-on-exec pipe: the read end as a Node stream, the write end as a raw fd for `fds`. */
