@@ -7,22 +7,17 @@ import { tempDir, waitFor } from './support.js';
 
 const devNull = openSync('/dev/null', 'r');
 
-/** Runs `script` with /bin/sh through spawnProcess; resolves with its stdout and exit. */
-async function run(
-  script: string,
-  request: Partial<SpawnRequest> = {},
-  extraFds: number[] = [],
+/** An entry of `fds` that stands for the write end of the pipe whose output is collected. */
+const OUT = 'out';
+
+/** Spawns `request`, its OUT fds being one pipe; resolves with what came out of it and the exit. */
+async function collect(
+  request: Omit<SpawnRequest, 'fds'> & { fds: readonly (number | typeof OUT)[] },
 ): Promise<{ out: string; exit: Exit; pid: number }> {
   const out = openPipe();
   let child;
   try {
-    child = spawnProcess({
-      file: '/bin/sh',
-      argv: ['sh', '-c', script],
-      env: { PATH: '/usr/bin:/bin' },
-      fds: [devNull, out.writeFd, out.writeFd, ...extraFds],
-      ...request,
-    });
+    child = spawnProcess({ ...request, fds: request.fds.map((fd) => (fd === OUT ? out.writeFd : fd)) });
   } finally {
     closeRawFd(out.writeFd);
   }
@@ -36,6 +31,21 @@ async function run(
     new Promise((resolve) => out.readable.once('close', resolve)),
   ]);
   return { out: text, exit, pid: child.pid };
+}
+
+/** Runs `script` with /bin/sh, stdout and stderr collected. */
+function run(
+  script: string,
+  request: Partial<SpawnRequest> = {},
+  extraFds: number[] = [],
+): Promise<{ out: string; exit: Exit; pid: number }> {
+  return collect({
+    file: '/bin/sh',
+    argv: ['sh', '-c', script],
+    env: { PATH: '/usr/bin:/bin' },
+    ...request,
+    fds: [devNull, OUT, OUT, ...extraFds],
+  });
 }
 
 void test('the child gets argv, env, cwd, umask and its own pid in the named variables', async () => {
@@ -143,26 +153,13 @@ void test(
 
 void test('fds are shuffled into place even when a source is another target', async () => {
   // The pipe's write end is given as fd 1 and 3: a naive dup2 loop would clobber a source.
-  const out = openPipe();
-  let child;
-  try {
-    child = spawnProcess({
-      file: '/bin/sh',
-      argv: ['sh', '-c', 'echo one; echo three >&3'],
-      env: { PATH: '/usr/bin:/bin' },
-      fds: [devNull, out.writeFd, -1, out.writeFd],
-    });
-  } finally {
-    closeRawFd(out.writeFd);
-  }
-  let text = '';
-  out.readable.setEncoding('utf8');
-  out.readable.on('data', (chunk: string) => (text += chunk));
-  await new Promise((resolve) => out.readable.once('close', resolve));
-  await new Promise<Exit>((resolve) => {
-    child.onExit(resolve);
+  const { out } = await collect({
+    file: '/bin/sh',
+    argv: ['sh', '-c', 'echo one; echo three >&3'],
+    env: { PATH: '/usr/bin:/bin' },
+    fds: [devNull, OUT, -1, OUT],
   });
-  assert.equal(text, 'one\nthree\n');
+  assert.equal(out, 'one\nthree\n');
 });
 
 void test('a script without "#!" is run by /bin/sh, as execvp does', async (t) => {
@@ -170,22 +167,7 @@ void test('a script without "#!" is run by /bin/sh, as execvp does', async (t) =
   const script = `${dir}/plain`;
   writeFileSync(script, 'echo "from sh: $1"\n');
   chmodSync(script, 0o755);
-  const out = openPipe();
-  let child;
-  try {
-    child = spawnProcess({ file: script, argv: ['plain', 'x'], env: {}, fds: [devNull, out.writeFd] });
-  } finally {
-    closeRawFd(out.writeFd);
-  }
-  let text = '';
-  out.readable.setEncoding('utf8');
-  out.readable.on('data', (chunk: string) => (text += chunk));
-  await new Promise((resolve) => out.readable.once('close', resolve));
-  assert.deepEqual(
-    await new Promise<Exit>((resolve) => {
-      child.onExit(resolve);
-    }),
-    { code: 0, signal: null },
-  );
-  assert.equal(text, 'from sh: x\n');
+  const { out, exit } = await collect({ file: script, argv: ['plain', 'x'], env: {}, fds: [devNull, OUT] });
+  assert.deepEqual(exit, { code: 0, signal: null });
+  assert.equal(out, 'from sh: x\n');
 });
