@@ -200,9 +200,14 @@ export async function runWrk(
   child.stderr.on('data', (c) => (err += c));
   const code = await new Promise((r) => child.once('exit', r));
   untrack(child.pid);
-  const line = out.split('\n').find((l) => l.startsWith('WRKJSON '));
-  if (!line) throw new Error(`wrk exited ${code} without a report: ${out}${err}`);
-  const r = JSON.parse(line.slice('WRKJSON '.length));
+  return report(out, 'WRKJSON ', () => `wrk exited ${code} without a report: ${out}${err}`);
+}
+
+/** The `PREFIX{json}` line of a load generator's output, latencies in ms and totals added. */
+function report(out, prefix, missing) {
+  const line = out.split('\n').find((l) => l.startsWith(prefix));
+  if (!line) throw new Error(missing());
+  const r = JSON.parse(line.slice(prefix.length));
   for (const k of ['p50', 'p90', 'p99', 'p999', 'max', 'mean']) r[k] /= 1000;
   r.seconds = r.durationUs / 1e6;
   r.rps = r.requests / r.seconds;
@@ -227,13 +232,5 @@ export async function runRate(port, { rate, connections = 32, seconds = 10, time
   child.stdout.on('data', (c) => (out += c));
   const code = await new Promise((r) => child.once('exit', r));
   untrack(child.pid);
-  const line = out.split('\n').find((l) => l.startsWith('RATEJSON '));
-  if (!line) throw new Error(`rate-load exited ${code} without a report: ${out}`);
-  const r = JSON.parse(line.slice('RATEJSON '.length));
-  for (const k of ['p50', 'p90', 'p99', 'p999', 'max', 'mean']) r[k] /= 1000;
-  r.seconds = r.durationUs / 1e6;
-  r.rps = r.requests / r.seconds;
-  r.errors = r.connect + r.read + r.write + r.timeout;
-  r.text = out;
-  return r;
+  return report(out, 'RATEJSON ', () => `rate-load exited ${code} without a report: ${out}`);
 }
