@@ -1,7 +1,13 @@
 // Stop without losing a request: on the stop signal, stop accepting (the kernel keeps queueing
 // new clients on the shared socket, for the other instances and the next generation), finish the
 // requests in flight, and move keep-alive clients off this process: each gets its next response
-// with `Connection: close`, and a connection that stays idle is closed. Then exit.
+// with `Connection: close`, and a connection that stays idle is closed when the server would have
+// closed it anyway (its keep-alive timeout). Then exit.
+// Closing an idle connection any earlier races with a client that is reusing it at that moment:
+// its request fails, and Node's http.Agent does not retry. At the keep-alive timeout, clients
+// expect the close (they read the `Keep-Alive: timeout=N` hint), so the drain adds no failure
+// that steady state does not already have; the price is an old generation lingering up to that
+// timeout while idle clients hold connections to it.
 // Keep-alive clients are sent away at random moments over `spreadMs` rather than all at once: a
 // burst of reconnections onto a new generation that has not warmed up yet is what costs a rolling
 // reload its tail latency (Envoy's gradual drain does the same).
@@ -19,7 +25,8 @@ export interface GracefulShutdownOptions {
    * emperor's `stop-timeout` defaults to 30 s, after which it sends SIGKILL). */
   readonly timeoutMs?: number;
   /** An HTTP connection idle this long is closed; one idle for less may be carrying the client's
-   * next request, which then gets `Connection: close`. Default 1000 ms. */
+   * next request, which then gets `Connection: close`. Default: the server's `keepAliveTimeout`
+   * (Node's default 5000 ms), or 5000 ms when that is 0 (no timeout). */
   readonly idleGraceMs?: number;
   /** Keep-alive clients are asked to leave at random moments within this window from the signal,
    * so that they move to the next generation gradually. 0 sends them all away at once. At most
@@ -38,7 +45,7 @@ export interface GracefulShutdown {
 }
 
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 25_000;
-export const DEFAULT_IDLE_GRACE_MS = 1000;
+export const DEFAULT_IDLE_GRACE_MS = 5000;
 export const DEFAULT_SPREAD_MS = 1000;
 
 interface Connection {
@@ -61,7 +68,10 @@ function isHttp(server: NetServer): boolean {
  */
 export function gracefulShutdown(server: NetServer, options: GracefulShutdownOptions = {}): GracefulShutdown {
   const timeoutMs = options.timeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
-  const idleGraceMs = options.idleGraceMs ?? DEFAULT_IDLE_GRACE_MS;
+  // Read at drain time: the app may set keepAliveTimeout after calling this.
+  const idleGrace = (): number =>
+    options.idleGraceMs ??
+    ((server as { keepAliveTimeout?: number }).keepAliveTimeout || DEFAULT_IDLE_GRACE_MS);
   const spreadMs = Math.min(options.spreadMs ?? DEFAULT_SPREAD_MS, timeoutMs / 2);
   // Past the deadline a busy client would be cut off mid-request instead of sent away.
   if (!(spreadMs >= 0))
@@ -111,7 +121,7 @@ export function gracefulShutdown(server: NetServer, options: GracefulShutdownOpt
   };
 
   // A connection idle for the grace carries no traffic to spread: it closes whatever its turn.
-  const closeIdle = (now: number): void => {
+  const closeIdle = (now: number, idleGraceMs: number): void => {
     for (const [socket, conn] of connections)
       if (conn.active === 0 && now - conn.idleSince >= idleGraceMs) socket.destroy();
   };
@@ -137,12 +147,13 @@ export function gracefulShutdown(server: NetServer, options: GracefulShutdownOpt
         resolve('drained');
       });
       if (http) {
+        const idleGraceMs = idleGrace();
         const tick = Math.max(10, Math.min(100, idleGraceMs / 4));
         sweep = setInterval(() => {
           markLeaving(Date.now());
-          closeIdle(Date.now());
+          closeIdle(Date.now(), idleGraceMs);
         }, tick);
-        closeIdle(Date.now());
+        closeIdle(Date.now(), idleGraceMs);
       }
     });
 

@@ -170,6 +170,22 @@ void test('an idle keep-alive connection is closed at once when idle longer than
   assert.ok(Date.now() - started < 1000, `drained in ${Date.now() - started} ms`);
 });
 
+void test("by default an idle keep-alive connection stays open until the server's keep-alive timeout, and a request on it is answered", async (t) => {
+  const { server, port, shutdown } = await serve(t, (_req, res) => res.end('ok'), { spreadMs: 0 });
+  server.keepAliveTimeout = 4000;
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => {
+    agent.destroy();
+  });
+  assert.equal((await fetchText(port, '/', agent)).reused, false);
+  const outcome = shutdown.shutdown();
+  // Idle past the old 1 s grace: a client reusing its connection now must not see a reset.
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const again = await fetchText(port, '/', agent);
+  assert.deepEqual([again.status, again.reused, again.headers.connection], [200, true, 'close']);
+  assert.equal(await outcome, 'drained');
+});
+
 void test('the deadline destroys what is left and says timeout', async (t) => {
   const { server, port, shutdown } = await serve(t, () => undefined, { timeoutMs: 300 });
   const arrived = once(server, 'request');
