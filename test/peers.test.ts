@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   FIXTURES,
+  ROOT,
   alive,
   controlSocket,
   freePort,
@@ -60,6 +61,39 @@ void test(
     await load.stop();
     assert.deepEqual(load.failures, []);
     assert.equal((await getJson(port)).generation, '2');
+  },
+);
+
+void test(
+  "gunicorn says READY=1 before its workers have loaded the app; contrib/gunicorn/ready.py says it once they all have",
+  { skip: existsSync(GUNICORN) ? false : `${GUNICORN} is not installed (apt-get install gunicorn)` },
+  async (t) => {
+    const emp = await startEmperor(t);
+    const vassal = (port: number, config: string) =>
+      `[vassal]\nexec = ${GUNICORN} ${config} --workers 2 --chdir ${FIXTURES} wsgi_app:app\nsocket = 127.0.0.1:${port}\nready = notify\nenv = IMPORT_DELAY=1\n`;
+    emp.write('plain.ini', vassal(await freePort(), ''));
+    emp.write('hooked.ini', vassal(await freePort(), `-c ${join(ROOT, 'contrib', 'gunicorn', 'ready.py')}`));
+    const imported = async (name: string) =>
+      waitFor(
+        () => {
+          const lines = readFileSync(join(emp.logDir, `${name}.log`), 'utf8')
+            .split('\n')
+            .filter((l) => l.includes('"imported"'))
+            .map((l) => (JSON.parse(l.slice(l.indexOf('{'))) as { time: number }).time);
+          return lines.length === 2 && Math.max(...lines);
+        },
+        { what: `both ${name} workers' imported lines` },
+      );
+    const plainRunning = await emp.waitLine(runningOf('plain', 1), 'plain gunicorn running');
+    const hookedRunning = await emp.waitLine(runningOf('hooked', 1), 'hooked gunicorn running');
+    assert.ok(
+      (plainRunning.time as number) < (await imported('plain')),
+      "gunicorn's own READY=1 comes before its workers have the app",
+    );
+    assert.ok(
+      (hookedRunning.time as number) >= (await imported('hooked')),
+      'with the hooks, running comes after both workers loaded the app',
+    );
   },
 );
 
