@@ -182,6 +182,74 @@ void test('rolling reload: the new generation starts beside the old, which is re
   assert.equal(d.v.generation, 2);
 });
 
+void test('reload-batch = 1: the new instances boot one at a time; the old generation serves until all are ready', () => {
+  const sockets = [
+    { kind: 'tcp', name: undefined, host: '127.0.0.1', port: 8080, address: '127.0.0.1:8080' } as const,
+  ];
+  const cfg = testConfig({
+    sockets,
+    reload: { kind: 'rolling' },
+    processes: 3,
+    reloadBatch: 1,
+    ready: { kind: 'notify' },
+  });
+  const d = new Drive(cfg);
+  const pid = counter();
+  const first = d.start(0);
+  assert.equal(first.filter((e) => e.type === 'spawn').length, 3, 'a first start boots all at once');
+  d.spawned(first, 0, pid);
+  for (const p of [100, 101, 102]) d.send({ type: 'ready', pid: p, at: 1 });
+  const spawnsOf = (fx: Effect[]) => fx.flatMap((e) => (e.type === 'spawn' ? [[e.generation, e.index]] : []));
+  const signals = (fx: Effect[]) => fx.flatMap((e) => (e.type === 'signal' ? [e.pid] : []));
+
+  const fx = d.send({ type: 'update', config: cfg, at: 10 });
+  assert.deepEqual(spawnsOf(fx), [[2, 0]]);
+  d.spawned(fx, 11, pid); // 103
+  const second = d.send({ type: 'ready', pid: 103, at: 12 });
+  assert.deepEqual(spawnsOf(second), [[2, 1]]);
+  assert.deepEqual(signals(second), [], 'nothing retired before the whole generation is ready');
+  assert.equal(d.v.state, 'reloading');
+  d.spawned(second, 12, pid); // 104
+  const third = d.send({ type: 'ready', pid: 104, at: 13 });
+  assert.deepEqual(spawnsOf(third), [[2, 2]]);
+  d.spawned(third, 13, pid); // 105
+  const retire = d.send({ type: 'ready', pid: 105, at: 14 });
+  assert.equal(d.v.state, 'running');
+  assert.deepEqual(signals(retire), [100, 101, 102]);
+  assert.deepEqual(d.v.pendingSlots, []);
+});
+
+void test('reload-batch: a batch that fails abandons the reload with nothing left pending; the old generation serves on', () => {
+  const sockets = [
+    { kind: 'tcp', name: undefined, host: '127.0.0.1', port: 8080, address: '127.0.0.1:8080' } as const,
+  ];
+  const cfg = testConfig({
+    sockets,
+    reload: { kind: 'rolling' },
+    processes: 3,
+    reloadBatch: 2,
+    ready: { kind: 'notify' },
+  });
+  const d = new Drive(cfg);
+  const pid = counter();
+  d.spawned(d.start(0), 0, pid);
+  for (const p of [100, 101, 102]) d.send({ type: 'ready', pid: p, at: 1 });
+  const fx = d.send({ type: 'update', config: cfg, at: 10 });
+  assert.equal(fx.filter((e) => e.type === 'spawn').length, 2);
+  d.spawned(fx, 11, pid); // 103, 104
+  d.send({ type: 'ready', pid: 103, at: 12 });
+  const died = d.send({ type: 'exited', pid: 104, code: 1, signal: null, at: 13 });
+  assert.ok(!died.some((e) => e.type === 'spawn'), 'the last batch never starts');
+  assert.deepEqual(
+    died.flatMap((e) => (e.type === 'signal' ? [e.pid] : [])),
+    [103],
+  );
+  assert.equal(d.v.state, 'running');
+  assert.equal(d.v.generation, 1);
+  assert.deepEqual(d.v.pendingSlots, []);
+  assert.match(d.v.reason ?? '', /reload failed: instance 1 exited before it was ready/);
+});
+
 void test('rolling reload that never becomes ready: the old generation keeps serving', () => {
   const sockets = [
     { kind: 'tcp', name: undefined, host: '127.0.0.1', port: 8080, address: '127.0.0.1:8080' } as const,

@@ -31,6 +31,7 @@ export function createVassal(config: VassalConfig): Vassal {
     generation: 0,
     lastGeneration: 0,
     instances: [],
+    pendingSlots: [],
     restarts: 0,
     backoffStep: 0,
     backoffUntil: undefined,
@@ -128,7 +129,10 @@ function startGeneration(s: Step, config: VassalConfig, at: number): Step {
   });
   s.log('info', 'generation-start', { processes: config.processes });
   const indexes = Array.from({ length: config.processes }, (_, i) => i);
-  return spawnSlots(s, config, generation, indexes, at);
+  // Batches only beside a serving generation: with nothing serving, booting all at once is fastest.
+  const batch = rolling ? config.reloadBatch : config.processes;
+  s.set({ pendingSlots: indexes.slice(batch) });
+  return spawnSlots(s, config, generation, indexes.slice(0, batch), at);
 }
 
 /** The first state of a vassal that is meant to run: bind its sockets if needed, then wait or start. */
@@ -190,7 +194,12 @@ function stopInstances(s: Step, which: (i: Instance) => boolean): Step {
 /** Stops everything, then does what `goal` says once the last instance is gone. */
 function stopAll(s: Step, goal: StopGoal, at: number): Transition {
   s.emit({ type: 'cancel', timer: { kind: 'backoff' } }, { type: 'cancel', timer: { kind: 'retry' } });
-  stopInstances(s, () => true).set({ stopGoal: goal, backoffUntil: undefined, binding: false });
+  stopInstances(s, () => true).set({
+    stopGoal: goal,
+    backoffUntil: undefined,
+    binding: false,
+    pendingSlots: [],
+  });
   if (goal.kind === 'restart') s.set({ state: 'reloading' });
   else s.set({ state: 'stopping' });
   return settle(s, at);
@@ -230,6 +239,12 @@ function settle(s: Step, at: number): Transition {
     const mine = current(v);
     // Not `=== processes`: with `restart = no` an instance that exited stays down.
     const ready = mine.length > 0 && mine.every((i) => i.state === 'running');
+    if (ready && v.pendingSlots.length > 0) {
+      // A batched rolling reload: this batch is ready, the next one boots.
+      const next = v.pendingSlots.slice(0, v.config.reloadBatch);
+      s.set({ pendingSlots: v.pendingSlots.slice(next.length) });
+      return spawnSlots(s, v.config, v.generation, next, at).done();
+    }
     if (ready) {
       s.set({ state: 'running', reason: undefined, servingConfig: undefined });
       s.log('info', 'running', { pids: mine.map((i) => i.pid).join(',') });
@@ -333,6 +348,7 @@ function failGeneration(s: Step, generation: number, reason: string, at: number)
     // Abandon the new generation; the old one serves on.
     stopInstances(s, (i) => i.generation === generation);
     s.set({
+      pendingSlots: [],
       generation: older[0].generation,
       state: 'running',
       reason: `reload failed: ${reason}`,
@@ -419,7 +435,14 @@ const onTimer: Handler<'timer'> = (v, e) => {
       if (v.state !== 'backoff') return s.done();
       const alive = new Set(current(v).map((i) => i.index));
       const missing = Array.from({ length: v.config.processes }, (_, i) => i).filter((i) => !alive.has(i));
-      s.set({ state: 'starting', backoffUntil: undefined, restarts: v.restarts + missing.length });
+      // Slots a batched reload had not reached yet are spawned too (and not counted as restarts).
+      const restarted = missing.filter((i) => !v.pendingSlots.includes(i)).length;
+      s.set({
+        state: 'starting',
+        backoffUntil: undefined,
+        restarts: v.restarts + restarted,
+        pendingSlots: [],
+      });
       return spawnSlots(s, v.config, v.generation, missing, e.at).done();
     }
     case 'retry':
