@@ -74,11 +74,15 @@ export function probe(port, timeoutMs = 5000) {
 export async function directStart(extraEnv = {}) {
   const port = await freePort();
   const spawnAt = nowMs();
-  const child = spawn(NODE, [APP], {
+  // BENCH_DIRECT_PREFIX (such as `nice -n 10` or `chrt -i 0`) wraps the app's command: what a
+  // scheduling class for booting processes would buy the instances serving.
+  const prefix = (process.env.BENCH_DIRECT_PREFIX ?? '').split(' ').filter(Boolean);
+  const [cmd, ...args] = [...prefix, NODE, APP];
+  const child = spawn(cmd, args, {
     env: cleanEnv({ PORT: String(port), ...extraEnv }),
     stdio: ['ignore', 'pipe', 'inherit'],
-    // The emperor starts each instance in a session of its own (and so, with the kernel's
-    // sched_autogroup, a CPU group of its own); BENCH_DIRECT_DETACHED=1 does the same here.
+    // BENCH_DIRECT_DETACHED=1: a session of its own (and so, with the kernel's sched_autogroup, a
+    // CPU group of its own), which the emperor once gave each instance.
     detached: process.env.BENCH_DIRECT_DETACHED === '1',
   });
   track(child.pid);
@@ -216,13 +220,20 @@ function report(out, prefix, missing) {
   return r;
 }
 
+/** Seconds of load before runRate counts, so that the client's own start-up is not measured. */
+export const RATE_WARMUP_S = 1;
+
 /**
  * The same report as runWrk, from bench/rate-load.mjs: `rate` requests per second whatever the
  * answers take (an open loop), over `connections` keep-alive connections at most.
  */
-export async function runRate(port, { rate, connections = 32, seconds = 10, timeout = 2 }) {
+export async function runRate(
+  port,
+  { rate, connections = 32, seconds = 10, timeout = 2, warmup = RATE_WARMUP_S, trace },
+) {
   const script = join(ROOT, 'bench', 'rate-load.mjs');
-  const child = spawn(process.execPath, [script, port, rate, seconds, connections, timeout].map(String), {
+  const args = [script, port, rate, seconds, connections, timeout, warmup, ...(trace ? [trace] : [])];
+  const child = spawn(process.execPath, args.map(String), {
     env: cleanEnv(),
     stdio: ['ignore', 'pipe', 'inherit'],
   });

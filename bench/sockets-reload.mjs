@@ -4,7 +4,9 @@
 // Apps: `node` (bench/apps/keepalive-app.mjs, keep-alive, drained by the vassal SDK's
 // gracefulShutdown(), ready = fd), `nodeMS` such as `node0` (the same with the SDK's spreadMs = MS), `own` (the same app with the bench's own drain), `naive` (the
 // same app with Node's own server.close(), which destroys idle keep-alive connections), and
-// `gunicorn` (Debian's, 2 sync workers per instance, ready = notify).
+// `gunicorn` (Debian's, 2 sync workers per instance, ready = notify), and `gunicorn-ready` (the
+// same with contrib/gunicorn/ready.py: READY=1 once its workers have loaded the app). `APP/N`
+// (`gunicorn-ready/1`) gives the vassal `reload-batch = N`.
 // For the Node apps a third, control run starts 3 copies of the same app directly (no emperor,
 // own ports) at the same moments instead of reloading: what the CPU of booting a generation
 // costs the instances serving, with no socket hand-over at all.
@@ -12,7 +14,8 @@
 // (each round rotates the order of its runs, so a drift of the machine's load favours none.)
 // GUNICORN_ARGS adds arguments to the gunicorn command line (e.g. --preload); BENCH_RATE=N
 // replaces wrk by an open-loop load of N requests/s (bench/rate-load.mjs); GUNICORN_READY sets
-// gunicorn's `ready` (default notify).
+// gunicorn's `ready` (default notify). The Node app keeps Node's keep-alive timeout (5 s), which the
+// SDK's drain waits for before closing an idle connection (KEEPALIVE_MS in its env changes it).
 import { existsSync, readFileSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { deadline, fmt, median, printTable, sleep, startEmperor, verdict } from './lib.mjs';
@@ -20,6 +23,7 @@ import {
   APP,
   GUNICORN,
   NODE,
+  RATE_WARMUP_S,
   WSGI_DIR,
   directStart,
   freePort,
@@ -34,7 +38,8 @@ const SECONDS = Number(process.argv[3] ?? 10);
 const RELOADS = Number(process.argv[4] ?? 3);
 const ROUNDS = Number(process.argv[5] ?? 1);
 const LOAD = { threads: Number(process.argv[6] ?? 2), connections: Number(process.argv[7] ?? 32) };
-deadline(115_000, 'sockets-reload');
+// Each run lasts SECONDS (plus rate-load's warm-up) and up to ~10 s of drains and probes.
+deadline(Math.max(115_000, 30_000 + APPS.length * ROUNDS * 3 * (SECONDS + 12) * 1000), 'sockets-reload');
 // BENCH_RATE=N: an open-loop load of N requests/s (bench/rate-load.mjs) in place of wrk.
 const RATE = Number(process.env.BENCH_RATE ?? 0);
 const load = (port) =>
@@ -43,10 +48,18 @@ const load = (port) =>
     : runWrk(port, { seconds: SECONDS, ...LOAD });
 printMachine();
 
-function vassal(app, port) {
-  const common = `socket = 127.0.0.1:${port}\nprocesses = 3\nstop-timeout = 15\n`;
-  if (app === 'gunicorn') {
-    return `[vassal]\nexec = ${GUNICORN} --workers 2 ${process.env.GUNICORN_ARGS ?? ''} --chdir ${WSGI_DIR} wsgi_app:app\n${common}ready = ${process.env.GUNICORN_READY ?? 'notify'}\n`;
+const GUNICORN_READY_HOOKS = join(WSGI_DIR, '..', '..', 'contrib', 'gunicorn', 'ready.py');
+const isGunicorn = (app) => app.startsWith('gunicorn');
+
+/** `APP/N`: the vassal has `reload-batch = N` (its new instances boot N at a time). */
+function vassal(appAndBatch, port) {
+  const [app, batch] = appAndBatch.split('/');
+  const batched = batch === undefined ? '' : `reload-batch = ${batch}\n`;
+  const common = `socket = 127.0.0.1:${port}\nprocesses = 3\nstop-timeout = 15\n${batched}`;
+  if (isGunicorn(app)) {
+    // gunicorn-ready: READY=1 once the workers have the app (contrib/gunicorn/ready.py).
+    const hooks = app === 'gunicorn-ready' ? `-c ${GUNICORN_READY_HOOKS} ` : '';
+    return `[vassal]\nexec = ${GUNICORN} ${hooks}--workers 2 ${process.env.GUNICORN_ARGS ?? ''} --chdir ${WSGI_DIR} wsgi_app:app\n${common}ready = ${process.env.GUNICORN_READY ?? 'notify'}\n`;
   }
   // nodeMS (node0, node3000): the SDK with spreadMs = MS, the window over which it sends
   // keep-alive clients away (default 1000).
@@ -60,21 +73,41 @@ function vassal(app, port) {
 const rows = [];
 const notes = [];
 const verdicts = [];
-for (const app of APPS) {
-  if (app === 'gunicorn' && !existsSync(GUNICORN)) {
-    console.log(`skipping gunicorn: ${GUNICORN} is not installed`);
-    continue;
-  }
-  const port = await freePort();
-  const emperor = await startEmperor({ files: { 'web.ini': vassal(app, port) } });
-  const file = join(emperor.vassals, 'web.ini');
-  let gen = (await emperor.waitLine((l) => l.event === 'running', 'first running', 0, 30_000)).generation;
-  for (let i = 0; i < 20; i++) await probe(port); // warm up: every instance has accepted once
+// One emperor holds every app's vassal, each on its own port, and each round runs every app in
+// turn (the order rotating): a drift of the machine's load over the run favours no app.
+const apps = APPS.filter((app) => {
+  if (isGunicorn(app) && !existsSync(GUNICORN)) console.log(`skipping ${app}: ${GUNICORN} is not installed`);
+  return !isGunicorn(app) || existsSync(GUNICORN);
+});
+const ports = [];
+while (ports.length < apps.length) ports.push(await freePort());
+const emperor = await startEmperor({
+  files: Object.fromEntries(apps.map((app, k) => [`v${k}.ini`, vassal(app, ports[k])])),
+});
+const subjects = [];
+for (const [k, app] of apps.entries()) {
+  const name = `v${k}`;
+  const first = await emperor.waitLine(
+    (l) => l.event === 'running' && l.vassal === name,
+    `${app} running`,
+    0,
+    30_000,
+  );
+  for (let i = 0; i < 20; i++) await probe(ports[k]); // warm up: every instance has accepted once
+  subjects.push(subject(app, name, ports[k], first.generation));
+}
 
-  /** One wrk run with RELOADS touches spread evenly over it; each waits for the previous one. */
+/** The runs of one app's vassal. */
+function subject(app, name, port, firstGeneration) {
+  const file = join(emperor.vassals, `${name}.ini`);
+  const mine = (l) => l.vassal === name;
+  let gen = firstGeneration;
+
+  /** One load run with RELOADS touches spread evenly over it; each waits for the previous one. */
   const reloadRun = async () => {
     const from = emperor.lines.length;
-    const startedAt = Date.now();
+    // rate-load counts from the end of its warm-up: the touches fall within the counted part.
+    const startedAt = Date.now() + (RATE > 0 ? RATE_WARMUP_S * 1000 : 0);
     const loaded = load(port);
     const readyMs = [];
     for (let i = 1; i <= RELOADS; i++) {
@@ -83,8 +116,8 @@ for (const app of APPS) {
       const mark = emperor.lines.length;
       utimesSync(file, t0 / 1000, t0 / 1000);
       const running = await emperor.waitLine(
-        (l) => l.event === 'running' && l.generation === gen + 1,
-        `generation ${gen + 1} running`,
+        (l) => mine(l) && l.event === 'running' && l.generation === gen + 1,
+        `${app} generation ${gen + 1} running`,
         mark,
         30_000,
       );
@@ -95,14 +128,14 @@ for (const app of APPS) {
     // The last old generation drains before its exits are read.
     await emperor
       .waitLines(
-        (l) => l.event === 'exit' && l.generation === gen - 1,
+        (l) => mine(l) && l.event === 'exit' && l.generation === gen - 1,
         3,
         'old generation exits',
         from,
         20_000,
       )
       .catch(() => undefined);
-    const lines = emperor.lines.slice(from);
+    const lines = emperor.lines.slice(from).filter(mine);
     const oldExits = lines.filter((l) => l.event === 'exit' && l.generation < gen);
     const bad = oldExits.filter((l) => l.code !== 0 || l.signal);
     const current = new Set(
@@ -127,7 +160,7 @@ for (const app of APPS) {
   };
   const steadyRun = async () => ({ ...(await load(port)), reloads: 0 });
   const controlRun = async () => {
-    const startedAt = Date.now();
+    const startedAt = Date.now() + (RATE > 0 ? RATE_WARMUP_S * 1000 : 0);
     const loaded = load(port);
     for (let i = 1; i <= RELOADS; i++) {
       await sleep(Math.max(0, startedAt + (i * SECONDS * 1000) / (RELOADS + 1) - Date.now()));
@@ -138,11 +171,14 @@ for (const app of APPS) {
   const kinds = [
     ['steady', steadyRun],
     [`${RELOADS} reloads`, reloadRun],
-    ...(app === 'gunicorn' ? [] : [[`${RELOADS}x3 direct starts`, controlRun]]),
+    ...(isGunicorn(app) ? [] : [[`${RELOADS}x3 direct starts`, controlRun]]),
   ];
+  return { app, name, kinds, rounds: [] };
+}
 
-  const rounds = [];
-  for (let round = 1; round <= ROUNDS; round++) {
+for (let round = 1; round <= ROUNDS; round++) {
+  for (let a = 0; a < subjects.length; a++) {
+    const { app, kinds, rounds } = subjects[(a + round - 1) % subjects.length];
     const got = {};
     for (let k = 0; k < kinds.length; k++) {
       const [label, run] = kinds[(k + round - 1) % kinds.length];
@@ -151,10 +187,13 @@ for (const app of APPS) {
     for (const [label] of kinds) rows.push(row(app, round, label, got[label]));
     rounds.push({ steady: got.steady, reloaded: got[`${RELOADS} reloads`], control: got[kinds[2]?.[0]] });
   }
+}
+rows.sort((x, y) => apps.indexOf(x[0]) - apps.indexOf(y[0]) || x[1] - y[1]);
 
+for (const { app, name, rounds } of subjects) {
   // The app's own account of each drain (Node apps print one line at SIGTERM and one on exit).
-  const logPath = join(emperor.logDir, 'web.log');
-  if (app !== 'gunicorn' && existsSync(logPath)) {
+  const logPath = join(emperor.logDir, `${name}.log`);
+  if (!isGunicorn(app) && existsSync(logPath)) {
     const events = readFileSync(logPath, 'utf8')
       .split('\n')
       .filter((l) => l.startsWith('{'))
@@ -166,8 +205,6 @@ for (const app of APPS) {
         `${sum('drained', 'closeAnswers')} answers with Connection: close`,
     );
   }
-  await emperor.stop();
-
   const failed = rounds.reduce((a, p) => a + p.reloaded.errors + p.reloaded.non2xx, 0);
   const otherFailed = rounds.reduce(
     (a, p) => a + p.steady.errors + p.steady.non2xx + (p.control?.errors ?? 0),
@@ -184,6 +221,8 @@ for (const app of APPS) {
       `median over rounds ${fmt(ofMedians, 2)}x${control})`,
   );
 }
+
+await emperor.stop();
 
 function row(app, round, run, r) {
   return [
@@ -204,7 +243,7 @@ function row(app, round, run, r) {
 }
 
 printTable(
-  `Rolling reload under load: wrk -t${LOAD.threads} -c${LOAD.connections} -d${SECONDS}s on one owned socket, processes = 3, ${RELOADS} touches during each reload run (latency in ms)`,
+  `Rolling reload under load: ${RATE > 0 ? `open loop at ${RATE} req/s (bench/rate-load.mjs, ${RATE_WARMUP_S} s warm-up not counted), ${LOAD.connections} connections at most, ${SECONDS} s` : `wrk -t${LOAD.threads} -c${LOAD.connections} -d${SECONDS}s`} on one owned socket, processes = 3, ${RELOADS} touches during each reload run (latency in ms)`,
   [
     'app',
     'round',

@@ -6,7 +6,9 @@
 // - `sdk` (default): the vassal SDK's gracefulShutdown() (packages/vassal, needs `npx tsc -b`).
 // - `own`: the same idea written here: stop accepting, answer every further request on an open
 //   connection with `Connection: close`, close a connection only once it has been idle for
-//   IDLE_GRACE_MS (a client that just sent a request on it is never cut off).
+//   IDLE_GRACE_MS, default 1000 (a client that just sent a request on it is never cut off).
+// The SDK closes an idle connection at the server's keep-alive timeout (Node's default, 5 s,
+// here; KEEPALIVE_MS sets another), or after IDLE_GRACE_MS when that is set.
 // - `naive`: Node's own `server.close()`, which since Node 19 also destroys every connection that
 //   has no request in progress at that instant (a keep-alive connection between two requests):
 //   kept to show what that costs.
@@ -24,6 +26,7 @@ const now = () => performance.timeOrigin + performance.now();
 const inherited =
   env.BENCH_FD3 === '1' || (env.LISTEN_PID === String(process.pid) && Number(env.LISTEN_FDS) >= 1);
 const IDLE_GRACE_MS = Number(env.IDLE_GRACE_MS ?? 1000);
+const sdkIdleGrace = env.IDLE_GRACE_MS === undefined ? {} : { idleGraceMs: IDLE_GRACE_MS };
 let listenedAt = 0;
 let draining = false;
 const drained = { closeAnswers: 0 };
@@ -52,7 +55,7 @@ const server = http.createServer((req, res) => {
   if (res.getHeader('connection') === 'close') drained.closeAnswers += 1;
   res.end(body);
 });
-server.keepAliveTimeout = 30_000;
+if (env.KEEPALIVE_MS !== undefined) server.keepAliveTimeout = Number(env.KEEPALIVE_MS);
 server.on('connection', (socket) => {
   conns.set(socket, { busy: 0, last: now() });
   socket.on('close', () => conns.delete(socket));
@@ -61,7 +64,7 @@ server.on('connection', (socket) => {
 if (SHUTDOWN === 'sdk') {
   const { gracefulShutdown } = await import('../../packages/vassal/dist/src/index.js');
   gracefulShutdown(server, {
-    idleGraceMs: IDLE_GRACE_MS,
+    ...sdkIdleGrace,
     ...(env.SPREAD_MS === undefined ? {} : { spreadMs: Number(env.SPREAD_MS) }),
   });
 }
