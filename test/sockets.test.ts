@@ -100,66 +100,6 @@ void test('processes = 3 share one socket; a rolling reload under load fails no 
   assert.ok(load.ok() > 40, `requests went through (${load.ok()})`);
 });
 
-void test('reload-batch = 1: new instances boot one after another, and the old generation is retired after the last is ready', async (t) => {
-  const port = await freePort();
-  const emp = await startEmperor(t);
-  const body = socketVassal(
-    `127.0.0.1:${port}`,
-    'processes = 3\nreload-batch = 1\nready = fd\nenv = START_DELAY_MS=300\n',
-  );
-  emp.write('batch.ini', body);
-  await emp.waitLine((l) => l.event === 'running' && l.vassal === 'batch', 'running');
-  const load = startLoad(() => get({ port }), 4);
-  const from = emp.lines.length;
-  emp.write('batch.ini', body + 'env = GREETING=v2\n');
-  await emp.waitLine(
-    (l) => l.event === 'running' && l.vassal === 'batch' && l.generation === 2,
-    'generation 2 running',
-    from,
-  );
-  const oldExits = await waitFor(
-    () => {
-      const exits = emp.lines
-        .slice(from)
-        .filter((l) => l.event === 'exit' && l.vassal === 'batch' && l.generation === 1);
-      return exits.length === 3 && exits;
-    },
-    { what: 'the old generation gone' },
-  );
-  await load.stop();
-  assert.deepEqual(load.failures, [], 'no request failed');
-
-  const spawns = emp.lines
-    .slice(from)
-    .filter((l) => l.event === 'spawn' && l.vassal === 'batch' && l.generation === 2)
-    .sort((a, b) => (a.instance as number) - (b.instance as number));
-  assert.equal(spawns.length, 3);
-  // Each instance says when it is ready in its own output (the vassal log).
-  const readyAt = await waitFor(
-    () => {
-      const text = readFileSync(join(emp.logDir, 'batch.log'), 'utf8');
-      const at = new Map(
-        [...text.matchAll(/ready pid (\d+) at (\d+)/g)].map((m) => [Number(m[1]), Number(m[2])]),
-      );
-      return spawns.every((s) => at.has(s.pid as number)) && at;
-    },
-    { what: "the new instances' ready lines" },
-  );
-  const ready = spawns.map((s) => readyAt.get(s.pid as number) as number);
-  for (let k = 1; k < 3; k++) {
-    assert.ok(
-      (spawns[k]?.time as number) >= (ready[k - 1] as number),
-      `instance ${k} was spawned at ${spawns[k]?.time}, before instance ${k - 1} was ready (${ready[k - 1]})`,
-    );
-  }
-  const lastReady = Math.max(...ready);
-  for (const e of oldExits)
-    assert.ok(
-      (e.time as number) >= lastReady,
-      `old pid ${e.pid} exited before the last new instance was ready`,
-    );
-});
-
 /** CAP_SYS_NICE (bit 23) in our effective set, as the emperor checks before lowering a priority. */
 function canRaisePriority(): boolean {
   const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0';

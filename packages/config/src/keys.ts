@@ -155,14 +155,6 @@ export const KEYS = {
     example: 'signal:SIGHUP',
     convert: c.reload,
   }),
-  'reload-batch': key<number>({
-    repeatable: false,
-    type: 'integer 1-1024',
-    default: 'all the instances (`processes`)',
-    doc: 'During a rolling reload, how many instances of the new generation boot at once; each further batch starts once the previous one is ready, and the old generation is retired once all are. `1` takes the least CPU from the instances serving, at the cost of a longer reload.',
-    example: '1',
-    convert: c.integer(1, 1024),
-  }),
   'stop-signal': key<SignalName>({
     repeatable: false,
     type: 'signal',

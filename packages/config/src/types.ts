@@ -90,8 +90,6 @@ export interface VassalConfig {
   readonly env: Readonly<Record<string, string>>;
   readonly clearEnv: boolean;
   readonly processes: number;
-  /** Instances of a new generation that boot at once during a rolling reload (<= processes). */
-  readonly reloadBatch: number;
   readonly sockets: readonly SocketSpec[];
   readonly socketMode: number;
   readonly socketOwner: { readonly uid: number | undefined; readonly gid: number | undefined } | undefined;

@@ -134,15 +134,6 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
   }
 
   const reload = v.get('reload') ?? (sockets.length > 0 ? { kind: 'rolling' } : { kind: 'restart' });
-  if (v.get('reload-batch') !== undefined && reload.kind !== 'rolling' && !v.invalid('reload')) {
-    issues.warn(
-      'EMP_CONFIG_UNUSED_KEY',
-      v.line('reload-batch'),
-      'reload-batch',
-      `\`reload-batch\` applies to \`reload = rolling\` only, and this vassal reloads by \`${reload.kind}\`: it has no effect`,
-    );
-  }
-  const processes = v.get('processes') ?? 1;
   if (v.get('reload')?.kind === 'rolling' && sockets.length === 0 && socketsKnown) {
     issues.error(
       'EMP_CONFIG_CONFLICT',
@@ -211,8 +202,7 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
     chdir: v.get('chdir') ?? input.dir,
     env: Object.fromEntries(env), // own properties, even for `__proto__`
     clearEnv: v.get('clear-env') ?? false,
-    processes,
-    reloadBatch: Math.min(v.get('reload-batch') ?? processes, processes),
+    processes: v.get('processes') ?? 1,
     sockets,
     socketMode: v.get('socket-mode') ?? 0o660,
     socketOwner: principals.socketOwner,

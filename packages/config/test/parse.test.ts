@@ -81,25 +81,6 @@ void test('defaults follow SPEC §3', () => {
   assert.deepEqual(withSocket.config.reload, { kind: 'rolling' }, 'rolling is the default with sockets');
 });
 
-void test('reload-batch defaults to every instance, is capped at processes, and is useless without rolling', () => {
-  const parse = (body: string) =>
-    parseVassal(`[vassal]\nexec = node a.js\n${body}`, goldenOptions('shop.ini'));
-  const all = parse('socket = :8080\nprocesses = 4\n');
-  assert.ok(all.ok);
-  assert.equal(all.config.reloadBatch, 4);
-  const capped = parse('socket = :8080\nprocesses = 2\nreload-batch = 5\n');
-  assert.ok(capped.ok);
-  assert.equal(capped.config.reloadBatch, 2);
-  const unused = parse('processes = 2\nreload-batch = 1\n');
-  assert.ok(unused.ok);
-  assert.deepEqual(
-    unused.warnings.map((w) => [w.code, w.line, w.key]),
-    [['EMP_CONFIG_UNUSED_KEY', 4, 'reload-batch']],
-  );
-  assert.match(unused.warnings[0]?.message ?? '', /reload = rolling.*`restart`/);
-  assert.deepEqual(codes(parse('socket = :8080\nreload-batch = 0\n')), ['EMP_CONFIG_INVALID_VALUE']);
-});
-
 void test('the config is deeply frozen', () => {
   const r = parseVassal('[vassal]\nexec = node a.js\nenv = A=1\nsocket = :1\n', goldenOptions('shop.ini'));
   assert.ok(r.ok);

@@ -31,7 +31,6 @@ export function createVassal(config: VassalConfig): Vassal {
     generation: 0,
     lastGeneration: 0,
     instances: [],
-    pendingSlots: [],
     restarts: 0,
     backoffStep: 0,
     backoffUntil: undefined,
@@ -129,10 +128,7 @@ function startGeneration(s: Step, config: VassalConfig, at: number): Step {
   });
   s.log('info', 'generation-start', { processes: config.processes });
   const indexes = Array.from({ length: config.processes }, (_, i) => i);
-  // Batches only beside a serving generation: with nothing serving, booting all at once is fastest.
-  const batch = rolling ? config.reloadBatch : config.processes;
-  s.set({ pendingSlots: indexes.slice(batch) });
-  return spawnSlots(s, config, generation, indexes.slice(0, batch), at);
+  return spawnSlots(s, config, generation, indexes, at);
 }
 
 /** The first state of a vassal that is meant to run: bind its sockets if needed, then wait or start. */
@@ -194,12 +190,7 @@ function stopInstances(s: Step, which: (i: Instance) => boolean): Step {
 /** Stops everything, then does what `goal` says once the last instance is gone. */
 function stopAll(s: Step, goal: StopGoal, at: number): Transition {
   s.emit({ type: 'cancel', timer: { kind: 'backoff' } }, { type: 'cancel', timer: { kind: 'retry' } });
-  stopInstances(s, () => true).set({
-    stopGoal: goal,
-    backoffUntil: undefined,
-    binding: false,
-    pendingSlots: [],
-  });
+  stopInstances(s, () => true).set({ stopGoal: goal, backoffUntil: undefined, binding: false });
   if (goal.kind === 'restart') s.set({ state: 'reloading' });
   else s.set({ state: 'stopping' });
   return settle(s, at);
@@ -239,12 +230,6 @@ function settle(s: Step, at: number): Transition {
     const mine = current(v);
     // Not `=== processes`: with `restart = no` an instance that exited stays down.
     const ready = mine.length > 0 && mine.every((i) => i.state === 'running');
-    if (ready && v.pendingSlots.length > 0) {
-      // A batched rolling reload: this batch is ready, the next one boots.
-      const next = v.pendingSlots.slice(0, v.config.reloadBatch);
-      s.set({ pendingSlots: v.pendingSlots.slice(next.length) });
-      return spawnSlots(s, v.config, v.generation, next, at).done();
-    }
     if (ready) {
       s.set({ state: 'running', reason: undefined, servingConfig: undefined });
       s.log('info', 'running', { pids: mine.map((i) => i.pid).join(',') });
@@ -348,7 +333,6 @@ function failGeneration(s: Step, generation: number, reason: string, at: number)
     // Abandon the new generation; the old one serves on.
     stopInstances(s, (i) => i.generation === generation);
     s.set({
-      pendingSlots: [],
       generation: older[0].generation,
       state: 'running',
       reason: `reload failed: ${reason}`,
@@ -435,14 +419,7 @@ const onTimer: Handler<'timer'> = (v, e) => {
       if (v.state !== 'backoff') return s.done();
       const alive = new Set(current(v).map((i) => i.index));
       const missing = Array.from({ length: v.config.processes }, (_, i) => i).filter((i) => !alive.has(i));
-      // Slots a batched reload had not reached yet are spawned too (and not counted as restarts).
-      const restarted = missing.filter((i) => !v.pendingSlots.includes(i)).length;
-      s.set({
-        state: 'starting',
-        backoffUntil: undefined,
-        restarts: v.restarts + restarted,
-        pendingSlots: [],
-      });
+      s.set({ state: 'starting', backoffUntil: undefined, restarts: v.restarts + missing.length });
       return spawnSlots(s, v.config, v.generation, missing, e.at).done();
     }
     case 'retry':

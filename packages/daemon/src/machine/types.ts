@@ -61,11 +61,6 @@ export interface Vassal {
   readonly lastGeneration: number;
   /** Every live process, of any generation, including those being stopped. */
   readonly instances: readonly Instance[];
-  /**
-   * A rolling reload in batches (`reload-batch`): slots of the current generation not spawned
-   * yet; the next batch starts once every instance already spawned is ready.
-   */
-  readonly pendingSlots: readonly number[];
   /** Instances restarted after exiting by themselves, over the vassal's life. */
   readonly restarts: number;
   /** Consecutive quick exits: the exponent of the next backoff delay. */

@@ -12,7 +12,6 @@ export function testConfig(overrides: Partial<VassalConfig> = {}): VassalConfig 
     env: {},
     clearEnv: false,
     processes: 1,
-    reloadBatch: overrides.processes ?? 1,
     sockets: [],
     socketMode: 0o660,
     socketOwner: undefined,
