@@ -4,10 +4,11 @@
 // with `Connection: close`, and a connection that stays idle is closed when the server would have
 // closed it anyway (its keep-alive timeout). Then exit.
 // Closing an idle connection any earlier races with a client that is reusing it at that moment:
-// its request fails, and Node's http.Agent does not retry. At the keep-alive timeout, clients
-// expect the close (they read the `Keep-Alive: timeout=N` hint), so the drain adds no failure
-// that steady state does not already have; the price is an old generation lingering up to that
-// timeout while idle clients hold connections to it.
+// its request fails, and Node's http.Agent does not retry. At the keep-alive timeout the server
+// would close it anyway, so the drain adds no failure that steady state does not already have;
+// the price is an old generation lingering up to that timeout while idle clients hold
+// connections to it. A long keepAliveTimeout (65 s behind some load balancers) is cut to half the
+// deadline, so that the drain still ends by itself and exits 0.
 // Keep-alive clients are sent away at random moments over `spreadMs` rather than all at once: a
 // burst of reconnections onto a new generation that has not warmed up yet is what costs a rolling
 // reload its tail latency (Envoy's gradual drain does the same).
@@ -26,7 +27,7 @@ export interface GracefulShutdownOptions {
   readonly timeoutMs?: number;
   /** An HTTP connection idle this long is closed; one idle for less may be carrying the client's
    * next request, which then gets `Connection: close`. Default: the server's `keepAliveTimeout`
-   * (Node's default 5000 ms), or 5000 ms when that is 0 (no timeout). */
+   * (Node's default 5000 ms; 5000 ms when it is 0, no timeout), at most half of `timeoutMs`. */
   readonly idleGraceMs?: number;
   /** Keep-alive clients are asked to leave at random moments within this window from the signal,
    * so that they move to the next generation gradually. 0 sends them all away at once. At most
@@ -71,7 +72,10 @@ export function gracefulShutdown(server: NetServer, options: GracefulShutdownOpt
   // Read at drain time: the app may set keepAliveTimeout after calling this.
   const idleGrace = (): number =>
     options.idleGraceMs ??
-    ((server as { keepAliveTimeout?: number }).keepAliveTimeout || DEFAULT_IDLE_GRACE_MS);
+    Math.min(
+      (server as { keepAliveTimeout?: number }).keepAliveTimeout || DEFAULT_IDLE_GRACE_MS,
+      timeoutMs / 2,
+    );
   const spreadMs = Math.min(options.spreadMs ?? DEFAULT_SPREAD_MS, timeoutMs / 2);
   // Past the deadline a busy client would be cut off mid-request instead of sent away.
   if (!(spreadMs >= 0))

@@ -186,6 +186,20 @@ void test("by default an idle keep-alive connection stays open until the server'
   assert.equal(await outcome, 'drained');
 });
 
+void test('a keep-alive timeout longer than half the deadline is cut to it: the drain still ends by itself', async (t) => {
+  const { server, port, shutdown } = await serve(t, (_req, res) => res.end('ok'), {
+    spreadMs: 0,
+    timeoutMs: 800,
+  });
+  server.keepAliveTimeout = 60_000;
+  const agent = new Agent({ keepAlive: true });
+  t.after(() => {
+    agent.destroy();
+  });
+  await fetchText(port, '/', agent);
+  assert.equal(await shutdown.shutdown(), 'drained');
+});
+
 void test('the deadline destroys what is left and says timeout', async (t) => {
   const { server, port, shutdown } = await serve(t, () => undefined, { timeoutMs: 300 });
   const arrived = once(server, 'request');
