@@ -65,14 +65,18 @@ void test(
 );
 
 void test(
-  "gunicorn says READY=1 before its workers have loaded the app; contrib/gunicorn/ready.py says it once they all have",
+  'gunicorn says READY=1 before its workers have loaded the app; contrib/gunicorn/ready.py says it once they all have',
   { skip: existsSync(GUNICORN) ? false : `${GUNICORN} is not installed (apt-get install gunicorn)` },
   async (t) => {
     const emp = await startEmperor(t);
-    const vassal = (port: number, config: string) =>
-      `[vassal]\nexec = ${GUNICORN} ${config} --workers 2 --chdir ${FIXTURES} wsgi_app:app\nsocket = 127.0.0.1:${port}\nready = notify\nenv = IMPORT_DELAY=1\n`;
-    emp.write('plain.ini', vassal(await freePort(), ''));
-    emp.write('hooked.ini', vassal(await freePort(), `-c ${join(ROOT, 'contrib', 'gunicorn', 'ready.py')}`));
+    // The second worker to import the app takes 0.8 s longer than the first (IMPORT_MARKER).
+    const vassal = (name: string, config: string, port: number) =>
+      `[vassal]\nexec = ${GUNICORN} ${config} --workers 2 --chdir ${FIXTURES} wsgi_app:app\nsocket = 127.0.0.1:${port}\nready = notify\nenv = IMPORT_DELAY=0.5\nenv = IMPORT_MARKER=${join(emp.dir, `${name}.imported`)}\n`;
+    emp.write('plain.ini', vassal('plain', '', await freePort()));
+    emp.write(
+      'hooked.ini',
+      vassal('hooked', `-c ${join(ROOT, 'contrib', 'gunicorn', 'ready.py')}`, await freePort()),
+    );
     const imported = async (name: string) =>
       waitFor(
         () => {
@@ -94,6 +98,8 @@ void test(
       (hookedRunning.time as number) >= (await imported('hooked')),
       'with the hooks, running comes after both workers loaded the app',
     );
+    const hookedLog = readFileSync(join(emp.logDir, 'hooked.log'), 'utf8');
+    assert.doesNotMatch(hookedLog, /Traceback|Exception/, 'the hooks ran without an error');
   },
 );
 

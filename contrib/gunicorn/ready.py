@@ -5,10 +5,15 @@
 #
 #   exec = gunicorn -c /path/to/contrib/gunicorn/ready.py --workers 4 myapp:app
 #
-# With a config file of your own, import these hooks from it (gunicorn has one config file):
+# With a config file of your own, import these hooks from it (gunicorn takes one config file):
 #   from ready import on_starting, post_worker_init  # with this file's folder on sys.path
-# Workers that gunicorn starts later (after a crash, or --max-requests) send nothing more.
+#
+# What changes: `ready-timeout` now also covers the workers' import of the app, and NOTIFY_SOCKET
+# is taken out of gunicorn's environment, so nothing else in it can send WATCHDOG=1 or STATUS=.
+# A SIGHUP before the workers are ready reloads this file without its state: READY=1 then never
+# comes, and the emperor abandons the new generation at `ready-timeout` (the old one serves on).
 import os
+import select
 import socket
 import threading
 
@@ -27,24 +32,35 @@ def _notify(message):
 
 def on_starting(server):
     """In the arbiter, before it binds or forks: take NOTIFY_SOCKET away from gunicorn's own
-    sd_notify (the early READY=1), and count workers that report in through a pipe."""
+    sd_notify (the early READY=1), and count the workers that report in through a pipe."""
     global _notify_address, _worker_ready_w
     _notify_address = os.environ.pop("NOTIFY_SOCKET", None)
     if _notify_address is None:
         return  # not run with ready = notify: nothing to tell
-    expected = server.num_workers
     read_end, _worker_ready_w = os.pipe()
-    # A worker never blocks on it: late workers find it full and give up (see post_worker_init).
-    os.set_blocking(_worker_ready_w, False)
+    os.set_blocking(_worker_ready_w, False)  # a worker never blocks on it
 
     def wait_for_workers():
-        seen = 0
-        while seen < expected:
-            chunk = os.read(read_end, 64)
-            if not chunk:
-                return
-            seen += len(chunk)
-        _notify("READY=1\nSTATUS=%d workers ready" % expected)
+        global _worker_ready_w
+        reported = set()
+        buffered = b""
+        while True:
+            # Workers report by pid: one that reports and is replaced is not counted twice, and
+            # TTIN/TTOU before readiness change how many must report.
+            if select.select([read_end], [], [], 0.2)[0]:
+                chunk = os.read(read_end, 4096)
+                if not chunk:
+                    return
+                buffered += chunk
+                *lines, buffered = buffered.split(b"\n")
+                reported.update(int(pid) for pid in lines if pid)
+            live = reported.intersection(list(server.WORKERS))
+            if server.num_workers > 0 and len(live) >= server.num_workers:
+                break
+        _notify("READY=1\nSTATUS=%d workers ready" % len(live))
+        # Workers forked from now on see None and write nothing; the fd closes only after that.
+        w, _worker_ready_w = _worker_ready_w, None
+        os.close(w)
         os.close(read_end)
 
     threading.Thread(target=wait_for_workers, name="emperor-ready", daemon=True).start()
@@ -55,6 +71,6 @@ def post_worker_init(worker):
     if _worker_ready_w is None:
         return
     try:
-        os.write(_worker_ready_w, b".")
+        os.write(_worker_ready_w, b"%d\n" % os.getpid())
     except OSError:
-        pass  # EPIPE once the arbiter stopped counting, EAGAIN if nobody reads: nothing to do
+        pass  # EAGAIN (a full pipe) or EPIPE: the arbiter stopped counting, nothing to do
