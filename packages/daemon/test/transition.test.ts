@@ -182,6 +182,36 @@ void test('rolling reload: the new generation starts beside the old, which is re
   assert.equal(d.v.generation, 2);
 });
 
+void test('a new instance that was ready and exits before the rest of its generation is: the reload is abandoned, the old generation serves on', () => {
+  const sockets = [
+    { kind: 'tcp', name: undefined, host: '127.0.0.1', port: 8080, address: '127.0.0.1:8080' } as const,
+  ];
+  const cfg = testConfig({ sockets, reload: { kind: 'rolling' }, processes: 2, ready: { kind: 'notify' } });
+  const d = new Drive(cfg);
+  const pid = counter();
+  d.spawned(d.start(0), 0, pid);
+  d.send({ type: 'ready', pid: 100, at: 1 });
+  d.send({ type: 'ready', pid: 101, at: 1 });
+  d.spawned(d.send({ type: 'update', config: cfg, at: 10 }), 10, pid); // 102, 103
+  d.send({ type: 'ready', pid: 102, at: 11 });
+  const fx = d.send({ type: 'exited', pid: 102, code: 1, signal: null, at: 12 });
+  assert.ok(
+    !fx.some((e) => e.type === 'arm' && e.timer.kind === 'backoff'),
+    'no backoff beside a serving generation',
+  );
+  assert.deepEqual(
+    fx.flatMap((e) => (e.type === 'signal' ? [e.pid] : [])),
+    [103],
+  );
+  assert.equal(d.v.state, 'running');
+  assert.equal(d.v.generation, 1);
+  assert.match(d.v.reason ?? '', /reload failed: instance 0 exited before its generation was ready/);
+  // The next change of the file rolls again instead of restarting the serving generation.
+  const again = d.send({ type: 'update', config: cfg, at: 20 });
+  assert.ok(!again.some((e) => e.type === 'signal'), 'the serving generation is not stopped');
+  assert.equal(d.v.state, 'reloading');
+});
+
 void test('rolling reload that never becomes ready: the old generation keeps serving', () => {
   const sockets = [
     { kind: 'tcp', name: undefined, host: '127.0.0.1', port: 8080, address: '127.0.0.1:8080' } as const,

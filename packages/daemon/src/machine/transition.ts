@@ -382,12 +382,14 @@ const onExited: Handler<'exited'> = (v, e) => {
   if (cannotRun) return failGeneration(s, inst.generation, cannotRun, e.at);
   if (
     v.state === 'reloading' &&
-    inst.state === 'starting' &&
     v.instances.some((i) => i.generation < inst.generation && i.state !== 'stopping')
   ) {
-    // Whatever the restart policy says, a new generation that dies before it is ready is not
-    // worth the serving one: it is abandoned and the old one serves on.
-    return failGeneration(s, inst.generation, `instance ${inst.index} exited before it was ready`, e.at);
+    // Whatever the restart policy says, a new generation that loses an instance before all of it
+    // is ready is not worth the serving one: it is abandoned and the old one serves on. (Backoff
+    // here would leave `reloading` with the old generation still up, and the next change of the
+    // file would then restart, stopping the generation that serves.)
+    const when = inst.state === 'starting' ? 'before it was ready' : 'before its generation was ready';
+    return failGeneration(s, inst.generation, `instance ${inst.index} exited ${when}`, e.at);
   }
 
   const config = v.config;
