@@ -133,6 +133,24 @@ void test(
   },
 );
 
+void test('the generation a rolling reload retires drains at a lower CPU priority', async (t) => {
+  const port = await freePort();
+  const emp = await startEmperor(t);
+  const body = socketVassal(`127.0.0.1:${port}`, 'ready = fd\nenv = STOP_DELAY_MS=3000\n');
+  emp.write('old.ini', body);
+  const first = (await emp.waitLine(spawnOf('old'), 'first spawn')).pid as number;
+  await emp.waitLine((l) => l.event === 'running' && l.vassal === 'old', 'running');
+  const base = niceOf(first); // the emperor's own
+  const from = emp.lines.length;
+  emp.write('old.ini', body + 'env = GREETING=v2\n');
+  await emp.waitLine((l) => l.event === 'running' && l.generation === 2, 'generation 2 running', from);
+  await waitFor(() => niceOf(first) === Math.min(19, base + 10), {
+    what: 'the retired instance at nice +10',
+  });
+  assert.ok(alive(first), 'still draining');
+  await waitFor(() => !alive(first), { what: 'the retired instance gone' });
+});
+
 void test('on-demand: nothing runs until the first client, which the app answers; idle puts it back to sleep', async (t) => {
   const port = await freePort();
   const emp = await startEmperor(t);

@@ -136,6 +136,7 @@ export class VassalRunner {
         });
         return;
       case 'signal':
+        this.#lowerIfRetiring(effect.pid);
         try {
           process.kill(effect.pid, effect.signal);
         } catch (err) {
@@ -320,6 +321,22 @@ export class VassalRunner {
     return this.#vassal.instances.some((i) => i.generation !== generation && i.state === 'running');
   }
 
+  /**
+   * An instance stopped while another generation serves (the old one of a rolling reload, or an
+   * abandoned new one) drains and exits at BOOT_NICE lower: its exit work (an interpreter's
+   * teardown, the last answers) must not take the CPU the serving generation answers with. It
+   * never gets the priority back, so this needs no CAP_SYS_NICE; a failure only costs latency.
+   */
+  #lowerIfRetiring(pid: number): void {
+    const inst = this.#vassal.instances.find((i) => i.pid === pid);
+    if (inst?.state !== 'stopping' || !this.#servingBeside(inst.generation)) return;
+    try {
+      setGroupPriority(pid, Math.min(19, getPriority() + BOOT_NICE));
+    } catch {
+      // EPERM: another user's instance and no CAP_SYS_NICE. It stops at full priority.
+    }
+  }
+
   /** A booting instance gets the emperor's priority back once ready, or once nothing else serves. */
   #restorePriorities(): void {
     for (const pid of this.#booting) {
@@ -356,7 +373,8 @@ export class VassalRunner {
 /**
  * Instances normally run at the emperor's own nice value; booting beside a serving generation,
  * BOOT_NICE more. Only CAP_SYS_NICE raises a priority back (root in a default container lacks
- * it), so an emperor without it does not lower one at all.
+ * it), so an emperor without it does not lower one at all. Retiring beside a serving generation,
+ * BOOT_NICE more too (never raised back).
  */
 const BOOT_NICE = 10;
 const CAN_RESTORE_PRIORITY = hasCapability(23); // CAP_SYS_NICE
