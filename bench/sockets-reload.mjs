@@ -5,7 +5,8 @@
 // gracefulShutdown(), ready = fd), `nodeMS` such as `node0` (the same with the SDK's spreadMs = MS), `own` (the same app with the bench's own drain), `naive` (the
 // same app with Node's own server.close(), which destroys idle keep-alive connections), and
 // `gunicorn` (Debian's, 2 sync workers per instance, ready = notify), and `gunicorn-ready` (the
-// same with contrib/gunicorn/ready.py: READY=1 once its workers have loaded the app).
+// same with contrib/gunicorn/ready.py: READY=1 once its workers have loaded the app). A `+rn`
+// suffix (`gunicorn-ready+rn`) gives the vassal `retire-nice = 10`.
 // For the Node apps a third, control run starts 3 copies of the same app directly (no emperor,
 // own ports) at the same moments instead of reloading: what the CPU of booting a generation
 // costs the instances serving, with no socket hand-over at all.
@@ -50,8 +51,11 @@ printMachine();
 const GUNICORN_READY_HOOKS = join(WSGI_DIR, '..', '..', 'contrib', 'gunicorn', 'ready.py');
 const isGunicorn = (app) => app.startsWith('gunicorn');
 
-function vassal(app, port) {
-  const common = `socket = 127.0.0.1:${port}\nprocesses = 3\nstop-timeout = 15\n`;
+/** `APP+rn` (`gunicorn-ready+rn`): the same vassal with `retire-nice = 10`. */
+function vassal(appRn, port) {
+  const app = appRn.replace(/\+rn$/, '');
+  const rn = appRn.endsWith('+rn') ? 'retire-nice = 10\n' : '';
+  const common = `socket = 127.0.0.1:${port}\nprocesses = 3\nstop-timeout = 15\n${rn}`;
   if (isGunicorn(app)) {
     // gunicorn-ready: READY=1 once the workers have the app (contrib/gunicorn/ready.py).
     const hooks = app === 'gunicorn-ready' ? `-c ${GUNICORN_READY_HOOKS} ` : '';

@@ -133,10 +133,10 @@ void test(
   },
 );
 
-void test('the generation a rolling reload retires drains at a lower CPU priority', async (t) => {
+void test('retire-nice: the generation a rolling reload retires drains at a lower CPU priority', async (t) => {
   const port = await freePort();
   const emp = await startEmperor(t);
-  const body = socketVassal(`127.0.0.1:${port}`, 'ready = fd\nenv = STOP_DELAY_MS=3000\n');
+  const body = socketVassal(`127.0.0.1:${port}`, 'ready = fd\nretire-nice = 10\nenv = STOP_DELAY_MS=3000\n');
   emp.write('old.ini', body);
   const first = (await emp.waitLine(spawnOf('old'), 'first spawn')).pid as number;
   await emp.waitLine((l) => l.event === 'running' && l.vassal === 'old', 'running');

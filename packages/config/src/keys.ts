@@ -155,6 +155,14 @@ export const KEYS = {
     example: 'signal:SIGHUP',
     convert: c.reload,
   }),
+  'retire-nice': key<number>({
+    repeatable: false,
+    type: 'integer 0-19',
+    default: '0',
+    doc: 'During a rolling reload, how much lower the CPU priority (nice) of the generation being retired is while it drains and exits, so that its exit work leaves the CPU to the new generation. For prefork servers that stop right after their current request (gunicorn, uWSGI); not for apps that keep serving keep-alive clients while they drain.',
+    example: '10',
+    convert: c.integer(0, 19),
+  }),
   'stop-signal': key<SignalName>({
     repeatable: false,
     type: 'signal',

@@ -90,6 +90,8 @@ export interface VassalConfig {
   readonly env: Readonly<Record<string, string>>;
   readonly clearEnv: boolean;
   readonly processes: number;
+  /** Nice increment of a generation a rolling reload retires, while it drains (0: none). */
+  readonly retireNice: number;
   readonly sockets: readonly SocketSpec[];
   readonly socketMode: number;
   readonly socketOwner: { readonly uid: number | undefined; readonly gid: number | undefined } | undefined;

@@ -134,6 +134,14 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
   }
 
   const reload = v.get('reload') ?? (sockets.length > 0 ? { kind: 'rolling' } : { kind: 'restart' });
+  if ((v.get('retire-nice') ?? 0) > 0 && reload.kind !== 'rolling' && !v.invalid('reload')) {
+    issues.warn(
+      'EMP_CONFIG_UNUSED_KEY',
+      v.line('retire-nice'),
+      'retire-nice',
+      `\`retire-nice\` applies to \`reload = rolling\` only, and this vassal reloads by \`${reload.kind}\`: it has no effect`,
+    );
+  }
   if (v.get('reload')?.kind === 'rolling' && sockets.length === 0 && socketsKnown) {
     issues.error(
       'EMP_CONFIG_CONFLICT',
@@ -203,6 +211,7 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
     env: Object.fromEntries(env), // own properties, even for `__proto__`
     clearEnv: v.get('clear-env') ?? false,
     processes: v.get('processes') ?? 1,
+    retireNice: v.get('retire-nice') ?? 0,
     sockets,
     socketMode: v.get('socket-mode') ?? 0o660,
     socketOwner: principals.socketOwner,

@@ -81,6 +81,24 @@ void test('defaults follow SPEC §3', () => {
   assert.deepEqual(withSocket.config.reload, { kind: 'rolling' }, 'rolling is the default with sockets');
 });
 
+void test('retire-nice defaults to 0 and warns when the vassal does not reload by rolling', () => {
+  const parse = (body: string) =>
+    parseVassal(`[vassal]\nexec = node a.js\n${body}`, goldenOptions('shop.ini'));
+  const none = parse('socket = :8080\n');
+  assert.ok(none.ok);
+  assert.equal(none.config.retireNice, 0);
+  const set = parse('socket = :8080\nretire-nice = 10\n');
+  assert.ok(set.ok);
+  assert.equal(set.config.retireNice, 10);
+  const unused = parse('retire-nice = 10\n');
+  assert.ok(unused.ok);
+  assert.deepEqual(
+    unused.warnings.map((w) => [w.code, w.line, w.key]),
+    [['EMP_CONFIG_UNUSED_KEY', 3, 'retire-nice']],
+  );
+  assert.deepEqual(codes(parse('socket = :8080\nretire-nice = 20\n')), ['EMP_CONFIG_INVALID_VALUE']);
+});
+
 void test('the config is deeply frozen', () => {
   const r = parseVassal('[vassal]\nexec = node a.js\nenv = A=1\nsocket = :1\n', goldenOptions('shop.ini'));
   assert.ok(r.ok);

@@ -322,16 +322,19 @@ export class VassalRunner {
   }
 
   /**
-   * An instance stopped while another generation serves (the old one of a rolling reload, or an
-   * abandoned new one) drains and exits at BOOT_NICE lower: its exit work (an interpreter's
-   * teardown, the last answers) must not take the CPU the serving generation answers with. It
-   * never gets the priority back, so this needs no CAP_SYS_NICE; a failure only costs latency.
+   * `retire-nice`: an instance stopped while another generation serves (the old one of a rolling
+   * reload, or an abandoned new one) drains and exits at a lower priority, so that its exit work
+   * (an interpreter's teardown) does not take the CPU the serving generation answers with. Not a
+   * default: an app that keeps serving keep-alive clients while it drains would starve them on a
+   * saturated machine. It never gets the priority back, so this needs no CAP_SYS_NICE.
    */
   #lowerIfRetiring(pid: number): void {
+    const nice = this.#vassal.config.retireNice;
+    if (nice === 0) return;
     const inst = this.#vassal.instances.find((i) => i.pid === pid);
     if (inst?.state !== 'stopping' || !this.#servingBeside(inst.generation)) return;
     try {
-      setGroupPriority(pid, Math.min(19, getPriority() + BOOT_NICE));
+      setGroupPriority(pid, Math.min(19, getPriority() + nice));
     } catch {
       // EPERM: another user's instance and no CAP_SYS_NICE. It stops at full priority.
     }
@@ -374,7 +377,7 @@ export class VassalRunner {
  * Instances normally run at the emperor's own nice value; booting beside a serving generation,
  * BOOT_NICE more. Only CAP_SYS_NICE raises a priority back (root in a default container lacks
  * it), so an emperor without it does not lower one at all. Retiring beside a serving generation,
- * BOOT_NICE more too (never raised back).
+ * `retire-nice` more (never raised back).
  */
 const BOOT_NICE = 10;
 const CAN_RESTORE_PRIORITY = hasCapability(23); // CAP_SYS_NICE

@@ -12,6 +12,7 @@ export function testConfig(overrides: Partial<VassalConfig> = {}): VassalConfig 
     env: {},
     clearEnv: false,
     processes: 1,
+    retireNice: 0,
     sockets: [],
     socketMode: 0o660,
     socketOwner: undefined,
