@@ -8,7 +8,8 @@
 // WARMUP seconds at the same rate come first and are not counted: a fresh Node client opens its
 // connections and compiles its own code then, and that made the first 500 ms of a run hold most
 // of its slowest 1 % (a steady p99 of 25 ms against 4-6 ms for the same server warm).
-// `startEpochMs` in the report is the wall clock when the counted part starts.
+// `startEpochMs` in the report, and a first line `RATESTART ms`, give the wall clock when the
+// counted part starts.
 // TRACE, a file path: one line per counted request, `sendMs latencyMs` (latencyMs -1 for a
 // failure) with sendMs from startEpochMs, to see when the slow or failed ones came.
 // Usage: node bench/rate-load.mjs PORT RATE SECONDS [CONNECTIONS=32] [TIMEOUT_S=2] [WARMUP_S=1] [TRACE]
@@ -33,6 +34,8 @@ let sent = 0;
 const start = performance.now();
 const measuredFrom = start + warmup * interval;
 const startEpochMs = Date.now() + warmup * interval;
+// For a caller that times events within the counted part (bench/sockets-reload.mjs).
+process.stdout.write(`RATESTART ${startEpochMs}\n`);
 
 function settle() {
   done += 1;

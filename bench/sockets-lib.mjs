@@ -229,7 +229,7 @@ export const RATE_WARMUP_S = 1;
  */
 export async function runRate(
   port,
-  { rate, connections = 32, seconds = 10, timeout = 2, warmup = RATE_WARMUP_S, trace },
+  { rate, connections = 32, seconds = 10, timeout = 2, warmup = RATE_WARMUP_S, trace, onStart },
 ) {
   const script = join(ROOT, 'bench', 'rate-load.mjs');
   const args = [script, port, rate, seconds, connections, timeout, warmup, ...(trace ? [trace] : [])];
@@ -240,7 +240,15 @@ export async function runRate(
   track(child.pid);
   let out = '';
   child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (c) => (out += c));
+  child.stdout.on('data', (c) => {
+    out += c;
+    // `onStart(ms)`: the wall clock when the counted part starts, once rate-load knows it.
+    const m = /^RATESTART (\d+)$/m.exec(out);
+    if (m && onStart) {
+      onStart(Number(m[1]));
+      onStart = undefined;
+    }
+  });
   const code = await new Promise((r) => child.once('exit', r));
   untrack(child.pid);
   return report(out, 'RATEJSON ', () => `rate-load exited ${code} without a report: ${out}`);

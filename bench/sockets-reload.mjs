@@ -42,10 +42,14 @@ const LOAD = { threads: Number(process.argv[6] ?? 2), connections: Number(proces
 deadline(Math.max(115_000, 30_000 + APPS.length * ROUNDS * 3 * (SECONDS + 12) * 1000), 'sockets-reload');
 // BENCH_RATE=N: an open-loop load of N requests/s (bench/rate-load.mjs) in place of wrk.
 const RATE = Number(process.env.BENCH_RATE ?? 0);
-const load = (port) =>
-  RATE > 0
-    ? runRate(port, { rate: RATE, seconds: SECONDS, connections: LOAD.connections })
-    : runWrk(port, { seconds: SECONDS, ...LOAD });
+/** Starts a load run: `{ done, countedFrom }`, the report and when its counted part starts (ms). */
+function load(port) {
+  if (RATE === 0) return { done: runWrk(port, { seconds: SECONDS, ...LOAD }), countedFrom: Date.now() };
+  let onStart;
+  const countedFrom = new Promise((resolve) => (onStart = resolve));
+  const done = runRate(port, { rate: RATE, seconds: SECONDS, connections: LOAD.connections, onStart });
+  return { done, countedFrom };
+}
 printMachine();
 
 const GUNICORN_READY_HOOKS = join(WSGI_DIR, '..', '..', 'contrib', 'gunicorn', 'ready.py');
@@ -107,8 +111,8 @@ function subject(app, name, port, firstGeneration) {
   const reloadRun = async () => {
     const from = emperor.lines.length;
     // rate-load counts from the end of its warm-up: the touches fall within the counted part.
-    const startedAt = Date.now() + (RATE > 0 ? RATE_WARMUP_S * 1000 : 0);
-    const loaded = load(port);
+    const run = load(port);
+    const startedAt = await run.countedFrom;
     const readyMs = [];
     for (let i = 1; i <= RELOADS; i++) {
       await sleep(Math.max(0, startedAt + (i * SECONDS * 1000) / (RELOADS + 1) - Date.now()));
@@ -124,7 +128,7 @@ function subject(app, name, port, firstGeneration) {
       gen += 1;
       readyMs.push(running.time - t0);
     }
-    const r = await loaded;
+    const r = await run.done;
     // The last old generation drains before its exits are read.
     await emperor
       .waitLines(
@@ -158,15 +162,15 @@ function subject(app, name, port, firstGeneration) {
       notes.push(`${app}: emperor ${JSON.stringify(l)}`);
     return { ...r, reloads: readyMs.length };
   };
-  const steadyRun = async () => ({ ...(await load(port)), reloads: 0 });
+  const steadyRun = async () => ({ ...(await load(port).done), reloads: 0 });
   const controlRun = async () => {
-    const startedAt = Date.now() + (RATE > 0 ? RATE_WARMUP_S * 1000 : 0);
-    const loaded = load(port);
+    const run = load(port);
+    const startedAt = await run.countedFrom;
     for (let i = 1; i <= RELOADS; i++) {
       await sleep(Math.max(0, startedAt + (i * SECONDS * 1000) / (RELOADS + 1) - Date.now()));
       await Promise.all([directStart(), directStart(), directStart()]);
     }
-    return { ...(await loaded), reloads: 0 };
+    return { ...(await run.done), reloads: 0 };
   };
   const kinds = [
     ['steady', steadyRun],
