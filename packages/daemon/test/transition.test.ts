@@ -45,6 +45,16 @@ function counter(start = 100): () => number {
 
 const types = (fx: Effect[]): string[] => fx.map((e) => e.type);
 
+function tcp(port: number): SocketSpec {
+  return { kind: 'tcp', name: undefined, host: '127.0.0.1', port, address: `127.0.0.1:${port}`, line: 3 };
+}
+const TCP = [tcp(8080)];
+
+/** A vassal with an owned socket that reloads by rolling and is ready on READY=1. */
+function rollingConfig(overrides: Partial<VassalConfig> = {}): VassalConfig {
+  return testConfig({ sockets: TCP, reload: { kind: 'rolling' }, ready: { kind: 'notify' }, ...overrides });
+}
+
 void test('start spawns one instance per process and is running once all are spawned (ready = started)', () => {
   const d = new Drive(testConfig({ processes: 3 }));
   const fx = d.send({ type: 'start', at: 0 });
@@ -156,10 +166,7 @@ void test('reload = restart: the old generation is gone before the new one start
 });
 
 void test('rolling reload: the new generation starts beside the old, which is retired once the new one is ready', () => {
-  const sockets = [
-    { kind: 'tcp', name: undefined, host: '127.0.0.1', port: 8080, address: '127.0.0.1:8080' } as const,
-  ];
-  const cfg = testConfig({ sockets, reload: { kind: 'rolling' }, processes: 2, ready: { kind: 'notify' } });
+  const cfg = rollingConfig({ processes: 2 });
   const d = new Drive(cfg);
   const pid = counter();
   d.spawned(d.start(0), 0, pid);
@@ -183,10 +190,7 @@ void test('rolling reload: the new generation starts beside the old, which is re
 });
 
 void test('a new instance that was ready and exits before the rest of its generation is: the reload is abandoned, the old generation serves on', () => {
-  const sockets = [
-    { kind: 'tcp', name: undefined, host: '127.0.0.1', port: 8080, address: '127.0.0.1:8080' } as const,
-  ];
-  const cfg = testConfig({ sockets, reload: { kind: 'rolling' }, processes: 2, ready: { kind: 'notify' } });
+  const cfg = rollingConfig({ processes: 2 });
   const d = new Drive(cfg);
   const pid = counter();
   d.spawned(d.start(0), 0, pid);
@@ -213,15 +217,7 @@ void test('a new instance that was ready and exits before the rest of its genera
 });
 
 void test('rolling reload that never becomes ready: the old generation keeps serving', () => {
-  const sockets = [
-    { kind: 'tcp', name: undefined, host: '127.0.0.1', port: 8080, address: '127.0.0.1:8080' } as const,
-  ];
-  const cfg = testConfig({
-    sockets,
-    reload: { kind: 'rolling' },
-    ready: { kind: 'notify' },
-    readyTimeoutMs: 500,
-  });
+  const cfg = rollingConfig({ readyTimeoutMs: 500 });
   const d = new Drive(cfg);
   const pid = counter();
   d.spawned(d.start(0), 0, pid);
@@ -324,21 +320,13 @@ void test('an unknown process reported as spawned is killed, never leaked', () =
 });
 
 void test('on-demand vassals spawn nothing at start', () => {
-  const sockets = [
-    { kind: 'tcp', name: undefined, host: '127.0.0.1', port: 8080, address: '127.0.0.1:8080' } as const,
-  ];
-  const d = new Drive(testConfig({ onDemand: true, sockets }));
+  const d = new Drive(testConfig({ onDemand: true, sockets: TCP }));
   assert.deepEqual(
     d.start(0).filter((e) => e.type === 'spawn'),
     [],
   );
   assert.equal(d.v.state, 'waiting');
 });
-
-function tcp(port: number): SocketSpec {
-  return { kind: 'tcp', name: undefined, host: '127.0.0.1', port, address: `127.0.0.1:${port}`, line: 3 };
-}
-const TCP = [tcp(8080)];
 
 void test('owned sockets are bound before the first spawn; a failed bind is `failed`, sockets closed, retried', () => {
   const d = new Drive(testConfig({ sockets: TCP }));
@@ -431,19 +419,12 @@ void test('watchdog: armed at spawn, re-armed by each heartbeat, and a silent in
 });
 
 void test('an abandoned rolling reload restores the serving config: a later crash restarts the old version', () => {
-  const cfg = testConfig({ sockets: TCP, reload: { kind: 'rolling' }, ready: { kind: 'notify' } });
+  const cfg = rollingConfig();
   const d = new Drive(cfg);
   const pid = counter();
   d.spawned(d.start(0), 0, pid);
   d.send({ type: 'ready', pid: 100, at: 1 });
-  const broken = testConfig({
-    sockets: TCP,
-    reload: { kind: 'rolling' },
-    ready: { kind: 'notify' },
-    argv: ['broken'],
-    processes: 3,
-    readyTimeoutMs: 500,
-  });
+  const broken = rollingConfig({ argv: ['broken'], processes: 3, readyTimeoutMs: 500 });
   const fx = d.send({ type: 'update', config: broken, at: 10 });
   assert.equal(fx.filter((e) => e.type === 'spawn').length, 3);
   d.spawned(fx, 10, pid);
@@ -494,24 +475,14 @@ void test('a failed bind is retried with backoff, not after restart-delay-max', 
 });
 
 void test('a reload during a rolling reload drops the half-started generation; the serving one stays until the next is ready', () => {
-  const cfg = testConfig({ sockets: TCP, reload: { kind: 'rolling' }, ready: { kind: 'notify' } });
+  const cfg = rollingConfig();
   const d = new Drive(cfg);
   const pid = counter();
   d.spawned(d.start(0), 0, pid);
   d.send({ type: 'ready', pid: 100, at: 1 });
-  const v2 = testConfig({
-    sockets: TCP,
-    reload: { kind: 'rolling' },
-    ready: { kind: 'notify' },
-    argv: ['v2'],
-  });
+  const v2 = rollingConfig({ argv: ['v2'] });
   d.spawned(d.send({ type: 'update', config: v2, at: 10 }), 10, pid);
-  const v3 = testConfig({
-    sockets: TCP,
-    reload: { kind: 'rolling' },
-    ready: { kind: 'notify' },
-    argv: ['v3'],
-  });
+  const v3 = rollingConfig({ argv: ['v3'] });
   const fx = d.send({ type: 'update', config: v3, at: 20 });
   assert.ok(
     fx.some((e) => e.type === 'signal' && e.pid === 101),
@@ -528,12 +499,7 @@ void test('a reload during a rolling reload drops the half-started generation; t
 });
 
 void test('restart = no: a new generation that exits before it is ready is abandoned, the old one serves on', () => {
-  const cfg = testConfig({
-    sockets: TCP,
-    reload: { kind: 'rolling' },
-    restart: 'no',
-    ready: { kind: 'notify' },
-  });
+  const cfg = rollingConfig({ restart: 'no' });
   const d = new Drive(cfg);
   const pid = counter();
   d.spawned(d.start(0), 0, pid);
@@ -548,12 +514,7 @@ void test('restart = no: a new generation that exits before it is ready is aband
 });
 
 void test('watchdog: runs from readiness, and the old generation keeps its own period during a reload', () => {
-  const cfg = testConfig({
-    sockets: TCP,
-    reload: { kind: 'rolling' },
-    ready: { kind: 'notify' },
-    watchdogMs: 500,
-  });
+  const cfg = rollingConfig({ watchdogMs: 500 });
   const d = new Drive(cfg);
   const pid = counter();
   const spawned = d.spawned(d.start(0), 0, pid);
@@ -561,7 +522,7 @@ void test('watchdog: runs from readiness, and the old generation keeps its own p
   assert.ok(!d.effects.some((e) => e.type === 'arm' && e.timer.kind === 'watchdog'), 'not before READY');
   const ready = d.send({ type: 'ready', pid: 100, at: 1 });
   assert.ok(ready.some((e) => e.type === 'arm' && e.timer.kind === 'watchdog' && e.ms === 500));
-  const noWatchdog = testConfig({ sockets: TCP, reload: { kind: 'rolling' }, ready: { kind: 'notify' } });
+  const noWatchdog = rollingConfig();
   d.spawned(d.send({ type: 'update', config: noWatchdog, at: 10 }), 10, pid);
   const beat = d.send({ type: 'heartbeat', pid: 100, at: 20 });
   assert.ok(
