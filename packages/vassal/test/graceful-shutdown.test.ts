@@ -50,6 +50,32 @@ async function serve(
   return { server, port: (server.address() as AddressInfo).port, shutdown };
 }
 
+/**
+ * `n` keep-alive clients through `agent`, each sending requests until an answer says
+ * `connection: close`; `left` resolves with when each left (undefined for one whose request failed).
+ */
+function keepAliveClients(
+  port: number,
+  agent: Agent,
+  n: number,
+): { stats: { ok: number; reused: number; failures: string[] }; left: Promise<(number | undefined)[]> } {
+  const stats = { ok: 0, reused: 0, failures: [] as string[] };
+  const client = async (): Promise<number | undefined> => {
+    for (;;) {
+      try {
+        const a = await fetchText(port, '/', agent);
+        stats.ok += 1;
+        if (a.reused) stats.reused += 1;
+        if (a.headers.connection === 'close') return Date.now();
+      } catch (err) {
+        stats.failures.push((err as Error).message);
+        return undefined;
+      }
+    }
+  };
+  return { stats, left: Promise.all(Array.from({ length: n }, client)) };
+}
+
 void test('busy keep-alive clients get `connection: close` on their next response, and none fails', async (t) => {
   const { port, shutdown } = await serve(
     t,
@@ -62,30 +88,18 @@ void test('busy keep-alive clients get `connection: close` on their next respons
   t.after(() => {
     agent.destroy();
   });
-  let ok = 0;
-  let reused = 0;
-  const failures: string[] = [];
-  const loop = async (): Promise<boolean> => {
-    for (;;) {
-      try {
-        const a = await fetchText(port, '/', agent);
-        ok += 1;
-        if (a.reused) reused += 1;
-        if (a.headers.connection === 'close') return true;
-      } catch (err) {
-        failures.push((err as Error).message);
-        return false;
-      }
-    }
-  };
-  const loops = Array.from({ length: 4 }, loop);
-  await waitFor(() => ok >= 100, { what: '100 requests' });
+  const { stats, left } = keepAliveClients(port, agent, 4);
+  await waitFor(() => stats.ok >= 100, { what: '100 requests' });
   const started = Date.now();
   assert.equal(await shutdown.shutdown(), 'drained');
   const took = Date.now() - started;
-  assert.deepEqual(await Promise.all(loops), [true, true, true, true], 'every client was told to close');
-  assert.deepEqual(failures, []);
-  assert.ok(reused > 50, `keep-alive connections were reused (${reused} of ${ok})`);
+  assert.deepEqual(
+    (await left).map((at) => at !== undefined),
+    [true, true, true, true],
+    'every client was told to close',
+  );
+  assert.deepEqual(stats.failures, []);
+  assert.ok(stats.reused > 50, `keep-alive connections were reused (${stats.reused} of ${stats.ok})`);
   // Busy connections leave with their next response: nothing waited for the idle grace.
   assert.ok(took < 1500, `drained in ${took} ms`);
   await assert.rejects(fetchText(port, '/', false), /ECONNREFUSED/, 'no longer accepting');
@@ -103,30 +117,12 @@ void test('keep-alive clients are sent away at moments spread over `spreadMs`, a
   t.after(() => {
     agent.destroy();
   });
-  let ok = 0;
-  const failures: string[] = [];
-  const leftAt: number[] = [];
-  const loop = async (): Promise<void> => {
-    for (;;) {
-      try {
-        const a = await fetchText(port, '/', agent);
-        ok += 1;
-        if (a.headers.connection === 'close') {
-          leftAt.push(Date.now());
-          return;
-        }
-      } catch (err) {
-        failures.push((err as Error).message);
-        return;
-      }
-    }
-  };
-  const loops = Array.from({ length: 8 }, loop);
-  await waitFor(() => ok >= 100, { what: '100 requests' });
+  const { stats, left } = keepAliveClients(port, agent, 8);
+  await waitFor(() => stats.ok >= 100, { what: '100 requests' });
   const started = Date.now();
   assert.equal(await shutdown.shutdown(), 'drained');
-  await Promise.all(loops);
-  assert.deepEqual(failures, []);
+  const leftAt = (await left).filter((at) => at !== undefined);
+  assert.deepEqual(stats.failures, []);
   assert.equal(leftAt.length, 8, 'every client was told to close');
   const offsets = leftAt.map((at) => at - started);
   const [first, last] = [Math.min(...offsets), Math.max(...offsets)];
