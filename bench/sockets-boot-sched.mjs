@@ -4,17 +4,21 @@
 // times per run, and each variant's p99 is divided by the steady runs' median.
 // Usage: [BENCH_RATE=3000] node bench/sockets-boot-sched.mjs [rounds=3] [seconds=6]
 import { deadline, fmt, median, sleep, startEmperor } from './lib.mjs';
-import { APP, NODE, RATE_WARMUP_S, directStart, freePort, probe, runRate, runWrk } from './sockets-lib.mjs';
+import {
+  RATE_WARMUP_S,
+  directStart,
+  freePort,
+  probe,
+  reloadVassal,
+  runRate,
+  runWrk,
+} from './sockets-lib.mjs';
 const ROUNDS = Number(process.argv[2] ?? 3);
 const SECONDS = Number(process.argv[3] ?? 6);
 const RATE = Number(process.env.BENCH_RATE ?? 0);
 deadline(600_000, 'sockets-boot-sched');
 const port = await freePort();
-const emperor = await startEmperor({
-  files: {
-    'web.ini': `[vassal]\nexec = ${NODE} ${APP}\nsocket = 127.0.0.1:${port}\nprocesses = 3\nready = fd\nenv = SHUTDOWN=sdk\n`,
-  },
-});
+const emperor = await startEmperor({ files: { 'web.ini': reloadVassal('node', port) } });
 await emperor.waitLine((l) => l.event === 'running', 'running', 0, 30_000);
 for (let i = 0; i < 20; i++) await probe(port);
 const load = () =>

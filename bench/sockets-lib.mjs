@@ -253,3 +253,29 @@ export async function runRate(
   untrack(child.pid);
   return report(out, 'RATEJSON ', () => `rate-load exited ${code} without a report: ${out}`);
 }
+
+const GUNICORN_READY_HOOKS = join(ROOT, 'contrib', 'gunicorn', 'ready.py');
+
+/**
+ * The vassal file of the reload benches: `processes = 3` on an owned socket at `port`. Apps:
+ * `node` (bench app, SDK drain, ready = fd), `nodeMS` (the SDK with spreadMs = MS), `own`,
+ * `naive`, `gunicorn` (ready = notify, or GUNICORN_READY; GUNICORN_ARGS added) and
+ * `gunicorn-ready` (with contrib/gunicorn/ready.py). A `+rn` suffix adds `retire-nice = 10`.
+ */
+export function reloadVassal(appRn, port) {
+  const app = appRn.replace(/\+rn$/, '');
+  const rn = appRn.endsWith('+rn') ? 'retire-nice = 10\n' : '';
+  const common = `socket = 127.0.0.1:${port}\nprocesses = 3\nstop-timeout = 15\n${rn}`;
+  if (app.startsWith('gunicorn')) {
+    // gunicorn-ready: READY=1 once the workers have the app (contrib/gunicorn/ready.py).
+    const hooks = app === 'gunicorn-ready' ? `-c ${GUNICORN_READY_HOOKS} ` : '';
+    return `[vassal]\nexec = ${GUNICORN} ${hooks}--workers 2 ${process.env.GUNICORN_ARGS ?? ''} --chdir ${WSGI_DIR} wsgi_app:app\n${common}ready = ${process.env.GUNICORN_READY ?? 'notify'}\n`;
+  }
+  // nodeMS (node0, node3000): the SDK with spreadMs = MS, the window over which it sends
+  // keep-alive clients away (default 1000).
+  const spreadMs = /^node(\d+)$/.exec(app)?.[1];
+  const shutdown = spreadMs === undefined ? { node: 'sdk', own: 'own', naive: 'naive' }[app] : 'sdk';
+  if (!shutdown) throw new Error(`unknown app ${app}: node, nodeMS, own, naive or gunicorn`);
+  const spread = spreadMs === undefined ? '' : `env = SPREAD_MS=${spreadMs}\n`;
+  return `[vassal]\nexec = ${NODE} ${APP}\n${common}ready = fd\nenv = SHUTDOWN=${shutdown}\n${spread}`;
+}

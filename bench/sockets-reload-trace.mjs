@@ -7,18 +7,14 @@
 import { readFileSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { deadline, fmt, sleep, startEmperor, tempDir } from './lib.mjs';
-import { APP, GUNICORN, NODE, WSGI_DIR, freePort, probe, runRate } from './sockets-lib.mjs';
+import { freePort, probe, reloadVassal, runRate } from './sockets-lib.mjs';
 const APPNAME = process.argv[2] ?? 'node';
-// A `+rn` suffix (`gunicorn-ready+rn`) adds `retire-nice = 10`.
-const RETIRE_NICE = APPNAME.endsWith('+rn') ? 'retire-nice = 10\n' : '';
 const SECONDS = Number(process.argv[3] ?? 8);
 const RATE = Number(process.env.BENCH_RATE ?? 3000);
 const RELOADS = 3;
 deadline(120_000, 'sockets-reload-trace');
 const port = await freePort();
-const ini = APPNAME.startsWith('gunicorn')
-  ? `[vassal]\nexec = ${GUNICORN} ${APPNAME.startsWith('gunicorn-ready') ? `-c ${join(WSGI_DIR, '..', '..', 'contrib', 'gunicorn', 'ready.py')} ` : ''}--workers 2 --chdir ${WSGI_DIR} wsgi_app:app\nsocket = 127.0.0.1:${port}\nprocesses = 3\nready = ${process.env.GUNICORN_READY ?? 'notify'}\n${RETIRE_NICE}`
-  : `[vassal]\nexec = ${NODE} ${APP}\nsocket = 127.0.0.1:${port}\nprocesses = 3\nready = fd\nenv = SHUTDOWN=sdk\n${RETIRE_NICE}`;
+const ini = reloadVassal(APPNAME, port);
 const emperor = await startEmperor({ files: { 'web.ini': ini } });
 const file = join(emperor.vassals, 'web.ini');
 let gen = (await emperor.waitLine((l) => l.event === 'running', 'running', 0, 30_000)).generation;

@@ -20,15 +20,13 @@ import { existsSync, readFileSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { deadline, fmt, median, printTable, sleep, startEmperor, verdict } from './lib.mjs';
 import {
-  APP,
   GUNICORN,
-  NODE,
   RATE_WARMUP_S,
-  WSGI_DIR,
   directStart,
   freePort,
   printMachine,
   probe,
+  reloadVassal,
   runRate,
   runWrk,
 } from './sockets-lib.mjs';
@@ -52,27 +50,7 @@ function load(port) {
 }
 printMachine();
 
-const GUNICORN_READY_HOOKS = join(WSGI_DIR, '..', '..', 'contrib', 'gunicorn', 'ready.py');
 const isGunicorn = (app) => app.startsWith('gunicorn');
-
-/** `APP+rn` (`gunicorn-ready+rn`): the same vassal with `retire-nice = 10`. */
-function vassal(appRn, port) {
-  const app = appRn.replace(/\+rn$/, '');
-  const rn = appRn.endsWith('+rn') ? 'retire-nice = 10\n' : '';
-  const common = `socket = 127.0.0.1:${port}\nprocesses = 3\nstop-timeout = 15\n${rn}`;
-  if (isGunicorn(app)) {
-    // gunicorn-ready: READY=1 once the workers have the app (contrib/gunicorn/ready.py).
-    const hooks = app === 'gunicorn-ready' ? `-c ${GUNICORN_READY_HOOKS} ` : '';
-    return `[vassal]\nexec = ${GUNICORN} ${hooks}--workers 2 ${process.env.GUNICORN_ARGS ?? ''} --chdir ${WSGI_DIR} wsgi_app:app\n${common}ready = ${process.env.GUNICORN_READY ?? 'notify'}\n`;
-  }
-  // nodeMS (node0, node3000): the SDK with spreadMs = MS, the window over which it sends
-  // keep-alive clients away (default 1000).
-  const spreadMs = /^node(\d+)$/.exec(app)?.[1];
-  const shutdown = spreadMs === undefined ? { node: 'sdk', own: 'own', naive: 'naive' }[app] : 'sdk';
-  if (!shutdown) throw new Error(`unknown app ${app}: node, nodeMS, own, naive or gunicorn`);
-  const spread = spreadMs === undefined ? '' : `env = SPREAD_MS=${spreadMs}\n`;
-  return `[vassal]\nexec = ${NODE} ${APP}\n${common}ready = fd\nenv = SHUTDOWN=${shutdown}\n${spread}`;
-}
 
 const rows = [];
 const notes = [];
@@ -86,7 +64,7 @@ const apps = APPS.filter((app) => {
 const ports = [];
 while (ports.length < apps.length) ports.push(await freePort());
 const emperor = await startEmperor({
-  files: Object.fromEntries(apps.map((app, k) => [`v${k}.ini`, vassal(app, ports[k])])),
+  files: Object.fromEntries(apps.map((app, k) => [`v${k}.ini`, reloadVassal(app, ports[k])])),
 });
 const subjects = [];
 for (const [k, app] of apps.entries()) {
