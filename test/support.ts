@@ -20,32 +20,9 @@ export const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..', '..');
 export const BIN = join(ROOT, 'packages', 'cli', 'bin', 'emperor.js');
 export const FIXTURES = join(ROOT, 'test', 'fixtures');
 
-/** A loaded 2-core CI machine is slow: deadlines are generous, polling is fast. */
-export const DEADLINE_MS = 20_000;
+import { DEADLINE_MS, waitFor } from '@emperor/test-support';
 
-export async function waitFor<T>(
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  opts: { what: string; timeout?: number; seen?: () => unknown },
-): Promise<T> {
-  const deadline = Date.now() + (opts.timeout ?? DEADLINE_MS);
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-      last = value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      const seen = opts.seen ? opts.seen() : last;
-      throw new Error(
-        `timed out waiting for ${opts.what}; last saw: ${typeof seen === 'string' ? seen : seen === undefined ? 'nothing' : JSON.stringify(seen, null, 1).slice(0, 3000)}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+export { DEADLINE_MS, waitFor };
 
 export type LogLine = Record<string, unknown> & { event?: string; vassal?: string; msg?: string };
 
