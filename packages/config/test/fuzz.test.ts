@@ -9,7 +9,7 @@ import { ERROR_CODES, formatIssue, KEY_NAMES, parseVassalBytes, type ParseResult
 import { goldenOptions } from './golden-options.js';
 
 const seed = Number(process.env['FUZZ_SEED'] ?? 20261123);
-const BUDGET_MS = 15_000;
+const SLOWEST_INPUT_MS = 5000;
 
 /** mulberry32: small, fast, good enough to explore inputs. */
 function prng(s: number): () => number {
@@ -147,7 +147,9 @@ void test(`fuzz: random bytes and mutations of good files (seed ${seed})`, () =>
     slowest = Math.max(slowest, performance.now() - t0);
     check(r, input);
     if (r.ok) ok++;
-    assert.ok(performance.now() - started < BUDGET_MS, `fuzzing ran over ${BUDGET_MS} ms after ${n} inputs`);
+    // One input taking seconds is a hang (catastrophic backtracking), whatever the load; the
+    // whole run's time is not asserted, as a loaded machine stretches it (15 s failed once).
+    assert.ok(performance.now() - t0 < SLOWEST_INPUT_MS, `input ${n} took over ${SLOWEST_INPUT_MS} ms`);
   }
   const ms = Math.round(performance.now() - started);
   console.log(
