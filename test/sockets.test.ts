@@ -6,7 +6,16 @@ import { request } from 'node:http';
 import { createServer, connect } from 'node:net';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, alive, freePort, startEmperor, startLoad, waitFor, type LogLine } from './support.js';
+import {
+  DEADLINE_MS,
+  FIXTURES,
+  alive,
+  freePort,
+  startEmperor,
+  startLoad,
+  waitFor,
+  type LogLine,
+} from './support.js';
 
 const NODE = process.execPath;
 const APP = join(FIXTURES, 'socket-app.mjs');
@@ -41,7 +50,7 @@ function get(target: { port: number; host?: string } | { socketPath: string }): 
       });
     });
     req.on('error', fail);
-    req.setTimeout(15_000, () => req.destroy(new Error('request timed out')));
+    req.setTimeout(DEADLINE_MS, () => req.destroy(new Error('request timed out')));
     req.end();
   });
 }

@@ -6,7 +6,16 @@ import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
 import { readFileSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, controlSocket, freePort, runCli, startEmperor, waitFor, type LogLine } from './support.js';
+import {
+  DEADLINE_MS,
+  FIXTURES,
+  controlSocket,
+  freePort,
+  runCli,
+  startEmperor,
+  waitFor,
+  type LogLine,
+} from './support.js';
 
 const APP = join(FIXTURES, 'sdk-http-app.mjs');
 
@@ -33,7 +42,7 @@ function get(port: number, agent: Agent): Promise<Answer> {
       });
     });
     req.on('error', fail);
-    req.setTimeout(15_000, () => req.destroy(new Error('request timed out')));
+    req.setTimeout(DEADLINE_MS, () => req.destroy(new Error('request timed out')));
     req.end();
   });
 }
