@@ -123,8 +123,10 @@ void test('ls, --json on actions, signal, rescan and status --check against a ru
   const failed = await cli('restart', 'missing', '--wait', '--json');
   expectCode(failed, 1, 'restart missing --wait --json');
   const failedAnswer = JSON.parse(failed.stdout) as { results: { ok: boolean; reason: string }[] };
-  assert.equal(failedAnswer.results[0]?.ok, false);
-  assert.match(failedAnswer.results[0]?.reason ?? '', /nonexistent/);
+  const first = failedAnswer.results[0];
+  assert.ok(first);
+  assert.equal(first.ok, false);
+  assert.match(first.reason, /nonexistent/);
   expectCode(await cli('start', 'sleeper', '--json'), 0, 'start --json');
 
   // signal: to each running instance's main process.
@@ -139,8 +141,10 @@ void test('ls, --json on actions, signal, rescan and status --check against a ru
     results: { name: string; pids: number[] }[];
   };
   assert.equal(signalled.signal, 'SIGUSR2');
-  assert.equal(signalled.results[0]?.name, 'trapper');
-  assert.equal(signalled.results[0]?.pids.length, 1);
+  const only = signalled.results[0];
+  assert.ok(only);
+  assert.equal(only.name, 'trapper');
+  assert.equal(only.pids.length, 1);
   expectUsage(await cli('signal', 'trapper', 'SIGFOO'), 'signal SIGFOO', /SIGFOO/);
   expectUsage(await cli('signal', 'trapper'), 'signal without a signal', /missing/);
   const notRunning = await cli('signal', 'missing', 'HUP');

@@ -164,12 +164,13 @@ export async function withYargs(argv: readonly string[], output: Output): Promis
       output.err(`emperor: ${explainYargs(message ?? err?.message ?? 'usage error', argv, modules)}`);
       output.err(USAGE_HINT);
     });
-  parser = parser.command('ls', 'Same as `status` (as `pm2 ls`)');
   for (const c of COMMANDS) {
     const module = modules.get(c.name);
     parser =
       module === undefined ? parser.command(c.name, c.describe) : module.register(parser, c.describe, ctx);
   }
+  // Listed for --help only: main() has already turned `ls` into `status`.
+  parser = parser.command('ls', 'Same as `status` (as `pm2 ls`)');
   try {
     await parser.parseAsync();
   } catch (err) {

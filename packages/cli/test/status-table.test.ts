@@ -25,14 +25,13 @@ function vassal(over: Partial<VassalStatus>): VassalStatus {
     uptime_s: 1,
     processes: 1,
     ...over,
-  } as VassalStatus;
+  };
 }
 
-const snapshot = (vassals: VassalStatus[]): StatusSnapshot =>
-  ({
-    emperor: { pid: 1, version: '0', uptime_s: 1, vassal_dirs: [DEEP] },
-    vassals,
-  }) as unknown as StatusSnapshot;
+const snapshot = (vassals: VassalStatus[]): StatusSnapshot => ({
+  emperor: { pid: 1, version: '0', uptime_s: 1, vassal_dirs: [DEEP] },
+  vassals,
+});
 
 void test('long values are cut with an ellipsis, never wrapped mid-word, within 80 columns', () => {
   const lines = formatTable(
@@ -48,7 +47,7 @@ void test('long values are cut with an ellipsis, never wrapped mid-word, within 
           key: 'procesess',
           message: 'unknown key `procesess`: did you mean `processes`?',
         },
-      } as Partial<VassalStatus>),
+      }),
       vassal({
         name: 'worker',
         state: 'backoff',
