@@ -3,8 +3,10 @@
 // dependencies (the config reader, the daemon) never slow down another command.
 import { readFileSync } from 'node:fs';
 import type { CommandContext, CommandModule, Output } from './commands/command.js';
+import { declarationsOf } from './declarations.js';
 import type { FastCommand } from './fast-command.js';
-import { failure } from './failure.js';
+import { unknownOption } from './fast-command.js';
+import { failure, isUsageError } from './failure.js';
 
 interface CommandEntry {
   readonly name: string;
@@ -14,7 +16,7 @@ interface CommandEntry {
 }
 
 // To add a command: a module in commands/ exporting a CommandModule, and one line here.
-const COMMANDS: readonly CommandEntry[] = [
+export const COMMANDS: readonly CommandEntry[] = [
   {
     name: 'check',
     describe: 'Validate vassal files without a daemon',
@@ -51,6 +53,16 @@ const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./commands/actions.js')).reloadCommand,
   },
   {
+    name: 'signal',
+    describe: 'Send a signal to the main process of every instance of vassals (NAME or GLOB)',
+    load: async () => (await import('./commands/signal.js')).signalCommand,
+  },
+  {
+    name: 'rescan',
+    describe: 'Read the vassal directories again, as SIGHUP to the emperor does',
+    load: async () => (await import('./commands/rescan.js')).rescanCommand,
+  },
+  {
     name: 'logs',
     describe: "Print or follow a vassal's log",
     load: async () => (await import('./commands/logs.js')).logsCommand,
@@ -72,7 +84,11 @@ const COMMANDS: readonly CommandEntry[] = [
   },
 ];
 
+/** Other names of a command: `emperor ls` is `emperor status`, as `pm2 ls`. */
+export const ALIASES: Readonly<Record<string, string>> = { ls: 'status' };
+
 const EXIT_USAGE = 2;
+const USAGE_HINT = 'Run `emperor --help` or `emperor COMMAND --help` for usage.';
 
 const stdio: Output = {
   out: (text) => process.stdout.write(`${text}\n`),
@@ -86,7 +102,9 @@ function version(): string {
   return pkg.version ?? 'unknown';
 }
 
-export async function main(argv: readonly string[], output: Output = stdio): Promise<number> {
+export async function main(given: readonly string[], output: Output = stdio): Promise<number> {
+  const alias = given[0] === undefined ? undefined : ALIASES[given[0]];
+  const argv = alias === undefined ? given : [alias, ...given.slice(1)];
   // Daemon commands skip yargs unless help is asked for: `emperor status` must stay fast.
   const first = COMMANDS.find((c) => c.name === argv[0]);
   if (first && !argv.includes('--help') && !argv.includes('-h')) {
@@ -117,9 +135,10 @@ export async function withYargs(argv: readonly string[], output: Output): Promis
       try {
         state.exitCode = await task();
       } catch (err) {
-        // A command that fails (not a usage error): yargs' fail() would count it as one.
+        // A command that fails: yargs' fail() would count every failure as a usage error.
         output.err(`emperor: ${failure(err)}`);
-        state.exitCode = 1;
+        if (isUsageError(err)) output.err(USAGE_HINT);
+        state.exitCode = isUsageError(err) ? EXIT_USAGE : 1;
       }
     },
   };
@@ -142,19 +161,16 @@ export async function withYargs(argv: readonly string[], output: Output): Promis
       if (err !== undefined && message === undefined) throw err;
       if (state.usageError) return; // yargs may report one mistake twice (`Did you mean`, then `Unknown argument`)
       state.usageError = true;
-      const text = message ?? err?.message ?? 'usage error';
-      // recommendCommands() says only "Did you mean check?": name what was typed too.
-      const typo = text.startsWith('Did you mean')
-        ? `unknown command \`${argv.find((a) => !a.startsWith('-')) ?? ''}\`. `
-        : '';
-      output.err(`emperor: ${typo}${text}`);
-      output.err('Run `emperor --help` or `emperor COMMAND --help` for usage.');
+      output.err(`emperor: ${explainYargs(message ?? err?.message ?? 'usage error', argv, modules)}`);
+      output.err(USAGE_HINT);
     });
   for (const c of COMMANDS) {
     const module = modules.get(c.name);
     parser =
       module === undefined ? parser.command(c.name, c.describe) : module.register(parser, c.describe, ctx);
   }
+  // Listed for --help only: main() has already turned `ls` into `status`.
+  parser = parser.command('ls', 'Same as `status` (as `pm2 ls`)');
   try {
     await parser.parseAsync();
   } catch (err) {
@@ -162,4 +178,51 @@ export async function withYargs(argv: readonly string[], output: Output): Promis
     return state.usageError ? EXIT_USAGE : 1;
   }
   return state.usageError ? EXIT_USAGE : state.exitCode;
+}
+
+/**
+ * One line in the CLI's own words for what yargs says in its own (`Not enough non-option
+ * arguments: got 0, need at least 1`), with a "did you mean" for a misspelt option.
+ */
+function explainYargs(
+  text: string,
+  argv: readonly string[],
+  modules: ReadonlyMap<string, CommandModule>,
+): string {
+  const command = argv[0] ?? '';
+  // recommendCommands() says only "Did you mean check?": name what was typed too.
+  if (text.startsWith('Did you mean'))
+    return `unknown command \`${argv.find((a) => !a.startsWith('-')) ?? ''}\`. ${text}`;
+  const unknown = /^Unknown arguments?: ([^,\n]+)/.exec(text)?.[1];
+  if (unknown !== undefined) {
+    const typed = argv.find((a) => a.replace(/^-+/, '').split('=')[0] === unknown && a.startsWith('-'));
+    if (typed === undefined) return `unexpected argument \`${unknown}\``;
+    const module = modules.get(command);
+    const flags = module ? optionFlags(command, module) : [];
+    return unknownOption(typed.split('=')[0] ?? typed, flags);
+  }
+  const choice = /Argument: ([\w-]+), Given: "([^"]*)", Choices: (.*)/.exec(text);
+  if (choice) {
+    const [, name = '', given = '', list = ''] = choice;
+    const flag = argv.some((a) => a.startsWith(`--${name}`)) ? `--${name}` : name;
+    return `\`${flag}\` must be one of ${list.replaceAll('"', '')}; got \`${given}\``;
+  }
+  const following = /^Not enough arguments following: ([\w-]+)/.exec(text)?.[1];
+  if (following !== undefined) return `\`${following.length === 1 ? '-' : '--'}${following}\` takes a value`;
+  if (text.startsWith('Not enough non-option arguments')) {
+    const module = modules.get(command);
+    const wanted = module ? positionalNames(command, module) : [];
+    return `missing ${wanted.length > 0 ? wanted.map((p) => p.toUpperCase()).join(' ') : 'argument'}: \`emperor ${command} --help\` says what it takes`;
+  }
+  const extra = /^Too many non-option arguments: got (\d+), maximum of (\d+)/.exec(text);
+  if (extra) return `too many arguments: \`${command}\` takes at most ${extra[2] ?? '?'}`;
+  return text.split('\n')[0] ?? text;
+}
+
+function optionFlags(command: string, module: CommandModule): string[] {
+  return declarationsOf(command, module).options.flatMap((o) => o.flags);
+}
+
+function positionalNames(command: string, module: CommandModule): string[] {
+  return declarationsOf(command, module).positionals.map((p) => p.name);
 }

@@ -115,8 +115,10 @@ export function formatTable(snapshot: StatusSnapshot, opts: TableOptions): strin
   const out = [paint('1', line(HEADERS))];
   snapshot.vassals.forEach((v, k) => {
     out.push(line(rows[k] ?? [], (c, t) => (c === 1 ? paint(STATE_COLOR[v.state] ?? '0', t) : t)));
-    for (const d of details(v, opts.now))
-      for (const l of wrap(d.text, width, '    ')) out.push(paint(d.color, l));
+    for (const d of details(v, opts.now)) {
+      const lines = d.oneLine ? [cut(d.text, width)] : wrap(d.text, width, '    ');
+      for (const l of lines) out.push(paint(d.color, l));
+    }
   });
   out.push(summary(snapshot));
   return out;
@@ -125,6 +127,8 @@ export function formatTable(snapshot: StatusSnapshot, opts: TableOptions): strin
 interface Detail {
   readonly text: string;
   readonly color: string;
+  /** A line of the app's output: cut to one row rather than wrapped. */
+  readonly oneLine?: boolean;
 }
 
 /** What an operator needs under a vassal that is not simply running. */
@@ -161,7 +165,7 @@ export function details(v: VassalStatus, now: number): Detail[] {
   }
   if (v.state === 'backoff' || v.state === 'failed')
     for (const l of v.last_stderr.filter((x) => x.trim() !== '').slice(-STDERR_SHOWN))
-      out.push({ text: `  | ${l}`, color: '2' });
+      out.push({ text: `  | ${l}`, color: '2', oneLine: true });
   return out;
 }
 
@@ -170,25 +174,38 @@ function exitText(e: NonNullable<VassalStatus['last_exit']>): string {
   return `${what} at ${e.at.slice(11, 19)}`;
 }
 
-/** Breaks `text` into lines of at most `width` columns, continuing with `indent`. */
+/**
+ * Breaks `text` at spaces into lines of at most `width` columns, continuing with `indent`. A
+ * word longer than a line (a deep path) loses its middle to an ellipsis, keeping its start and
+ * its end (`/srv/…/vassals/cron.ini:3:`): it is never cut in two across lines.
+ */
 export function wrap(text: string, width: number, indent: string): string[] {
+  const lead = /^ */.exec(text)?.[0] ?? '';
+  const room = width - indent.length;
+  const words = text
+    .slice(lead.length)
+    .split(/ +/)
+    .filter((w) => w !== '')
+    .map((w) => (w.length <= room ? w : shorten(w, room)));
   const lines: string[] = [];
-  let rest = text;
-  let first = true;
-  while (rest.length > 0) {
-    const lead = first ? '' : indent;
-    const room = width - lead.length;
-    if (rest.length <= room) {
-      lines.push(lead + rest);
-      break;
+  let line = lead;
+  for (const w of words) {
+    const start = lines.length === 0 ? lead : indent;
+    if (line !== start && line.length + 1 + w.length > width) {
+      lines.push(line);
+      line = indent;
     }
-    let at = rest.lastIndexOf(' ', room);
-    if (at <= room / 3) at = room;
-    lines.push(lead + rest.slice(0, at).trimEnd());
-    rest = rest.slice(at).trimStart();
-    first = false;
+    line += line === (lines.length === 0 ? lead : indent) ? w : ` ${w}`;
   }
+  if (line.trim() !== '') lines.push(line);
   return lines;
+}
+
+/** `abcdefghij` in 7 columns: `abc…hij`. */
+function shorten(word: string, width: number): string {
+  const keep = Math.max(1, width - 1);
+  const head = Math.ceil(keep / 3);
+  return `${word.slice(0, head)}…${word.slice(word.length - (keep - head))}`;
 }
 
 function summary(s: StatusSnapshot): string {

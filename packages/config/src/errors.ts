@@ -91,6 +91,8 @@ export const ERROR_CODES = {
   EMP_CONTROL_ERROR:
     'The CLI could not complete a request on the control socket (the message has the errno).',
   EMP_CLI_USAGE: 'A command-line usage error (exit 2), such as a bad `--metrics` address.',
+  EMP_RUN_CONFIG:
+    'The `emperor run --config` file is missing or unreadable, or a line of it is not a known `key = value` (exit 2).',
   EMP_VASSAL_UNKNOWN: 'No vassal matches a name or glob; the message lists the nearest known names.',
   EMP_VASSAL_NOT_RUNNING: "The vassal's file has never parsed, so there is nothing to show or follow.",
   // The Node SDK (packages/vassal), thrown in the app.

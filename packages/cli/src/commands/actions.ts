@@ -29,8 +29,10 @@ function actionCommand(action: Action) {
       },
       timeout: {
         type: 'string',
-        describe: 'With --wait: give up after this many seconds (default 300); exit 1',
+        describe: 'With --wait: give up after this many seconds; exit 1',
+        default: () => '300',
       },
+      json: { type: 'boolean', describe: 'Print the answer of the API as JSON (docs/protocol.md)' },
     },
     examples: [
       [`$0 ${action} shop`, `${action[0]?.toUpperCase() ?? ''}${action.slice(1)} one vassal`],
@@ -44,7 +46,7 @@ function actionCommand(action: Action) {
       if (timeoutS !== undefined && !(timeoutS > 0))
         throw new UsageError('--timeout takes a number of seconds above 0');
       if (timeoutS !== undefined && !wait) throw new UsageError('--timeout goes with --wait');
-      const answer = await call<{ results: ActionResult[] }>(socket, '/v1/actions', {
+      const answer = await call<{ action: string; results: ActionResult[] }>(socket, '/v1/actions', {
         method: 'POST',
         body: {
           action,
@@ -54,6 +56,10 @@ function actionCommand(action: Action) {
         },
         noTimeout: wait,
       });
+      if (args.values.json === true) {
+        output.out(JSON.stringify(answer, null, 2));
+        return answer.results.every((r) => r.ok) ? 0 : 1;
+      }
       let failed = 0;
       for (const r of answer.results) {
         if (r.ok) {

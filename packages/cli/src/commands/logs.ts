@@ -9,7 +9,12 @@ export const logsCommand = daemonCommand({
   positional: 'name',
   positionals: { min: 1, max: 1, what: 'vassal name' },
   options: {
-    lines: { type: 'string', short: 'n', describe: 'How many of the last lines to print first (default 20)' },
+    lines: {
+      type: 'string',
+      short: 'n',
+      describe: 'How many of the last lines to print first',
+      default: () => '20',
+    },
     follow: {
       type: 'boolean',
       short: 'f',
@@ -24,7 +29,7 @@ export const logsCommand = daemonCommand({
     const name = args.positionals[0] ?? '';
     const n = args.values.lines;
     if (n !== undefined && (typeof n !== 'string' || !/^\d+$/.test(n)))
-      throw new UsageError('-n takes a whole number of lines');
+      throw new UsageError(`-n takes a whole number of lines, got \`${String(n)}\``);
     const follow = args.values.follow === true;
     const query = new URLSearchParams();
     if (typeof n === 'string') query.set('lines', n);

@@ -1,14 +1,14 @@
 // `emperor run`: the daemon in the foreground (systemd does the daemonizing).
-import { chmodSync, chownSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { cliVersion } from './version.js';
 import { resolve } from 'node:path';
+import { defaultPaths } from '@emperor/daemon/paths';
 import type { FastCommand } from '../fast-command.js';
-import { failure } from '../failure.js';
+import { failure, isUsageError } from '../failure.js';
+import { LOG_LEVELS, readRunConfig } from '../run-config.js';
 import type { CommandModule, Output } from './command.js';
-
-const LOG_LEVELS = ['debug', 'info', 'warn', 'error'];
 
 /**
  * `run` without yargs, which would stay in the emperor's memory for its whole life (~6 MB of RSS):
@@ -60,7 +60,9 @@ async function fast(args: readonly string[], output: Output): Promise<number> {
     return await run(parsed);
   } catch (err) {
     output.err(`emperor: ${failure(err)}`);
-    return 1;
+    if (!isUsageError(err)) return 1;
+    output.err('Run `emperor --help` or `emperor COMMAND --help` for usage.');
+    return 2;
   }
 }
 
@@ -70,42 +72,57 @@ export const runCommand: CommandModule & FastCommand = {
     y.command(
       'run',
       describe,
-      (b) =>
-        b
+      (b) => {
+        // The defaults of this user (root's differ), so `--help` says what would be watched.
+        const paths = defaultPaths();
+        return b
           .option('vassals', {
             describe:
               'A directory of NAME.ini files, or a glob of file names inside one directory; repeatable',
             type: 'string',
             array: true,
+            defaultDescription: paths.vassals,
           })
           .option('log-dir', {
-            describe: 'Where vassal logs go (default <log-dir>/NAME.log)',
+            describe:
+              'The directory of the vassal logs: NAME.log for each vassal, unless its file sets `log`',
             type: 'string',
+            defaultDescription: paths.logDir,
           })
           .option('control', {
-            describe: 'Control socket path (its directory also holds the state file)',
+            describe: 'Control socket path (its directory also holds the state file); $EMPEROR_CONTROL too',
             type: 'string',
+            defaultDescription: paths.control,
           })
           .option('control-group', {
             describe:
               'Group given the control socket (mode 0660): its members may use `emperor status` and act',
             type: 'string',
+            defaultDescription: "the emperor's own group",
           })
           .option('metrics', {
             describe:
               'Serve Prometheus /metrics on HOST:PORT (a bare port binds 127.0.0.1; readable by anyone who can connect)',
             type: 'string',
+            defaultDescription: 'no metrics',
           })
-          .option('config', { describe: 'An INI file whose keys are these options', type: 'string' })
+          .option('config', {
+            describe:
+              'An INI file whose keys are these options (`vassals = DIR`, repeatable); the command line wins (docs/cli.md)',
+            type: 'string',
+            defaultDescription: 'none',
+          })
           .option('log-level', {
             describe: 'The emperor log level',
             type: 'string',
             choices: LOG_LEVELS,
+            defaultDescription: 'info',
           })
           .example('$0 run --vassals /srv/apps --log-dir /var/log/apps', 'Supervise every /srv/apps/*.ini')
           .epilogue(
             'Runs in the foreground; SIGTERM/SIGINT stop every vassal, SIGHUP rescans, SIGUSR1 reopens logs.',
-          ),
+          );
+      },
       (args) =>
         ctx.run(() =>
           run({
@@ -131,28 +148,6 @@ export interface RunArgs {
   readonly logLevel: string | undefined;
 }
 
-/** Keys of the `--config` INI file: the long option names. */
-const CONFIG_KEYS = ['vassals', 'log-dir', 'control', 'control-group', 'metrics', 'log-level'] as const;
-
-async function readConfigFile(
-  path: string,
-): Promise<Partial<Record<(typeof CONFIG_KEYS)[number], string | string[]>>> {
-  const { parse } = await import('ini');
-  const parsed = parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  const out: Partial<Record<(typeof CONFIG_KEYS)[number], string | string[]>> = {};
-  for (const [key, value] of Object.entries(parsed)) {
-    if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
-      throw new Error(`${path}: unknown key \`${key}\`; valid keys are ${CONFIG_KEYS.join(', ')}`);
-    }
-    if (typeof value === 'string' || (Array.isArray(value) && value.every((v) => typeof v === 'string'))) {
-      out[key as (typeof CONFIG_KEYS)[number]] = value;
-    } else {
-      throw new Error(`${path}: \`${key}\` must be a string`);
-    }
-  }
-  return out;
-}
-
 export async function run(args: RunArgs): Promise<number> {
   // Before the daemon's modules load: V8 then keeps a small young generation and shrinks the heap
   // eagerly. The emperor mostly sleeps, and its RSS also sets the cost of every fork() it makes
@@ -161,30 +156,28 @@ export async function run(args: RunArgs): Promise<number> {
   const {
     startEmperor,
     createLogger,
-    defaultPaths,
     openControlServer,
     openMetricsServer,
     parseListenAddress,
     ensureRuntimeDir,
   } = await import('@emperor/daemon');
-  const file = args.config ? await readConfigFile(args.config) : {};
+  const config = args.config === undefined ? undefined : readRunConfig(args.config);
+  const file = config?.single ?? {};
   const paths = defaultPaths();
-  const list = (v: string | string[] | undefined): string[] | undefined =>
-    v === undefined ? undefined : [v].flat();
-  const vassals = (args.vassals?.length ? args.vassals : undefined) ?? list(file.vassals) ?? [paths.vassals];
-  const logDir = resolve(args.logDir ?? (file['log-dir'] as string | undefined) ?? paths.logDir);
-  const control = resolve(args.control ?? (file.control as string | undefined) ?? paths.control);
+  const vassals = (args.vassals?.length ? args.vassals : undefined) ?? config?.vassals ?? [paths.vassals];
+  const logDir = resolve(args.logDir ?? file['log-dir'] ?? paths.logDir);
+  const control = resolve(args.control ?? file.control ?? paths.control);
   const runtimeDir = resolve(control, '..');
   ensureRuntimeDir(runtimeDir);
   mkdirSync(logDir, { recursive: true });
   const logger = createLogger({
-    level: args.logLevel ?? (file['log-level'] as string | undefined) ?? 'info',
+    level: args.logLevel ?? file['log-level'] ?? 'info',
   });
 
-  const groupName = args.controlGroup ?? (file['control-group'] as string | undefined);
+  const groupName = args.controlGroup ?? file['control-group'];
   const gid = groupName === undefined ? undefined : await resolveGroup(groupName);
   if (gid !== undefined) shareDirWithGroup(runtimeDir, gid);
-  const metricsAt = args.metrics ?? (file.metrics as string | undefined);
+  const metricsAt = args.metrics ?? file.metrics;
   const metricsAddress = metricsAt === undefined ? undefined : parseListenAddress(metricsAt);
 
   // The socket first: a second emperor on the same socket is refused before it touches anything.

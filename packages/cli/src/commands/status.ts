@@ -1,4 +1,5 @@
-// `emperor status [NAME|GLOB] [--json]`: what runs, and what is broken and why.
+// `emperor status [NAME|GLOB] [--json] [--check]`: what runs, and what is broken and why; with
+// --check, the exit code says whether all is well (monitoring, scripts).
 // Loads no daemon or config code: a request on the socket and a table (SPEC §8.8).
 import type { StatusSnapshot } from '@emperor/daemon';
 import { call } from '../control-client.js';
@@ -15,12 +16,18 @@ export const statusCommand = daemonCommand({
       type: 'boolean',
       describe: 'Print only the vassal names, one per line (for scripts and completion)',
     },
+    check: {
+      type: 'boolean',
+      describe: 'Exit 1 when a vassal shown is failed, in backoff or has a config error (for monitoring)',
+    },
   },
   examples: [
     ['$0 status', 'Every vassal: state, pids, uptime, restarts, CPU, memory, sockets'],
     ["$0 status 'shop*' --json", 'The shop vassals as JSON'],
+    ['$0 status --check > /dev/null || alert', 'Is everything healthy?'],
   ],
-  epilogue: 'Exit codes: 0 shown, 1 no such vassal, 3 the emperor is not reachable.',
+  epilogue:
+    'Exit codes: 0 shown, 1 no such vassal (or, with --check, a vassal failed, in backoff or with a config error), 3 the emperor is not reachable.',
   run: async (args, socket, output) => {
     const name = args.positionals[0];
     const target = name === undefined ? '/v1/status' : `/v1/status?name=${encodeURIComponent(name)}`;
@@ -36,6 +43,16 @@ export const statusCommand = daemonCommand({
       for (const line of formatTable(snapshot, { color, width: tty ? width : 80, now: Date.now() }))
         output.out(line);
     }
-    return 0;
+    if (args.values.check !== true) return 0;
+    const unhealthy = snapshot.vassals.flatMap((v) =>
+      v.error
+        ? [`${v.name} (config error)`]
+        : v.state === 'failed' || v.state === 'backoff'
+          ? [`${v.name} (${v.state})`]
+          : [],
+    );
+    if (unhealthy.length === 0) return 0;
+    output.err(`emperor: unhealthy: ${unhealthy.join(', ')}`);
+    return 1;
   },
 });

@@ -43,9 +43,11 @@ export const versionCommand: CommandModule & FastCommand = {
       'version',
       describe,
       (b) =>
-        b
-          .option('json', { type: 'boolean', describe: 'Print JSON' })
-          .option('control', { type: 'string', describe: CONTROL_HELP }),
+        b.option('json', { type: 'boolean', describe: 'Print JSON' }).option('control', {
+          type: 'string',
+          describe: CONTROL_HELP,
+          defaultDescription: CONTROL_OPTION.control?.default?.(),
+        }),
       (args) =>
         ctx.run(() =>
           fast(

@@ -1,6 +1,7 @@
 // `POST /v1/actions`: start, stop, restart or reload vassals, through the same event path as
 // file changes (the runner's dispatch). With `wait`, the answer comes when every target has
 // reached its goal (the new generation ready, or stopped) or has failed.
+import { constants as osConstants } from 'node:os';
 import type { Emperor } from '../emperor.js';
 import type { ControlAction, Vassal } from '../machine/types.js';
 import type { VassalRunner } from '../runner/vassal-runner.js';
@@ -160,4 +161,62 @@ export function parseAction(value: unknown): ControlAction {
     'EMP_CONTROL_BAD_REQUEST',
     `\`action\` must be one of ${ACTIONS.join(', ')}, got ${value === undefined ? 'nothing' : JSON.stringify(value).slice(0, 40)}`,
   );
+}
+
+// `POST /v1/signal` (`emperor signal NAME SIG`): a signal to the main process of every live
+// instance, as a `signal:` reload sends it; the vassal's state machine is not involved.
+
+export interface SignalResult {
+  readonly name: string;
+  /** False when the vassal has no live process to signal. */
+  readonly ok: boolean;
+  readonly state: string;
+  readonly pids: readonly number[];
+  readonly reason: string | null;
+}
+
+/** `SIGHUP`, `HUP`, `hup` or `1`, to the signal's name; anything else is a bad request. */
+export function parseSignal(value: unknown): NodeJS.Signals {
+  const signals = osConstants.signals as Readonly<Record<string, number>>;
+  let name: string | undefined;
+  if (typeof value === 'number' || (typeof value === 'string' && /^\d{1,2}$/.test(value)))
+    name = Object.keys(signals).find((k) => signals[k] === Number(value));
+  else if (typeof value === 'string') {
+    const upper = value.toUpperCase();
+    name = upper.startsWith('SIG') ? upper : `SIG${upper}`;
+  }
+  if (name !== undefined && name in signals) return name as NodeJS.Signals;
+  throw new ControlError(
+    'EMP_CONTROL_BAD_REQUEST',
+    `\`signal\` must be a signal name or number (\`SIGHUP\`, \`HUP\`, \`1\`), got ${value === undefined ? 'nothing' : JSON.stringify(value).slice(0, 40)}`,
+  );
+}
+
+export function signalVassals(
+  emperor: Emperor,
+  names: readonly string[],
+  signal: NodeJS.Signals,
+): SignalResult[] {
+  return names.map((name) => {
+    const runner = emperor.reconciler.runners.get(name);
+    if (!runner || runner.disposed) {
+      const err = emperor.reconciler.errors.get(name)?.issues[0];
+      const reason = err ? `not running: the vassal file has errors: ${err.message}` : 'gone';
+      return { name, ok: false, state: 'failed', pids: [], reason };
+    }
+    const v = runner.vassal;
+    const pids: number[] = [];
+    for (const i of v.instances) {
+      if (i.pid === undefined) continue;
+      try {
+        process.kill(i.pid, signal);
+        pids.push(i.pid);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+      }
+    }
+    return pids.length > 0
+      ? { name, ok: true, state: v.state, pids, reason: null }
+      : { name, ok: false, state: v.state, pids, reason: `not running (${v.state})` };
+  });
 }

@@ -2,4 +2,4 @@ export { openControlServer, type ControlServer, type ControlServerOptions } from
 export { openMetricsServer, parseListenAddress, type MetricsServer } from './metrics-server.js';
 export { ControlSocketError, CONTROL_ERRORS, type ControlErrorCode } from './errors.js';
 export type { StatusSnapshot, VassalStatus, InstanceStatus } from './snapshot.js';
-export type { ActionResult } from './actions.js';
+export type { ActionResult, SignalResult } from './actions.js';

@@ -12,7 +12,7 @@ import type { VassalRunner } from '../runner/vassal-runner.js';
 import { CpuSampler } from './cpu-sampler.js';
 import { ControlError } from './errors.js';
 import { buildStatus, knownNames, type EmperorInfo, type StatusSnapshot } from './snapshot.js';
-import { performActions, parseAction } from './actions.js';
+import { performActions, parseAction, parseSignal, signalVassals } from './actions.js';
 import { resolveTargets, unknownVassal } from './targets.js';
 import { follow, readTail, MAX_LINES } from './logs.js';
 import { showVassal } from './show.js';
@@ -154,6 +154,28 @@ export async function openControlServer(options: ControlServerOptions): Promise<
       } finally {
         inflight.delete(abort);
       }
+      return;
+    }
+    if (route === '/v1/signal') {
+      expect(method, 'POST');
+      const body = await readJson(req);
+      const signal = parseSignal(body.signal);
+      const targets = body.targets;
+      if (!Array.isArray(targets) || targets.length > 1000 || !targets.every((t) => typeof t === 'string'))
+        throw new ControlError(
+          'EMP_CONTROL_BAD_REQUEST',
+          '`targets` must be a list of vassal names or globs (at most 1000)',
+        );
+      const names = resolveTargets(targets, knownNames(emp));
+      logger.info({ event: 'control-signal', signal, vassals: names.join(',') }, 'control-signal');
+      send(res, 200, { signal, results: signalVassals(emp, names, signal) });
+      return;
+    }
+    if (route === '/v1/rescan') {
+      expect(method, 'POST');
+      logger.info({ event: 'rescan', via: 'control' }, 'rescan');
+      await emp.rescan();
+      send(res, 200, { vassal_dirs: info.vassalDirs, vassals: knownNames(emp).length });
       return;
     }
     const m = /^\/v1\/vassals\/([^/]+)(\/logs)?$/.exec(route);
