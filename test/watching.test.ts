@@ -4,15 +4,19 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import {
+  closeSync,
   copyFileSync,
   mkdirSync,
+  openSync,
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   unlinkSync,
   utimesSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { vassalNameOf } from '@emperor/config';
@@ -357,4 +361,154 @@ void test('SIGHUP rescans without reloading what is unchanged; a switched symlin
   writeFileSync(join(base, 'release-2', 'two.ini'), sleeper('r2b'));
   await spawned(emp, 'two', from, 'r2b');
   await waitFor(() => !alive(two), { what: 'the old two gone' });
+});
+
+void test('a watched directory moved away or removed, then re-created, is watched again (#11 item 3)', async (t) => {
+  const emp = await startEmperor(t, { files: { 'a.ini': sleeper('a1') } });
+  const a = await spawned(emp, 'a', 0, 'a1');
+
+  // `mv vassals vassals.old; mkdir vassals; cp *.ini vassals/`, in one go: the old vassal stops
+  // or reloads, and what runs is the new directory's file.
+  let from = emp.lines.length;
+  renameSync(emp.vassals, `${emp.vassals}.old`);
+  mkdirSync(emp.vassals);
+  writeFileSync(join(emp.vassals, 'a.ini'), sleeper('a2'));
+  await spawned(emp, 'a', from, 'a2');
+  await waitFor(() => !alive(a), { what: 'the old a gone' });
+  // Watched, not read once: a later file starts, an edit reloads.
+  from = emp.lines.length;
+  writeFileSync(join(emp.vassals, 'b.ini'), sleeper('b1'));
+  await spawned(emp, 'b', from, 'b1');
+  // The old directory is nothing to the emperor any more.
+  from = emp.lines.length;
+  writeFileSync(join(`${emp.vassals}.old`, 'old.ini'), sleeper('old'));
+  await settleScans(emp);
+  assert.equal(spawnLines(emp.lines, 'old', from).length, 0, 'vassals.old is not watched');
+
+  // `rm -rf vassals`: everything stops; `mkdir vassals` and a file in it: started.
+  from = emp.lines.length;
+  rmSync(emp.vassals, { recursive: true });
+  await emp.waitLine(removedOf('a'), 'a removed', from);
+  await emp.waitLine(removedOf('b'), 'b removed', from);
+  const missing = await emp.waitLine(
+    (l) => l.event === 'watch-dir-missing' && l.dir === emp.vassals,
+    'watch-dir-missing',
+    from,
+  );
+  assert.equal(missing.level, 40, 'a warning');
+  from = emp.lines.length;
+  const t0 = Date.now();
+  mkdirSync(emp.vassals);
+  writeFileSync(join(emp.vassals, 'c.ini'), sleeper('c1'));
+  const c = await spawned(emp, 'c', from, 'c1');
+  t.diagnostic(`re-created directory: mkdir to spawn in ${Date.now() - t0} ms`);
+  from = emp.lines.length;
+  writeFileSync(join(emp.vassals, 'c.ini'), sleeper('c2'));
+  await reloaded(emp, 'c', from, c, 'c2');
+  assert.ok(!emp.lines.some((l) => l.event === 'watch-error'), 'a vanished directory is no watcher error');
+});
+
+void test('a dangling symlink is logged once and starts when its target appears (#11 item 4)', async (t) => {
+  const emp = await startEmperor(t);
+  const releases = join(tempDir(t), 'releases');
+  const target = join(releases, 'app', 'late.ini');
+  let from = emp.lines.length;
+  symlinkSync(target, join(emp.vassals, 'late.ini')); // neither the file nor its directories exist yet
+  const dangling = await emp.waitLine(
+    (l) => l.event === 'dangling-link' && l.vassal === 'late',
+    'dangling-link',
+    from,
+  );
+  assert.equal(dangling.level, 40, 'a warning');
+  assert.equal(dangling.file, join(emp.vassals, 'late.ini'));
+  assert.equal(dangling.target, target);
+  await settleScans(emp);
+  assert.equal(
+    emp.lines.filter((l) => l.event === 'dangling-link').length,
+    1,
+    'logged once, not at every scan',
+  );
+
+  from = emp.lines.length;
+  const t0 = Date.now();
+  mkdirSync(join(releases, 'app'), { recursive: true });
+  writeFileSync(target, sleeper('late1'));
+  const pid = await spawned(emp, 'late', from, 'late1');
+  t.diagnostic(`dangling link: target written to spawn in ${Date.now() - t0} ms`);
+  // And its target is watched from now on.
+  from = emp.lines.length;
+  writeFileSync(target, sleeper('late2'));
+  await reloaded(emp, 'late', from, pid, 'late2');
+});
+
+void test('a file still being written in place is not a config error (#11 item 17)', async (t) => {
+  const emp = await startEmperor(t);
+  const file = join(emp.vassals, 'slow.ini');
+  // `cat > slow.ini` on a loaded machine: the file is created empty, and the write comes later.
+  const fd = openSync(file, 'w');
+  t.after(() => {
+    closeSync(fd);
+  });
+  const created = statSync(file).mtimeMs;
+  // A writer that stalls for longer than a write takes to settle, and a scan of the directory
+  // meanwhile (a marker vassal started after it).
+  await waitFor(() => Date.now() - created > 100, { what: 'the empty file 100 ms old' });
+  const from = emp.lines.length;
+  writeFileSync(join(emp.vassals, 'marker.ini'), sleeper('m'));
+  await spawned(emp, 'marker', from);
+  writeSync(fd, sleeper('s1'));
+  await spawned(emp, 'slow', from, 's1');
+  const errors = emp.lines.filter((l) => (l.level as number) >= 50);
+  assert.deepEqual(errors, [], 'no error-level line');
+});
+
+void test('a watched directory that does not exist yet is warned about and started when it appears (#11 item 24)', async (t) => {
+  const base = tempDir(t);
+  const later = join(base, 'later');
+  const deep = join(base, 'not', 'yet', 'vassals');
+  const emp = await startEmperor(t, { args: ['--vassals', later, '--vassals', join(deep, '*.ini')] });
+  for (const dir of [later, deep]) {
+    const warn = emp.lines.find((l) => l.event === 'watch-dir-missing' && l.dir === dir);
+    assert.ok(warn, `a warning for ${dir} before emperor-ready`);
+    assert.equal(warn.level, 40);
+    assert.ok(emp.lines.indexOf(warn) < emp.lines.findIndex((l) => l.event === 'emperor-ready'));
+  }
+  let from = emp.lines.length;
+  mkdirSync(later);
+  writeFileSync(join(later, 'one.ini'), sleeper('one'));
+  await spawned(emp, 'one', from, 'one');
+  from = emp.lines.length;
+  mkdirSync(deep, { recursive: true });
+  writeFileSync(join(deep, 'two.ini'), sleeper('two'));
+  await spawned(emp, 'two', from, 'two');
+  await emp.waitLine((l) => l.event === 'watch-dir-found' && l.dir === deep, 'watch-dir-found', from);
+  // Its grandparent removed and made again: still watched for.
+  from = emp.lines.length;
+  rmSync(join(base, 'not'), { recursive: true });
+  await emp.waitLine(removedOf('two'), 'two removed', from);
+  mkdirSync(deep, { recursive: true });
+  writeFileSync(join(deep, 'three.ini'), sleeper('three'));
+  await spawned(emp, 'three', from, 'three');
+  assert.ok(!emp.lines.some((l) => l.event === 'watch-error'));
+});
+
+void test('a symlinked watched directory whose release is removed and re-created is watched again', async (t) => {
+  const base = tempDir(t);
+  const release = join(base, 'release-1');
+  mkdirSync(release);
+  writeFileSync(join(release, 'one.ini'), sleeper('r1'));
+  const current = join(base, 'current');
+  symlinkSync(release, current);
+  const emp = await startEmperor(t, { args: ['--vassals', current] });
+  await spawned(emp, 'one', 0, 'r1');
+  let from = emp.lines.length;
+  rmSync(release, { recursive: true });
+  await emp.waitLine(removedOf('one'), 'one removed', from);
+  from = emp.lines.length;
+  mkdirSync(release);
+  writeFileSync(join(release, 'one.ini'), sleeper('r1b'));
+  const one = await spawned(emp, 'one', from, 'r1b');
+  from = emp.lines.length;
+  writeFileSync(join(release, 'one.ini'), sleeper('r1c'));
+  await reloaded(emp, 'one', from, one, 'r1c');
 });

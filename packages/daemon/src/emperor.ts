@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { SystemLookup, VassalConfig } from '@emperor/config';
-import { DirSource, parseWatchTarget, type Scan } from './sources/dir-source.js';
+import { DirSource, parseWatchTarget, type Scan, type WatchNote } from './sources/dir-source.js';
 import { Reconciler } from './reconciler.js';
 import { VassalRunner } from './runner/vassal-runner.js';
 import { SpawnGate } from './runner/spawn-gate.js';
@@ -164,6 +164,9 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
     (err) => {
       logger.error({ event: 'watch-error', err }, 'watch-error');
     },
+    (note) => {
+      logWatchNote(logger, note);
+    },
   );
   await source.start();
   logger.info(
@@ -216,6 +219,26 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
         logger.info({ event: 'emperor-stopped' }, 'emperor-stopped');
       })()),
   };
+}
+
+function logWatchNote(logger: Logger, note: WatchNote): void {
+  switch (note.event) {
+    case 'watch-dir-missing':
+      logger.warn(
+        { event: note.event, dir: note.dir },
+        `watched directory ${note.dir} does not exist: its vassals start when it appears`,
+      );
+      break;
+    case 'watch-dir-found':
+      logger.info({ event: note.event, dir: note.dir }, `watched directory ${note.dir} appeared: rescanned`);
+      break;
+    case 'dangling-link':
+      logger.warn(
+        { vassal: note.name, event: note.event, file: note.file, target: note.target },
+        `${note.file} is a symlink to ${note.target}, which does not exist: the vassal starts when it appears`,
+      );
+      break;
+  }
 }
 
 /** `3 vassals: 2 running, 1 failed`, for systemd's STATUS=. */

@@ -2,21 +2,23 @@
 // each one schedules a re-listing, and a file counts as changed when its identity
 // (device, inode, mtime in ns, size, content hash) does (s6-svscan's scan-and-compare).
 import { createHash } from 'node:crypto';
-import { open, readdir, stat } from 'node:fs/promises';
+import { lstat, open, readdir, readlink, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import {
-  lstatSync,
-  realpathSync,
-  watch as watchDir,
-  type BigIntStats,
-  type FSWatcher as DirWatcher,
-} from 'node:fs';
+import { realpathSync, statSync, type BigIntStats, type Dirent } from 'node:fs';
 import { watch, type FSWatcher } from 'chokidar';
 import picomatch from 'picomatch';
 import { vassalNameOf } from '@emperor/config';
+import { PathWatch } from './path-watch.js';
 
 /** How long a file's (size, mtime) must hold still, with no event, before it counts as written. */
 export const WRITE_SETTLE_MS = 15;
+/**
+ * An empty file is what `cat > x.ini` (or any open with O_TRUNC) leaves until its first write,
+ * which a loaded machine can delay well past WRITE_SETTLE_MS: it counts as written only when it
+ * has stayed empty this long. Anything written in one write(2), as small files are, is never seen
+ * half-written otherwise. A file that stays empty is reported as invalid after this delay.
+ */
+export const EMPTY_SETTLE_MS = 2000;
 /**
  * A `change` of a file already running is looked at this soon: a `touch` (same bytes) is then
  * applied at once instead of after WRITE_SETTLE_MS, which alone would eat most of the 20 ms
@@ -56,6 +58,17 @@ export interface Scan {
   readonly changedAt: ReadonlyMap<string, number>;
 }
 
+/** What the source tells the operator about the watched paths themselves (logged as warnings). */
+export type WatchNote =
+  | { readonly event: 'watch-dir-missing'; readonly dir: string }
+  | { readonly event: 'watch-dir-found'; readonly dir: string }
+  | {
+      readonly event: 'dangling-link';
+      readonly name: string;
+      readonly file: string;
+      readonly target: string;
+    };
+
 export interface WatchTarget {
   readonly dir: string;
   /** Matches a base name, for `--vassals /srv/apps/*.ini`. */
@@ -80,11 +93,24 @@ interface Seen {
   readonly at: number;
 }
 
+/** One watched directory, given by path: what is at that path can change (mv, rm -rf, ln -sfn). */
+interface WatchedDir {
+  readonly dir: string;
+  /** dev:ino of the directory being watched; undefined while the path holds no directory. */
+  id: string | undefined;
+  watcher: FSWatcher | undefined;
+  /** Watches for the path's own entry in its parent, and for every path it leads through when a symlink. */
+  readonly presence: Map<string, PathWatch>;
+  /** Checks of one directory run one at a time. */
+  checking: Promise<void>;
+}
+
 export class DirSource {
   readonly #targets: readonly WatchTarget[];
   readonly #onScan: (scan: Scan) => void;
   readonly #onError: (err: Error) => void;
-  #watcher: FSWatcher | undefined;
+  readonly #onNote: (note: WatchNote) => void;
+  readonly #dirs = new Map<string, WatchedDir>();
   /** Files named by an event since their last read: re-read even if stat looks the same. */
   readonly #dirty = new Set<string>();
   /** When the first event since the last read came for each path: the start of the reaction time. */
@@ -102,62 +128,72 @@ export class DirSource {
   #scanning: Promise<void> | undefined;
   #again = false;
   #closed = false;
-  /** Watched directories given as symlinks (`current -> releases/42`), with what they point at. */
-  readonly #links = new Map<string, { real: string | undefined; parent: DirWatcher }>();
-  /** Whether each entry of a watched directory is a symlink, for chokidar's `ignored`. */
-  readonly #linkMemo = new Map<string, boolean>();
+  /**
+   * The targets of symlinked vassal files (every hop of a chain), each watched in its own
+   * directory, with the links that lead there: an edit of a target elsewhere, or the appearance
+   * of a missing one, raises no event in the watched directory.
+   */
+  readonly #linkWatches = new Map<string, { readonly watch: PathWatch; links: ReadonlySet<string> }>();
+  /** Dangling links already reported, with the missing target: each is logged once. */
+  readonly #dangling = new Map<string, string>();
 
-  constructor(targets: readonly WatchTarget[], onScan: (scan: Scan) => void, onError: (err: Error) => void) {
+  constructor(
+    targets: readonly WatchTarget[],
+    onScan: (scan: Scan) => void,
+    onError: (err: Error) => void,
+    onNote: (note: WatchNote) => void = () => undefined,
+  ) {
     this.#targets = targets;
     this.#onScan = onScan;
     this.#onError = onError;
-  }
-
-  /**
-   * chokidar's `ignored` asks this for each entry of a watched directory: only symlinks keep a
-   * watch of their own, because an edit of a link's target (elsewhere) reaches no event of the
-   * directory. Every other entry is covered by the directory's own inotify watch, whose raw events
-   * are the hints above; a watch per file would cost ~16 KB each (docs/benchmarks.md). Memoized,
-   * since chokidar asks again for every entry on each directory event; an event for a name forgets it.
-   */
-  #isLink(path: string): boolean {
-    let link = this.#linkMemo.get(path);
-    if (link === undefined) {
-      try {
-        link = lstatSync(path).isSymbolicLink();
-      } catch {
-        link = false; // gone: the directory's events report what comes next
-      }
-      this.#linkMemo.set(path, link);
-    }
-    return link;
+    this.#onNote = onNote;
   }
 
   /** Starts watching and resolves after the first full scan. */
   async start(): Promise<void> {
-    const dirs = new Set(this.#targets.map((t) => t.dir));
-    const watcher = watch([...dirs], {
+    for (const dir of new Set(this.#targets.map((t) => t.dir)))
+      this.#dirs.set(dir, {
+        dir,
+        id: undefined,
+        watcher: undefined,
+        presence: new Map(),
+        checking: Promise.resolve(),
+      });
+    await Promise.all([...this.#dirs.values()].map((w) => this.#recheck(w, true)));
+    await this.scanNow();
+  }
+
+  /** An event names `path`: look again soon. */
+  #hint(path: string, change = false): void {
+    if (vassalNameOf(basename(path)) !== undefined) {
+      this.#dirty.add(path);
+      if (!this.#changedAt.has(path)) this.#changedAt.set(path, Date.now());
+    }
+    this.#lastEventAt.set(path, Date.now());
+    // Renames and deletions of a known file keep the full delay: it bridges an editor's
+    // rename-away-then-write gap. A new name is looked at soon: the scan itself holds a file whose
+    // mtime is young until it settles (further events while it does wait the full delay), and
+    // one already old (`mv`, `cp -p`) starts at once.
+    const soon = this.#known.has(path) ? change : !this.#seen.has(path);
+    this.schedule(soon ? CHANGE_CHECK_MS : WRITE_SETTLE_MS);
+  }
+
+  /**
+   * chokidar's `ignored` leaves it only the directory itself: its inotify watch sees every change
+   * of its entries, and its raw events are the hints; a watch per file would cost ~16 KB each
+   * (docs/benchmarks.md). Symlinks' targets are watched by #followLinks.
+   */
+  async #watchDir(dir: string): Promise<FSWatcher> {
+    const watcher = watch(dir, {
       depth: 0,
       ignoreInitial: true,
       atomic: false,
       awaitWriteFinish: false,
       persistent: true,
-      ignored: (path) => dirs.has(dirname(path)) && !dirs.has(path) && !this.#isLink(path),
+      ignored: (path) => path !== dir,
     });
-    this.#watcher = watcher;
     const hint = (path: string, change = false): void => {
-      this.#linkMemo.delete(path);
-      if (vassalNameOf(basename(path)) !== undefined) {
-        this.#dirty.add(path);
-        if (!this.#changedAt.has(path)) this.#changedAt.set(path, Date.now());
-      }
-      this.#lastEventAt.set(path, Date.now());
-      // Renames and deletions of a known file keep the full delay: it bridges an editor's
-      // rename-away-then-write gap. A new name is looked at soon: the scan itself holds a file whose
-      // mtime is young until it settles (further events while it does wait the full delay), and
-      // one already old (`mv`, `cp -p`) starts at once.
-      const soon = this.#known.has(path) ? change : !this.#seen.has(path);
-      this.schedule(soon ? CHANGE_CHECK_MS : WRITE_SETTLE_MS);
+      this.#hint(path, change);
     };
     watcher
       .on('add', (path) => {
@@ -186,8 +222,69 @@ export class DirSource {
       this.#onError(err as Error);
     });
     await new Promise<void>((done) => watcher.once('ready', done));
-    this.#watchLinks();
-    await this.scanNow();
+    return watcher;
+  }
+
+  #recheck(w: WatchedDir, initial = false): Promise<void> {
+    w.checking = w.checking
+      .then(() => this.#check(w, initial))
+      .catch((err: unknown) => {
+        this.#onError(err as Error);
+      });
+    return w.checking;
+  }
+
+  /**
+   * What is at a watched path now: the same directory, another one (`mv dir dir.old; mkdir dir`,
+   * `rm -rf` and re-create, a symlink switched with `ln -sfn`), or nothing. The inotify watch of a
+   * directory follows its inode, not its path: a different directory gets a new watch and a full
+   * rescan; a missing one is waited for in its parent (PathWatch).
+   */
+  async #check(w: WatchedDir, initial: boolean): Promise<void> {
+    if (this.#closed) return;
+    const found = directoryAt(w.dir);
+    const chain = await linkChain(w.dir);
+    this.#watchPresence(w, [...(chain?.hops ?? []), ...(found ? [found.real] : [])]);
+    if (!initial && found?.id === w.id && (found === undefined || w.watcher)) return;
+    const was = w.id;
+    w.id = found?.id;
+    const old = w.watcher;
+    w.watcher = undefined;
+    await old?.close();
+    if (found) {
+      const watcher = await this.#watchDir(w.dir);
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may run during the await
+      if (this.#closed) {
+        await watcher.close();
+        return;
+      }
+      w.watcher = watcher;
+      // Changes made before the new watch was ready raised no event: the rescan below sees them.
+      if (!initial && was === undefined) this.#onNote({ event: 'watch-dir-found', dir: w.dir });
+    } else if (initial || was !== undefined) this.#onNote({ event: 'watch-dir-missing', dir: w.dir });
+    if (initial) return; // start() scans next
+    for (const path of this.#known.keys()) if (dirname(path) === w.dir) this.#dirty.add(path);
+    this.schedule(0);
+  }
+
+  /**
+   * Watches the directory's entry in its parent and, when the path is a symlink, each path the link
+   * goes through (a release directory re-created under the same name is a different directory).
+   */
+  #watchPresence(w: WatchedDir, through: readonly string[]): void {
+    const wanted = new Set([w.dir, ...through]);
+    for (const [path, watch] of w.presence) {
+      if (wanted.has(path)) continue;
+      watch.close();
+      w.presence.delete(path);
+    }
+    for (const path of wanted) {
+      if (w.presence.has(path)) continue;
+      const onChange = (): void => {
+        void this.#recheck(w);
+      };
+      w.presence.set(path, new PathWatch(path, onChange, this.#onError));
+    }
   }
 
   /** Schedules a scan; bursts of events coalesce, but never wait more than MAX_SCAN_DELAY_MS. */
@@ -206,48 +303,9 @@ export class DirSource {
     );
   }
 
-  /**
-   * A deploy that switches a symlinked directory (`ln -sfn releases/43 current`) changes nothing
-   * inside the old target, and the inotify watch follows the old inode: watch the link's parent
-   * for the link itself, and move the watch when it points elsewhere.
-   */
-  #watchLinks(): void {
-    for (const t of this.#targets) {
-      let isLink = false;
-      try {
-        isLink = lstatSync(t.dir).isSymbolicLink();
-      } catch {
-        continue;
-      }
-      if (!isLink || this.#links.has(t.dir)) continue;
-      const name = basename(t.dir);
-      try {
-        const parent = watchDir(dirname(t.dir), { persistent: false }, (_event, changed) => {
-          if (changed === name) this.#relink();
-        });
-        parent.on('error', () => undefined); // the parent went away: SIGHUP still rescans
-        this.#links.set(t.dir, { real: realOf(t.dir), parent });
-      } catch {
-        // an unwatchable parent: SIGHUP still applies a switch
-      }
-    }
-  }
-
-  #relink(): void {
-    for (const [dir, link] of this.#links) {
-      const real = realOf(dir);
-      if (real === link.real) continue;
-      link.real = real;
-      this.#watcher?.unwatch(dir);
-      this.#watcher?.add(dir);
-      for (const path of this.#known.keys()) if (path.startsWith(dir + '/')) this.#dirty.add(path);
-    }
-    this.schedule(WRITE_SETTLE_MS);
-  }
-
   /** SIGHUP: forget what was seen and look at everything again. */
-  rescan(): Promise<void> {
-    this.#relink();
+  async rescan(): Promise<void> {
+    await Promise.all([...this.#dirs.values()].map((w) => this.#recheck(w)));
     for (const path of this.#known.keys()) this.#dirty.add(path);
     return this.scanNow();
   }
@@ -273,43 +331,45 @@ export class DirSource {
   }
 
   async #scan(): Promise<void> {
-    const listed: { name: string; path: string }[] = [];
+    const listed: { name: string; path: string; link: boolean }[] = [];
     for (const t of this.#targets) {
-      let entries: string[];
+      let entries: Dirent[];
       try {
-        entries = await readdir(t.dir);
+        entries = await readdir(t.dir, { withFileTypes: true });
       } catch {
-        continue; // a missing directory holds no vassals; chokidar reports it when it appears
+        continue; // a missing directory holds no vassals; its PathWatch reports it when it appears
       }
-      entries.sort();
+      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       for (const entry of entries) {
-        const name = vassalNameOf(entry);
-        if (name !== undefined && t.match(entry)) listed.push({ name, path: join(t.dir, entry) });
+        const name = vassalNameOf(entry.name);
+        if (name !== undefined && t.match(entry.name))
+          listed.push({ name, path: join(t.dir, entry.name), link: entry.isSymbolicLink() });
       }
     }
     const now = Date.now();
     const present = new Set<string>();
     const read = new Set<string>();
-    // Each file answers whether it is still being written.
+    // Each file still being written answers how soon to look at it again.
     const pending = await Promise.all(
-      listed.map(async ({ name, path }): Promise<boolean> => {
+      listed.map(async ({ name, path }): Promise<number | undefined> => {
         let st: BigIntStats;
         try {
           st = await stat(path, { bigint: true });
         } catch {
-          return false; // vanished (or a dangling symlink): treated as absent
+          return undefined; // vanished (or a dangling symlink): treated as absent
         }
-        if (!st.isFile()) return false;
+        if (!st.isFile()) return undefined;
         present.add(path);
         const statKey = `${st.dev}:${st.ino}:${st.mtimeNs}:${st.size}`;
         const known = this.#known.get(path);
-        if (known && !this.#dirty.has(path) && known.identity.startsWith(statKey + ':')) return false;
+        if (known && !this.#dirty.has(path) && known.identity.startsWith(statKey + ':')) return undefined;
         // Settled when (size, mtime) held still for WRITE_SETTLE_MS: an mtime that old says so at
         // once; otherwise (a write in progress, or a clock-skewed future mtime) look again later.
         const seen = this.#seen.get(path);
         const mtimeAge = now - Number(st.mtimeNs / 1_000_000n);
         const stillSince = seen?.statKey === statKey ? now - seen.at : 0;
-        if (mtimeAge < WRITE_SETTLE_MS && stillSince < WRITE_SETTLE_MS) {
+        const settle = st.size === 0n ? EMPTY_SETTLE_MS : WRITE_SETTLE_MS;
+        if (mtimeAge < settle && stillSince < settle) {
           // A touch, or a save of the same bytes: what is there is the complete known content, so
           // nothing is half-written. (A rewrite still under way that happens to match so far gets
           // its own event when it goes on, hence one more reload: the end state is right.)
@@ -320,18 +380,22 @@ export class DirSource {
               this.#dirty.delete(path);
               this.#known.set(path, again);
               read.add(path);
-              return false;
+              return undefined;
             }
           }
           if (seen?.statKey !== statKey) this.#seen.set(path, { statKey, at: now });
-          return true;
+          return Math.max(WRITE_SETTLE_MS, settle - Math.max(mtimeAge, stillSince));
         }
         this.#seen.delete(path);
         this.#dirty.delete(path);
         this.#known.set(path, await readIdentity(name, path, statKey, Number(st.size)));
         read.add(path);
-        return false;
+        return undefined;
       }),
+    );
+    await this.#followLinks(
+      listed.filter((l) => l.link),
+      present,
     );
     // A known file missing right after an event for it may be in an editor's rename-away gap, or a
     // scan came early for another file's sake: it counts as gone once it has been still that long.
@@ -353,7 +417,9 @@ export class DirSource {
       this.#changedAt.delete(path);
     }
     for (const path of this.#changedAt.keys()) if (!present.has(path)) this.#changedAt.delete(path);
-    if (gap || pending.includes(true)) this.schedule(WRITE_SETTLE_MS);
+    const again = pending.filter((ms) => ms !== undefined);
+    if (gap) again.push(WRITE_SETTLE_MS);
+    if (again.length > 0) this.schedule(Math.min(...again));
     this.#onScan(
       this.#result(
         changedAt,
@@ -385,20 +451,107 @@ export class DirSource {
     return { files, duplicates, changedAt };
   }
 
+  /**
+   * Watches where each symlinked vassal file leads, and reports a link that leads nowhere once:
+   * it starts when its target appears (the target's directory, or the nearest existing one above
+   * it, is watched for it).
+   */
+  async #followLinks(
+    links: readonly { name: string; path: string }[],
+    present: ReadonlySet<string>,
+  ): Promise<void> {
+    const wanted = new Map<string, Set<string>>();
+    const dangling = new Map<string, string>();
+    await Promise.all(
+      links.map(async ({ name, path }) => {
+        const chain = await linkChain(path);
+        if (!chain) return;
+        for (const hop of chain.hops) {
+          let set = wanted.get(hop);
+          if (!set) wanted.set(hop, (set = new Set()));
+          set.add(path);
+        }
+        if (chain.missing === undefined || present.has(path)) return;
+        dangling.set(path, chain.missing);
+        if (this.#dangling.get(path) !== chain.missing)
+          this.#onNote({ event: 'dangling-link', name, file: path, target: chain.missing });
+      }),
+    );
+    this.#dangling.clear();
+    for (const [path, target] of dangling) this.#dangling.set(path, target);
+    if (this.#closed) return;
+    for (const [target, entry] of this.#linkWatches) {
+      if (wanted.has(target)) continue;
+      entry.watch.close();
+      this.#linkWatches.delete(target);
+    }
+    for (const [target, paths] of wanted) {
+      const entry = this.#linkWatches.get(target);
+      if (entry) {
+        entry.links = paths;
+        continue;
+      }
+      const fresh = {
+        watch: new PathWatch(
+          target,
+          () => {
+            for (const link of fresh.links) this.#hint(link, true);
+          },
+          this.#onError,
+        ),
+        links: paths as ReadonlySet<string>,
+      };
+      this.#linkWatches.set(target, fresh);
+    }
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
-    for (const link of this.#links.values()) link.parent.close();
-    await this.#watcher?.close();
+    for (const { watch } of this.#linkWatches.values()) watch.close();
+    this.#linkWatches.clear();
+    const closing: Promise<void>[] = [];
+    for (const w of this.#dirs.values()) {
+      for (const watch of w.presence.values()) watch.close();
+      w.presence.clear();
+      closing.push(w.checking.then(() => w.watcher?.close()));
+    }
+    await Promise.all(closing);
   }
 }
 
-function realOf(path: string): string | undefined {
+/** The directory at `path` (following symlinks), or undefined when there is none. */
+function directoryAt(path: string): { id: string; real: string } | undefined {
   try {
-    return realpathSync(path);
+    const st = statSync(path);
+    if (!st.isDirectory()) return undefined;
+    return { id: `${st.dev}:${st.ino}`, real: realpathSync(path) };
   } catch {
     return undefined;
   }
+}
+
+/** Every path a symlink chain goes through, and the first one missing (a dangling link). */
+async function linkChain(path: string): Promise<{ hops: string[]; missing: string | undefined } | undefined> {
+  const hops: string[] = [];
+  let at = path;
+  // 40: the kernel's own limit of links followed in one lookup (ELOOP beyond it).
+  for (let i = 0; i < 40; i++) {
+    let to: string;
+    try {
+      to = resolve(dirname(at), await readlink(at));
+    } catch {
+      return i === 0 ? undefined : { hops, missing: undefined }; // gone, or no link after all
+    }
+    hops.push(to);
+    try {
+      if (!(await lstat(to)).isSymbolicLink()) return { hops, missing: undefined };
+    } catch {
+      return { hops, missing: to };
+    }
+    at = to;
+  }
+  return { hops, missing: undefined };
 }
 
 const hashOf = (identity: string): string => identity.slice(identity.lastIndexOf(':') + 1);
