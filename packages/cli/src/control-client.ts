@@ -45,6 +45,8 @@ function unreachableWhy(path: string, errno: string): [string, boolean] {
       ];
     case 'ETIMEDOUT':
       return ['the emperor accepted the connection but did not answer in time', false];
+    case 'EAGAIN':
+      return ['the emperor does not accept connections as fast as they come (its backlog is full)', false];
     default:
       return ['the emperor does not answer', true];
   }
