@@ -3,7 +3,7 @@
 // always gets an answer, or a message that says what is really wrong.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, readdirSync } from 'node:fs';
+import { chmodSync, readFileSync, readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { request } from 'node:http';
 import {
@@ -182,6 +182,12 @@ void test('under ulimit -n 64 the CLI still gets in, and status says why vassals
   expectCode(table, 0, 'status beside 20 idle connections at the fd limit');
   assert.match(table.stdout, /failed: too many open files/);
   assert.equal(emp.child.exitCode, null, 'the emperor is still running');
+});
+
+void test('a soft fd limit below the hard one is raised to it at start', async (t) => {
+  const emp = await startEmperor(t, { prefix: ['prlimit', '--nofile=64:4096', '--'] });
+  const limits = readFileSync(`/proc/${String(emp.child.pid)}/limits`, 'utf8');
+  assert.match(limits, /^Max open files +4096 +4096 /m);
 });
 
 void test('a user who may not open the socket is told so, not told to start the emperor', async (t) => {
