@@ -65,7 +65,13 @@ function removeQuietly(dir: string): void {
 
 export async function startEmperor(
   t: TestContext,
-  opts: { files?: Record<string, string>; args?: string[]; env?: Record<string, string> } = {},
+  opts: {
+    files?: Record<string, string>;
+    args?: string[];
+    env?: Record<string, string>;
+    /** A command that execs the emperor (`prlimit --nofile=64:64 --`): the pid stays the emperor's. */
+    prefix?: readonly string[];
+  } = {},
 ): Promise<EmperorProcess> {
   // Not tempDir(t): hooks run in the order they were added, and this directory must outlive the
   // emperor writing its state file and logs there; it is removed in the hook that stops it.
@@ -76,9 +82,12 @@ export async function startEmperor(
   for (const [name, body] of Object.entries(opts.files ?? {})) writeFileSync(join(vassals, name), body);
   const env = { ...process.env, ...opts.env };
   delete env.NODE_EXTRA_CA_CERTS; // costs ~35 ms per Node start here, and nothing in the tests needs it
+  const [cmd, ...pre] = opts.prefix ?? [];
   const child = spawn(
-    process.execPath,
+    cmd ?? process.execPath,
     [
+      ...pre,
+      ...(cmd ? [process.execPath] : []),
       BIN,
       'run',
       '--vassals',

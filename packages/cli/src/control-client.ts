@@ -13,18 +13,42 @@ export function controlPath(option: string | boolean | undefined): string {
 /** The daemon is not there, or we may not talk to it. */
 export class UnreachableError extends Error {
   constructor(path: string, errno: string) {
-    const why =
-      errno === 'EACCES' || errno === 'EPERM'
-        ? `permission denied: the socket is mode 0660; run as its owner or a member of its group (\`ls -l ${path}\`), or use sudo`
-        : errno === 'ENOENT'
-          ? 'no socket there: the emperor is not running, or listens elsewhere'
-          : errno === 'ECONNREFUSED'
-            ? 'nothing listens there: the emperor that made it has stopped'
-            : 'the emperor does not answer';
+    const [why, notRunning] = unreachableWhy(path, errno);
     super(
-      `cannot reach the emperor at ${path} (${errno}): ${why}.\n` +
-        'Start it with `emperor run` (as a service: `systemctl start emperor`), or point --control or EMPEROR_CONTROL at its socket.',
+      `cannot reach the emperor at ${path} (${errno}): ${why}.` +
+        // Only when it is likely not running: starting a second one would not help otherwise.
+        (notRunning
+          ? '\nStart it with `emperor run` (as a service: `systemctl start emperor`), or point --control or EMPEROR_CONTROL at its socket.'
+          : ''),
     );
+  }
+}
+
+/** What the errno of connect() or of the exchange says, and whether the emperor is likely down. */
+function unreachableWhy(path: string, errno: string): [string, boolean] {
+  switch (errno) {
+    case 'EACCES':
+    case 'EPERM':
+      return [
+        `permission denied: this user may not open the socket (\`ls -l ${path}\`); run as its owner or a member of its group (\`emperor run --control-group\`), or use sudo`,
+        false,
+      ];
+    case 'ENOENT':
+      return ['no socket there: the emperor is not running, or listens elsewhere', true];
+    case 'ECONNREFUSED':
+      return ['nothing listens there: the emperor that made it has stopped', true];
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return [
+        'the emperor closed the connection without an answer: it may be out of file descriptors or stopping (see its log)',
+        false,
+      ];
+    case 'ETIMEDOUT':
+      return ['the emperor accepted the connection but did not answer in time', false];
+    case 'EAGAIN':
+      return ['the emperor does not accept connections as fast as they come (its backlog is full)', false];
+    default:
+      return ['the emperor does not answer', true];
   }
 }
 

@@ -71,6 +71,7 @@ export function report(err: unknown, output: Output): number {
   }
   if (err instanceof DaemonError) {
     output.err(`emperor: ${err.message} [${err.code}]`);
+    if (err.code === 'EMP_CONTROL_BUSY') return EXIT_UNREACHABLE; // it answered, but did nothing
     return err.code === 'EMP_CONTROL_BAD_REQUEST' ? 2 : 1;
   }
   output.err(`emperor: ${failure(err)}`);

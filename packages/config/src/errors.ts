@@ -81,6 +81,8 @@ export const ERROR_CODES = {
   EMP_CONTROL_TOO_LARGE: 'HTTP 413/431: a request body over 64 KiB or headers over 16 KiB.',
   EMP_CONTROL_INTERNAL: 'HTTP 500: a bug in the control server; the emperor log has the details.',
   EMP_CONTROL_STARTING: 'HTTP 503: the emperor has opened its socket but not yet read its vassals.',
+  EMP_CONTROL_BUSY:
+    'HTTP 503: too many connections, and every one is answering a request (`logs -f`, `--wait`); the CLI exits 3. Try again when one ends.',
   EMP_CONTROL_IN_USE:
     'Another emperor answers on the control socket: a second `emperor run` refuses to start.',
   EMP_CONTROL_NOT_SOCKET:

@@ -208,7 +208,7 @@ export async function run(args: RunArgs): Promise<number> {
     await Promise.allSettled([server.close(), metrics?.close()]);
     await emperor.close();
   };
-  return new Promise<number>((done) => {
+  const code = await new Promise<number>((done) => {
     let signals = 0;
     const stop = (signal: NodeJS.Signals): void => {
       signals += 1;
@@ -250,6 +250,16 @@ export async function run(args: RunArgs): Promise<number> {
       emperor.reopenLogs();
     });
   });
+  // Every vassal is stopped and everything closed, but a process that left a vassal's process
+  // group (`setsid`, a daemonized helper) may still hold the write ends of its output pipes: our
+  // read ends see no EOF and would keep the event loop, and the emperor, alive for as long as it
+  // lives. Nothing is left to do: exit as soon as the log is written.
+  await new Promise<void>((resolve) => {
+    logger.flush(() => {
+      resolve();
+    });
+  });
+  process.exit(code);
 }
 
 /** A group name or number to a gid, through NSS (`getent group`). */

@@ -12,6 +12,7 @@ export const CONTROL_ERRORS = {
   EMP_CONTROL_TOO_LARGE: 413,
   EMP_CONTROL_INTERNAL: 500,
   EMP_CONTROL_STARTING: 503,
+  EMP_CONTROL_BUSY: 503,
 } as const;
 
 export type ControlErrorCode = keyof typeof CONTROL_ERRORS;

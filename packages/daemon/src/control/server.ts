@@ -3,9 +3,13 @@
 // actions into events of the same runners; it never changes state any other way.
 //
 // Hostile or broken clients: headers and bodies are size-limited, requests must arrive within
-// a deadline, idle connections are closed, the number of connections is capped, a slow log
-// follower has output skipped rather than queued, and every handler error becomes a JSON 4xx/5xx.
+// a deadline, idle connections are closed, the number of connections is capped (at the cap the
+// oldest idle connection makes room; only when every one is answering a request is a new one
+// refused, with a 503 that says so), a slow log follower has output skipped rather than queued,
+// and every handler error becomes a JSON 4xx/5xx.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Emperor } from '../emperor.js';
 import type { VassalRunner } from '../runner/vassal-runner.js';
@@ -18,14 +22,18 @@ import { follow, readTail, MAX_LINES } from './logs.js';
 import { showVassal } from './show.js';
 import { Histogram, renderMetrics } from './metrics.js';
 import { clearStaleSocket, listenPrivately } from './socket-file.js';
+import { fdBudget } from '../os/fd-budget.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 const MAX_HEADER_BYTES = 16 * 1024;
-const MAX_CONNECTIONS = 256;
 const HEADERS_TIMEOUT_MS = 5_000;
 const REQUEST_TIMEOUT_MS = 10_000;
-/** A connection with no traffic for this long is closed (not log followers or `--wait`). */
-const IDLE_TIMEOUT_MS = 30_000;
+/** A connection answering no request (before its first, between keep-alive ones) lives this long. */
+const IDLE_TIMEOUT_MS = 5_000;
+/** A request being answered with no traffic for this long is closed (not log followers or `--wait`). */
+const ACTIVE_TIMEOUT_MS = 30_000;
+/** After an error answer, how long a client has to read it and close. */
+const ERROR_LINGER_MS = 2_000;
 const DEFAULT_WAIT_MS = 300_000;
 const MAX_WAIT_MS = 24 * 3600_000;
 const DEFAULT_LOG_LINES = 20;
@@ -40,6 +48,8 @@ export interface ControlServerOptions {
   /** The environment instances inherit, for `emperor show`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly now?: () => number;
+  /** At most this many connections (default: 256, fewer under a low fd limit; fd-budget.ts). */
+  readonly maxConnections?: number;
 }
 
 export interface ControlServer {
@@ -100,7 +110,7 @@ export async function openControlServer(options: ControlServerOptions): Promise<
     emperor &&
     buildStatus(emperor, info, sampler, names ?? knownNames(emperor), (r) => retryAt.get(r), now());
 
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  const handle = async (req: IncomingMessage, res: ServerResponse, socket: Socket): Promise<void> => {
     const url = parseUrl(req.url);
     const method = req.method ?? 'GET';
     const route = url.pathname.replace(/\/+$/, '') || '/';
@@ -142,7 +152,7 @@ export async function openControlServer(options: ControlServerOptions): Promise<
       res.once('close', () => {
         abort.abort();
       });
-      if (wait) req.socket.setTimeout(0);
+      if (wait) socket.setTimeout(0);
       try {
         logger.info({ event: 'control-action', action, vassals: names.join(','), wait }, 'control-action');
         const results = await performActions(
@@ -203,7 +213,7 @@ export async function openControlServer(options: ControlServerOptions): Promise<
         res.end(readTail(runner.log.path, lines));
         return;
       }
-      req.socket.setTimeout(0);
+      socket.setTimeout(0);
       // Subscribe and read the file in the same tick: no byte is missed or repeated.
       const { size } = follow(runner.log, res, () => undefined);
       res.write(readTail(runner.log.path, lines, size));
@@ -222,11 +232,24 @@ export async function openControlServer(options: ControlServerOptions): Promise<
       requireHostHeader: false,
       requestTimeout: REQUEST_TIMEOUT_MS,
       headersTimeout: HEADERS_TIMEOUT_MS,
-      keepAliveTimeout: 5_000,
+      keepAliveTimeout: IDLE_TIMEOUT_MS,
+      // How often headersTimeout and requestTimeout are enforced (Node's default is every 30 s).
+      connectionsCheckingInterval: 1_000,
     },
     (req, res) => {
-      req.socket.setTimeout(IDLE_TIMEOUT_MS);
-      handle(req, res).catch((err: unknown) => {
+      // req.socket is gone by the time an unread body is destroyed: keep our own reference.
+      const socket = req.socket;
+      const conn = connections.get(socket);
+      if (!conn) return; // a refused connection: its 503 is written, and it closes once sent
+      conn.active += 1;
+      let done = false;
+      const finished = (): void => {
+        if (!done) conn.active -= 1;
+        done = true;
+      };
+      res.once('finish', finished).once('close', finished);
+      socket.setTimeout(ACTIVE_TIMEOUT_MS);
+      handle(req, res, socket).catch((err: unknown) => {
         if (!(err instanceof ControlError))
           logger.error({ event: 'control-error', err, url: req.url?.slice(0, 200) }, 'control-error');
         const e =
@@ -239,11 +262,40 @@ export async function openControlServer(options: ControlServerOptions): Promise<
         }
         send(res, e.status, { error: { code: e.code, message: e.message, ...e.extra } });
         // An oversized body is not read to its end: close instead of draining it.
-        if (e.code === 'EMP_CONTROL_TOO_LARGE') res.once('finish', () => req.socket.destroy());
+        if (e.code === 'EMP_CONTROL_TOO_LARGE') res.once('finish', () => socket.destroy());
       });
     },
   );
-  server.maxConnections = MAX_CONNECTIONS;
+  // Open connections, oldest first, with how many requests each is answering. Counted here rather
+  // than by server.maxConnections, which drops new connections however idle the old ones are.
+  const budget = fdBudget();
+  const cap = options.maxConnections ?? budget.controlConnections;
+  const connections = new Map<Socket, { active: number }>();
+  const forget = (socket: Socket): void => {
+    connections.delete(socket);
+    budget.openControl = connections.size;
+  };
+  server.on('connection', (socket: Socket) => {
+    if (connections.size >= cap && !dropOldestIdle()) {
+      refuseBusy(socket, cap);
+      return;
+    }
+    connections.set(socket, { active: 0 });
+    budget.openControl = connections.size;
+    socket.setTimeout(IDLE_TIMEOUT_MS); // until its first request: Node sets none
+    socket.once('close', () => {
+      forget(socket);
+    });
+  });
+  const dropOldestIdle = (): boolean => {
+    for (const [socket, c] of connections)
+      if (c.active === 0) {
+        forget(socket);
+        socket.destroy();
+        return true;
+      }
+    return false;
+  };
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     // Malformed HTTP, headers too large, or too slow: answer if the socket still takes it.
     if (!socket.writable || err.code === 'ECONNRESET') {
@@ -257,9 +309,7 @@ export async function openControlServer(options: ControlServerOptions): Promise<
           ? [408, 'EMP_CONTROL_TIMEOUT']
           : [400, 'EMP_CONTROL_BAD_REQUEST'];
     const body = JSON.stringify({ error: { code, message: `bad request: ${err.code ?? err.message}` } });
-    socket.end(
-      `HTTP/1.1 ${status} Error\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body) + 1}\r\nconnection: close\r\n\r\n${body}\n`,
-    );
+    endWith(socket, status, body);
   });
 
   await clearStaleSocket(path);
@@ -293,6 +343,35 @@ export async function openControlServer(options: ControlServerOptions): Promise<
         server.closeAllConnections();
       })),
   };
+}
+
+/**
+ * Writes a raw error answer and ends. Destroying at once would make a client that is still
+ * writing its request fail with EPIPE before it reads the answer: the socket closes when the client
+ * closes its side (after reading the answer) or ERROR_LINGER_MS later, whichever is first.
+ */
+function endWith(socket: Duplex, status: number, body: string): void {
+  socket.end(
+    `HTTP/1.1 ${status} Error\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body) + 1}\r\nconnection: close\r\n\r\n${body}\n`,
+  );
+  socket.resume(); // read to the client's end, whatever it sends
+  socket.once('end', () => socket.destroy());
+  const timer = setTimeout(() => socket.destroy(), ERROR_LINGER_MS);
+  timer.unref();
+  socket.once('close', () => {
+    clearTimeout(timer);
+  });
+}
+
+/** Every connection is answering a request (log followers, `--wait`): say so rather than drop it. */
+function refuseBusy(socket: Socket, cap: number): void {
+  const body = JSON.stringify({
+    error: {
+      code: 'EMP_CONTROL_BUSY',
+      message: `refused: too many connections (all ${cap} are answering requests, such as \`logs -f\` or \`--wait\`); try again when one ends`,
+    },
+  });
+  endWith(socket, 503, body);
 }
 
 function parseUrl(raw: string | undefined): URL {

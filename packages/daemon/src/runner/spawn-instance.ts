@@ -1,4 +1,5 @@
 import { openSync } from 'node:fs';
+import { constants } from 'node:os';
 import type { Readable } from 'node:stream';
 import {
   closeRawFd,
@@ -10,6 +11,7 @@ import {
 import type { VassalConfig } from '@emperor/config';
 import { childEnv, type InstanceIdentity } from './child-env.js';
 import { resolveProgram } from './precheck.js';
+import { fdBudget } from '../os/fd-budget.js';
 
 export interface SpawnedInstance {
   readonly pid: number;
@@ -113,6 +115,9 @@ export function spawnInstance(
   const pidVars: string[] = [];
   if (fds.length > 0) pidVars.push('LISTEN_PID');
   if (config.watchdogMs !== undefined) pidVars.push('WATCHDOG_PID');
+  // The last fds are the control socket's: the operator must still reach a full emperor.
+  const shortage = fdBudget().spawnShortage();
+  if (shortage !== undefined) return { ok: false, reason: shortage };
   devNull ??= openSync('/dev/null', 'r');
   const pipes: Pipe[] = [];
   let child: ChildProcessHandle;
@@ -138,7 +143,9 @@ export function spawnInstance(
     });
   } catch (error) {
     for (const p of pipes) p.readable.destroy();
-    return { ok: false, reason: (error as Error).message };
+    const { code, errno, message } = error as NodeJS.ErrnoException;
+    const emfile = code === 'EMFILE' || errno === constants.errno.EMFILE; // a spawn's, or a pipe's
+    return { ok: false, reason: emfile ? fdBudget().explain() : message };
   } finally {
     // The child has its copies; ours would keep the pipes open after it exits.
     for (const p of pipes) closeRawFd(p.writeFd);
