@@ -76,6 +76,10 @@ void test('a reload that cannot start: --wait exits 1 with the reason, the error
   assert.match(after.reason ?? '', notFound, 'the error stays visible');
   assert.match((await runCli(['status'], { control })).stdout, notFound);
   assert.equal((await getJson(port)).pid, first.pid, 'the old generation serves on');
+  const before = await runCli(['show', 'flask', '--json'], { control });
+  const shownBefore = JSON.parse(before.stdout) as { argv: string[]; not_applied: { argv: string[] } | null };
+  assert.equal(shownBefore.argv[0], NODE, 'show describes what runs');
+  assert.equal(shownBefore.not_applied?.argv[0], 'gunicron', '... and what the file says instead');
 
   // The program appears: the same reload now applies the file as it says.
   writeFileSync(join(bin, 'gunicron'), `#!/bin/sh\nexec ${NODE} "$@"\n`);
@@ -84,7 +88,9 @@ void test('a reload that cannot start: --wait exits 1 with the reason, the error
   expectCode(ok, 0, 'reload --wait once the program exists');
   const shown = await runCli(['show', 'flask', '--json'], { control });
   expectCode(shown, 0, 'show');
-  assert.equal((JSON.parse(shown.stdout) as { argv: string[] }).argv[0], 'gunicron');
+  const shownAfter = JSON.parse(shown.stdout) as { argv: string[]; not_applied: unknown };
+  assert.equal(shownAfter.argv[0], 'gunicron');
+  assert.equal(shownAfter.not_applied, null);
   const fixed = await vassal(control, 'flask');
   assert.equal(fixed?.reason, null, 'the error is gone once the file is applied');
   await waitFor(async () => (await getJson(port)).pid !== first.pid, { what: 'the new generation serving' });
