@@ -71,7 +71,7 @@ function cells(v: VassalStatus): string[] {
     String(v.restarts),
     cpu === null ? '-' : cpu >= 100 ? String(Math.round(cpu)) : cpu.toFixed(1),
     rss === null ? '-' : formatBytes(rss),
-    v.sockets.length === 0 ? '-' : v.sockets.join(','),
+    v.sockets.length === 0 ? '-' : `${v.sockets_open ? '' : '(closed) '}${v.sockets.join(',')}`,
   ];
 }
 

@@ -15,6 +15,7 @@ function vassal(over: Partial<VassalStatus>): VassalStatus {
     generation: 1,
     restarts: 0,
     sockets: [],
+    sockets_open: false,
     instances: [],
     last_exit: null,
     last_stderr: [],

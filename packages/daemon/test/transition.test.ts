@@ -530,3 +530,69 @@ void test('watchdog: runs from readiness, and the old generation keeps its own p
     "the serving instance's heartbeat still counts, with its own period",
   );
 });
+
+void test('every spawn-failed line of a failed reload names the generation of its own instance', () => {
+  const cfg = rollingConfig({ processes: 2 });
+  const d = new Drive(cfg);
+  const pid = counter();
+  d.spawned(d.start(0), 0, pid);
+  d.send({ type: 'ready', pid: 100, at: 1 });
+  d.send({ type: 'ready', pid: 101, at: 1 });
+  d.send({ type: 'update', config: rollingConfig({ processes: 2, argv: ['gunicron'] }), at: 10 });
+  const logged: Effect[] = [];
+  for (const index of [0, 1]) {
+    const e: VassalEvent = { type: 'spawn-failed', generation: 2, index, reason: 'no gunicron', at: 11 };
+    const t = transition(d.v, e);
+    d.v = t.vassal;
+    logged.push(...t.effects);
+  }
+  const lines = logged.flatMap((e) => (e.type === 'log' && e.event === 'spawn-failed' ? [e.fields] : []));
+  assert.deepEqual(
+    lines.map((f) => [f.instance, f.generation]),
+    [
+      [0, 2],
+      [1, 2],
+    ],
+  );
+  assert.equal(d.v.generation, 1, 'the old generation serves on');
+});
+
+void test('a reload or restart whose config cannot be spawned stops nothing and keeps the serving generation', () => {
+  const d = new Drive(testConfig());
+  d.spawned(d.send({ type: 'start', at: 0 }), 0, counter());
+  assert.equal(d.v.state, 'running');
+  const typo = testConfig({ argv: ['pythn3', 'app.py'] });
+  const problem = 'program pythn3 not found on PATH';
+  const fx = d.send({ type: 'update', config: typo, at: 10, unrunnable: problem });
+  assert.deepEqual(fx, [], 'nothing stopped, nothing spawned');
+  assert.equal(d.v.state, 'running');
+  assert.equal(d.v.generation, 1);
+  assert.equal(d.v.lastGeneration, 2, 'the attempt used up its number');
+  assert.equal(d.v.reason, `reload failed: ${problem}`);
+  assert.equal(d.v.fileConfig, typo);
+  assert.notEqual(d.v.config, typo);
+  // `emperor restart` and `emperor reload` apply the file as it is now: still unrunnable.
+  assert.deepEqual(d.send({ type: 'control', action: 'restart', at: 20, unrunnable: problem }), []);
+  assert.equal(d.v.reason, `restart failed: ${problem}`);
+  assert.deepEqual(d.send({ type: 'control', action: 'reload', at: 30, unrunnable: problem }), []);
+  assert.equal(d.v.lastGeneration, 4);
+  // The program is installed: the same reload now restarts into the file's version.
+  d.send({ type: 'control', action: 'reload', at: 40 });
+  const up = d.send({ type: 'exited', pid: 100, code: 0, signal: null, at: 50 });
+  const spawn = up.find((e) => e.type === 'spawn');
+  assert.ok(spawn?.type === 'spawn');
+  assert.equal(spawn.config, typo);
+  assert.equal(spawn.generation, 5);
+});
+
+void test('the reason of a reload that could not start stays while the older version serves', () => {
+  const d = new Drive(testConfig({ restartDelayMs: 100 }));
+  const pid = counter();
+  d.spawned(d.send({ type: 'start', at: 0 }), 0, pid);
+  d.send({ type: 'update', config: testConfig({ argv: ['gunicron'] }), at: 10, unrunnable: 'no gunicron' });
+  // The old instance crashes and is restarted from backoff: still not the file's version.
+  d.send({ type: 'exited', pid: 100, code: 1, signal: null, at: 20 });
+  d.spawned(d.send({ type: 'timer', timer: { kind: 'backoff' }, at: 120 }), 120, pid);
+  assert.equal(d.v.state, 'running');
+  assert.equal(d.v.reason, 'reload failed: no gunicron');
+});

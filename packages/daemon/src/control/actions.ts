@@ -28,6 +28,10 @@ export function judge(action: ControlAction, before: number, v: Vassal): Verdict
     return undefined;
   }
   const fresh = v.lastGeneration > before;
+  // The generation this action started was abandoned (it could not be spawned, or a rolling reload
+  // failed) and an older one serves on: the file as it is now is not what runs.
+  if (fresh && v.generation < v.lastGeneration && v.state !== 'reloading' && v.state !== 'stopping')
+    return { ok: false, reason: v.reason ?? 'reload failed' };
   switch (v.state) {
     case 'failed':
       return { ok: false, reason: v.reason ?? 'cannot start' };
@@ -42,10 +46,8 @@ export function judge(action: ControlAction, before: number, v: Vassal): Verdict
     case 'waiting':
       return { ok: true, reason: null }; // on-demand: ready means the sockets wait for a client
     case 'running':
-      if (v.generation === v.lastGeneration && (fresh || action === 'start' || action === 'reload'))
-        return { ok: true, reason: null };
-      // A rolling reload that was abandoned: the older generation serves on.
-      if (fresh && v.generation < v.lastGeneration) return { ok: false, reason: v.reason ?? 'reload failed' };
+      // Not fresh: a `signal:` reload (same generation), or a start of a vassal already running.
+      if (fresh || action === 'start' || action === 'reload') return { ok: true, reason: null };
       return undefined;
     case 'stopped':
       return { ok: false, reason: fresh ? (v.reason ?? exitText(v)) : 'stopped' };

@@ -42,6 +42,8 @@ export function showVassal(
       state: i.state,
     })),
     config: plain(c),
+    // The file says something else than what runs: a reload or restart of it could not start.
+    not_applied: v.fileConfig === c ? null : { argv: [...v.fileConfig.argv], reason: v.reason ?? null },
   };
 }
 

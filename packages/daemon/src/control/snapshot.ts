@@ -46,6 +46,11 @@ export interface VassalStatus {
   readonly generation: number;
   readonly restarts: number;
   readonly sockets: string[];
+  /**
+   * Whether `sockets` are bound and listening. They are closed in `stopped` and `failed` (clients
+   * are refused); false too when there are none.
+   */
+  readonly sockets_open: boolean;
   readonly instances: InstanceStatus[];
   readonly last_exit: { code: number | null; signal: string | null; at: string } | null;
   readonly last_stderr: string[];
@@ -125,6 +130,7 @@ function runnerStatus(
     generation: v.generation,
     restarts: v.restarts,
     sockets: v.config.sockets.map((s) => (s.name === undefined ? s.address : `${s.name}=${s.address}`)),
+    sockets_open: v.bound,
     instances: [...v.instances]
       .sort((a, b) => a.generation - b.generation || a.index - b.index)
       .map((i) => {
@@ -168,6 +174,7 @@ function errorOnlyStatus(
     generation: 0,
     restarts: 0,
     sockets: [],
+    sockets_open: false,
     instances: [],
     last_exit: null,
     last_stderr: [],

@@ -27,6 +27,7 @@ export function createVassal(config: VassalConfig): Vassal {
     name: config.name,
     state: 'stopped',
     config,
+    fileConfig: config,
     servingConfig: undefined,
     generation: 0,
     lastGeneration: 0,
@@ -231,7 +232,12 @@ function settle(s: Step, at: number): Transition {
     // Not `=== processes`: with `restart = no` an instance that exited stays down.
     const ready = mine.length > 0 && mine.every((i) => i.state === 'running');
     if (ready) {
-      s.set({ state: 'running', reason: undefined, servingConfig: undefined });
+      // A reason stays while the file's version is not the one running (a reload that could not start).
+      s.set({
+        state: 'running',
+        reason: v.config === v.fileConfig ? undefined : v.reason,
+        servingConfig: undefined,
+      });
       s.log('info', 'running', { pids: mine.map((i) => i.pid).join(',') });
       if (v.config.onDemand && v.config.idleMs > 0) {
         s.set({ busyAt: at }).emit({ type: 'arm', timer: { kind: 'idle' }, ms: idleProbeMs(v.config) });
@@ -316,7 +322,8 @@ const onSpawnFailed: Handler<'spawn-failed'> = (v, e) => {
     (i) => i.generation === e.generation && i.index === e.index && i.pid === undefined,
   );
   if (inst) s.set({ instances: replaceInstance(v, inst, undefined) });
-  s.log('error', 'spawn-failed', { instance: e.index, reason: e.reason });
+  // The instance's own generation: an earlier failure of its generation may have restored an older one.
+  s.log('error', 'spawn-failed', { instance: e.index, generation: e.generation, reason: e.reason });
   if (!inst || inst.state === 'stopping') return settle(s, e.at);
   return failGeneration(s, e.generation, e.reason, e.at);
 };
@@ -339,7 +346,7 @@ function failGeneration(s: Step, generation: number, reason: string, at: number)
       config: v.servingConfig ?? v.config,
       servingConfig: undefined,
     });
-    s.log('error', 'reload-failed', { reason });
+    s.log('error', 'reload-failed', { reason, generation, serving: older[0].generation });
     return settle(s, at);
   }
   return stopAll(s, { kind: 'fail', reason }, at);
@@ -426,7 +433,7 @@ const onTimer: Handler<'timer'> = (v, e) => {
     }
     case 'retry':
       if (v.state !== 'failed') return s.done();
-      return begin(s, v.config, e.at).done();
+      return begin(s, v.fileConfig, e.at).done();
     case 'stop-timeout':
       if (findPid(v, t.pid)?.state !== 'stopping') return s.done();
       return s.log('warn', 'stop-timeout', { pid: t.pid }).emit({ type: 'kill-group', pid: t.pid }).done();
@@ -504,8 +511,25 @@ const onIdleProbe: Handler<'idle-probe'> = (v, e) => {
 
 const onStart: Handler<'start'> = (v, e) => begin(new Step(v), v.config, e.at).done();
 
+/**
+ * A reload or restart whose config cannot be spawned (the runner's precheck): nothing is stopped
+ * or spawned, as with a config error. The attempt uses up its generation number, so that `--wait`
+ * and `status` can tell that the generation serving is not the file's.
+ */
+function refuse(s: Step, action: 'reload' | 'restart', problem: string): Transition {
+  const generation = s.v.lastGeneration + 1;
+  s.set({ lastGeneration: generation, reason: `${action} failed: ${problem}` });
+  return s.log('error', 'reload-failed', { reason: problem, generation, serving: s.v.generation }).done();
+}
+
 /** Applies a new config to a vassal that has (or is starting) a generation. */
-function reload(v: Vassal, config: VassalConfig, at: number, touched: boolean): Transition {
+function reload(
+  v: Vassal,
+  config: VassalConfig,
+  at: number,
+  touched: boolean,
+  unrunnable: string | undefined,
+): Transition {
   const s = new Step(v);
   s.log('info', 'reload', { strategy: config.reload.kind, touched });
   const serving = current(v).filter((i) => i.generation === v.generation);
@@ -516,6 +540,8 @@ function reload(v: Vassal, config: VassalConfig, at: number, touched: boolean): 
       if (i.pid !== undefined) s.emit({ type: 'signal', pid: i.pid, signal: strategy.signal });
     return s.set({ config }).done();
   }
+  // A restart already under way has nothing left to protect: its config is replaced below.
+  if (unrunnable !== undefined && v.stopGoal === undefined) return refuse(s, 'reload', unrunnable);
   // New sockets mean new fds for every instance: only a restart can hand them over.
   const canRoll =
     config.reload.kind === 'rolling' && config.sockets.length > 0 && sameSockets(v.config, config);
@@ -534,17 +560,21 @@ function reload(v: Vassal, config: VassalConfig, at: number, touched: boolean): 
   return stopAll(s, { kind: 'restart', config }, at);
 }
 
-const onUpdate: Handler<'update'> = (v, e) => {
+const onUpdate: Handler<'update'> = (v0, e) => {
+  const v: Vassal = { ...v0, fileConfig: e.config };
   const touched = v.config === e.config;
   switch (v.state) {
     case 'starting':
     case 'running':
     case 'reloading':
     case 'backoff':
-      return reload(v, e.config, e.at, touched);
-    case 'waiting':
+      return reload(v, e.config, e.at, touched, e.unrunnable);
+    case 'waiting': {
       // Rebinds only if the sockets changed; otherwise waits on, with the new config.
-      return begin(new Step(v).log('info', 'reload', { touched }), e.config, e.at).done();
+      const s = new Step(v).log('info', 'reload', { touched });
+      if (e.unrunnable !== undefined) return refuse(s, 'reload', e.unrunnable);
+      return begin(s, e.config, e.at).done();
+    }
     case 'stopped':
     case 'failed':
       return begin(new Step(v), e.config, e.at).done();
@@ -559,26 +589,34 @@ const onRemove: Handler<'remove'> = (v, e) => stopAll(new Step(v), { kind: 'remo
 /** `start` or `reload` while stopping: start again once the old processes are gone (not after a removal). */
 function startAfterStop(s: Step): Transition {
   if (s.v.stopGoal?.kind === 'remove') return s.done();
-  return s.set({ stopGoal: { kind: 'restart', config: s.v.config }, state: 'reloading' }).done();
+  return s.set({ stopGoal: { kind: 'restart', config: s.v.fileConfig }, state: 'reloading' }).done();
 }
 
+/** Every action but `stop` applies the file as it is now (`fileConfig`), not the version serving. */
 const onControl: Handler<'control'> = (v, e) => {
   const s = new Step(v).set({ backoffStep: e.action === 'restart' ? 0 : v.backoffStep });
   const idle = v.state === 'stopped' || v.state === 'failed';
+  const file = v.fileConfig;
   switch (e.action) {
     case 'stop':
       if (v.state === 'stopped') return s.done();
       return stopAll(s, { kind: 'hold' }, e.at);
     case 'start':
-      if (idle) return begin(s, v.config, e.at).done();
+      if (idle) return begin(s, file, e.at).done();
       return v.state === 'stopping' ? startAfterStop(s) : s.done();
     case 'restart':
-      return idle ? begin(s, v.config, e.at).done() : stopAll(s, { kind: 'restart', config: v.config }, e.at);
+      if (idle) return begin(s, file, e.at).done();
+      if (e.unrunnable !== undefined && v.stopGoal === undefined) return refuse(s, 'restart', e.unrunnable);
+      return stopAll(s, { kind: 'restart', config: file }, e.at);
     case 'reload':
-      if (idle) return begin(s, v.config, e.at).done();
-      if (v.state === 'waiting') return s.done();
+      if (idle) return begin(s, file, e.at).done();
       if (v.state === 'stopping') return startAfterStop(s);
-      return reload(v, v.config, e.at, true);
+      if (v.state === 'waiting') {
+        if (file === v.config) return s.done();
+        if (e.unrunnable !== undefined) return refuse(s, 'reload', e.unrunnable);
+        return begin(s.log('info', 'reload', { touched: false }), file, e.at).done();
+      }
+      return reload(s.v, file, e.at, file === v.config, e.unrunnable);
   }
 };
 

@@ -51,6 +51,11 @@ export interface Vassal {
   /** The config of the current generation (or of the next start). */
   readonly config: VassalConfig;
   /**
+   * The file's config as last read: what a reload, restart, start or retry applies. Differs from
+   * `config` while the generation of an older version serves because the file's could not start.
+   */
+  readonly fileConfig: VassalConfig;
+  /**
    * During a rolling reload, the config of the generation still serving: restored if the new
    * generation is abandoned, so a later restart never runs the rejected version.
    */
@@ -100,10 +105,25 @@ export type VassalEvent =
   /** The file appeared (reconciler) or `emperor start`. */
   | { readonly type: 'start'; readonly at: number }
   /** The file changed (content, or touched with the same content). */
-  | { readonly type: 'update'; readonly config: VassalConfig; readonly at: number }
+  | {
+      readonly type: 'update';
+      readonly config: VassalConfig;
+      readonly at: number;
+      /**
+       * Why `config` cannot be spawned (program not on PATH, chdir, user, env-file), as the runner
+       * found when it took the event: such a reload leaves the serving generation alone.
+       */
+      readonly unrunnable?: string | undefined;
+    }
   /** The file is gone. */
   | { readonly type: 'remove'; readonly at: number }
-  | { readonly type: 'control'; readonly action: ControlAction; readonly at: number }
+  | {
+      readonly type: 'control';
+      readonly action: ControlAction;
+      readonly at: number;
+      /** As for `update`, about the file's config (`fileConfig`). */
+      readonly unrunnable?: string | undefined;
+    }
   | {
       readonly type: 'spawned';
       readonly generation: number;

@@ -1,7 +1,59 @@
+// Everything that can fail before a spawn, checked in one place: by the spawn itself, and by the
+// runner before a reload or restart stops the generation that serves (a reload that cannot start
+// must leave it running, as a config error does).
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import type { VassalConfig } from '@emperor/config';
+import { childEnv, type InstanceIdentity } from './child-env.js';
 
 export type Resolved = { ok: true; file: string } | { ok: false; reason: string };
+
+export type Prepared =
+  { ok: true; file: string; env: Record<string, string> } | { ok: false; reason: string };
+
+/** The instance's environment and program, or why it cannot be spawned (env-file, user, chdir, program). */
+export function prepareSpawn(
+  config: VassalConfig,
+  id: InstanceIdentity,
+  baseEnv: Readonly<Record<string, string | undefined>>,
+): Prepared {
+  let env: Record<string, string>;
+  try {
+    env = childEnv(config, id, baseEnv);
+  } catch (err) {
+    return { ok: false, reason: `cannot read env-file: ${(err as Error).message}` };
+  }
+  const problem = identityProblem(config);
+  if (problem) return { ok: false, reason: problem };
+  const program = resolveProgram(config.argv, config.chdir, env.PATH);
+  return program.ok ? { ok: true, file: program.file, env } : program;
+}
+
+/** Why an instance of `config` could not be spawned now, or undefined when it could. */
+export function precheck(
+  config: VassalConfig,
+  baseEnv: Readonly<Record<string, string | undefined>>,
+): string | undefined {
+  const prepared = prepareSpawn(config, { generation: 0, index: 0 }, baseEnv);
+  return prepared.ok ? undefined : prepared.reason;
+}
+
+/** Whether `user` / `group` differ from the emperor's own (spawn's uid/gid cannot set supplementary groups). */
+export function switchesIdentity(config: VassalConfig): boolean {
+  const { user, group } = config;
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  return (user !== undefined && user.uid !== uid) || (group !== undefined && group.gid !== gid);
+}
+
+/** Why this emperor cannot run the vassal as its `user` / `group`, if it cannot. */
+export function identityProblem(config: VassalConfig): string | undefined {
+  const { user, group } = config;
+  if (!switchesIdentity(config)) return undefined;
+  if ((process.getuid?.() ?? 0) !== 0)
+    return `only root can run a vassal as ${user ? `user ${user.name}` : `group ${group?.name ?? ''}`}`;
+  return undefined;
+}
 
 /**
  * Finds the program to exec as execvp() would, with the instance's PATH and working directory,

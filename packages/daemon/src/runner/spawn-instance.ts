@@ -9,8 +9,8 @@ import {
   type SpawnRequest,
 } from '@emperor/native';
 import type { VassalConfig } from '@emperor/config';
-import { childEnv, type InstanceIdentity } from './child-env.js';
-import { resolveProgram } from './precheck.js';
+import type { InstanceIdentity } from './child-env.js';
+import { prepareSpawn, switchesIdentity } from './precheck.js';
 import { fdBudget } from '../os/fd-budget.js';
 
 export interface SpawnedInstance {
@@ -61,22 +61,6 @@ function identity(config: VassalConfig): Pick<SpawnRequest, 'uid' | 'gid' | 'gro
   };
 }
 
-/** Why this emperor cannot run the vassal as its `user` / `group`, if it cannot. */
-function switchesIdentity(config: VassalConfig): boolean {
-  const { user, group } = config;
-  const uid = process.getuid?.() ?? 0;
-  const gid = process.getgid?.() ?? 0;
-  return (user !== undefined && user.uid !== uid) || (group !== undefined && group.gid !== gid);
-}
-
-export function identityProblem(config: VassalConfig): string | undefined {
-  const { user, group } = config;
-  if (!switchesIdentity(config)) return undefined;
-  if ((process.getuid?.() ?? 0) !== 0)
-    return `only root can run a vassal as ${user ? `user ${user.name}` : `group ${group?.name ?? ''}`}`;
-  return undefined;
-}
-
 let devNull: number | undefined;
 type Pipe = ReturnType<typeof openPipe>;
 
@@ -92,12 +76,9 @@ export function spawnInstance(
   channels: InstanceChannels = NO_CHANNELS,
   nice = 0,
 ): SpawnResult {
-  let env: Record<string, string>;
-  try {
-    env = childEnv(config, id, options.baseEnv);
-  } catch (err) {
-    return { ok: false, reason: `cannot read env-file: ${(err as Error).message}` };
-  }
+  const prepared = prepareSpawn(config, id, options.baseEnv);
+  if (!prepared.ok) return prepared;
+  const { env } = prepared;
   const { fds } = channels;
   if (fds.length > 0) {
     env.LISTEN_FDS = String(fds.length);
@@ -107,10 +88,6 @@ export function spawnInstance(
   if (config.watchdogMs !== undefined) env.WATCHDOG_USEC = String(config.watchdogMs * 1000);
   const notifyAt = 3 + fds.length;
   if (channels.notifyFd) env.EMPEROR_NOTIFY_FD = String(notifyAt);
-  const problem = identityProblem(config);
-  if (problem) return { ok: false, reason: problem };
-  const program = resolveProgram(config.argv, config.chdir, env.PATH);
-  if (!program.ok) return program;
   // sd_listen_fds() and sd_watchdog_enabled() want LISTEN_PID / WATCHDOG_PID = the app's own pid.
   const pidVars: string[] = [];
   if (fds.length > 0) pidVars.push('LISTEN_PID');
@@ -130,7 +107,7 @@ export function spawnInstance(
     const [stdout, stderr] = [pipe(), pipe()];
     const notify = channels.notifyFd ? pipe() : undefined;
     child = spawnProcess({
-      file: program.file,
+      file: prepared.file,
       argv: config.argv,
       env,
       fds: [devNull, stdout.writeFd, stderr.writeFd, ...fds, ...(notify ? [notify.writeFd] : [])],

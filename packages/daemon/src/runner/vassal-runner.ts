@@ -9,6 +9,7 @@ import { createVassal, transition } from '../machine/transition.js';
 import { timerKey, type Effect, type Vassal, type VassalEvent } from '../machine/types.js';
 import { spawnInstance, type SpawnOptions } from './spawn-instance.js';
 import { OwnedSockets } from './owned-sockets.js';
+import { precheck } from './precheck.js';
 import type { SpawnGate } from './spawn-gate.js';
 import { NotifyChannel, type NotifyMessage } from './notify-channel.js';
 import { killGroup, readStat } from '../os/process-tree.js';
@@ -105,7 +106,7 @@ export class VassalRunner {
 
   #handle(event: VassalEvent): void {
     try {
-      const t = transition(this.#vassal, event);
+      const t = transition(this.#vassal, this.#checked(event));
       this.#vassal = t.vassal;
       for (const effect of t.effects) {
         try {
@@ -125,6 +126,18 @@ export class VassalRunner {
         'internal-error',
       );
     }
+  }
+
+  /**
+   * File and control events that may replace the serving generation say whether the config they
+   * would start can be spawned now: checked before anything is stopped, not found out after.
+   */
+  #checked(event: VassalEvent): VassalEvent {
+    const { baseEnv } = this.#deps.spawn;
+    if (event.type === 'update') return { ...event, unrunnable: precheck(event.config, baseEnv) };
+    if (event.type === 'control' && event.action !== 'stop')
+      return { ...event, unrunnable: precheck(this.#vassal.fileConfig, baseEnv) };
+    return event;
   }
 
   #perform(effect: Effect): void {
