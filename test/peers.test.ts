@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   FIXTURES,
@@ -61,6 +61,31 @@ void test(
     await load.stop();
     assert.deepEqual(load.failures, []);
     assert.equal((await getJson(port)).generation, '2');
+  },
+);
+
+void test(
+  'the gunicorn vassal of docs/config.md runs as written: gunicorn takes the owned socket with no --bind',
+  { skip: existsSync(GUNICORN) ? false : `${GUNICORN} is not installed (apt-get install gunicorn)` },
+  async (t) => {
+    const md = readFileSync(join(ROOT, 'docs', 'config.md'), 'utf8');
+    const block = [...md.matchAll(/```ini\n([^`]*)```/g)]
+      .map((m) => m[1] ?? '')
+      .find((b) => /^exec = gunicorn /m.test(b));
+    assert.ok(block, 'docs/config.md has an ini block with `exec = gunicorn ...`');
+    const address = /^socket = (127\.0\.0\.1:[0-9]+)$/m.exec(block)?.[1];
+    assert.ok(address, 'the block has a `socket = 127.0.0.1:PORT` line');
+    const port = await freePort();
+    const emp = await startEmperor(t);
+    // The block's app is `app:app` in the vassal file's directory (its default chdir).
+    copyFileSync(join(FIXTURES, 'wsgi_app.py'), join(emp.vassals, 'app.py'));
+    emp.write('docs.ini', block.replace(address, `127.0.0.1:${port}`));
+    const spawned = await emp.waitLine(spawnOf('docs'), 'spawn');
+    await emp.waitLine(runningOf('docs', 1), 'READY=1 from gunicorn');
+    const answer = await getJson(port);
+    assert.equal(answer.master, spawned.pid, 'a worker of the instance answers on the owned socket');
+    const log = readFileSync(join(emp.logDir, 'docs.log'), 'utf8');
+    assert.doesNotMatch(log, /Bad file descriptor|Connection in use|Traceback/);
   },
 );
 

@@ -10,6 +10,8 @@ export interface TableOptions {
 }
 
 const STDERR_SHOWN = 3;
+/** Config errors listed under a vassal; `--json` and `emperor check` have them all. */
+const ERRORS_SHOWN = 10;
 
 type Paint = (code: string, text: string) => string;
 
@@ -135,9 +137,19 @@ interface Detail {
 export function details(v: VassalStatus, now: number): Detail[] {
   const out: Detail[] = [];
   if (v.error) {
-    const where = v.error.line === null ? v.error.file : `${v.error.file}:${v.error.line}`;
+    // `errors` is every error of the file; an emperor started before an upgrade sends only `error`.
+    const all = (v.errors as VassalStatus['errors'] | undefined) ?? [];
+    const errors = all.length > 0 ? all : [v.error];
     const keeps = v.instances.length > 0 ? ' (not applied: the running generation keeps serving)' : '';
-    out.push({ text: `  ${where}: ${v.error.message}${keeps}`, color: '31' });
+    errors.slice(0, ERRORS_SHOWN).forEach((e, k) => {
+      const where = e.line === null ? e.file : `${e.file}:${e.line}`;
+      out.push({ text: `  ${where}: ${e.message}${k === 0 ? keeps : ''}`, color: '31' });
+    });
+    if (errors.length > ERRORS_SHOWN)
+      out.push({
+        text: `  ... and ${errors.length - ERRORS_SHOWN} more (\`emperor check ${v.file}\` lists them all)`,
+        color: '31',
+      });
   }
   const exit = v.last_exit ? exitText(v.last_exit) : undefined;
   const inS = (iso: string): string => {

@@ -1,7 +1,7 @@
 // `emperor check` through the real bin, on temp files: exit codes and exact output.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -87,10 +87,55 @@ void test('across files: a name given twice and two vassals on one TCP address',
     r.stderr,
     [
       'other/shop.ini: error: vassal `shop` is also defined by ok/shop.ini; vassal names must be unique [EMP_VASSAL_DUPLICATE]',
-      'clash/web.ini:3: error: socket `0.0.0.0:9090` overlaps `127.0.0.1:9090` of vassal `api` (ok/api.ini:3); only one vassal can own an address [EMP_VASSAL_SOCKET_CONFLICT]',
+      'clash/web.ini:3: error: socket `0.0.0.0:9090` overlaps `127.0.0.1:9090` of vassal `api` (ok/api.ini:3), which claimed it first; only one vassal can own an address [EMP_VASSAL_SOCKET_CONFLICT]',
       'emperor: 2 errors in 2 of 4 paths [EMP_CONFIG_INVALID]',
       '',
     ].join('\n'),
+  );
+});
+
+void test('two vassals on one address: the file modified last is the newcomer, whatever the order given', () => {
+  const now = Date.now() / 1000;
+  write('age/b-old.ini', '[vassal]\nexec = node b.js\nsocket = 127.0.0.1:7070\nsocket = 127.0.0.1:7071\n');
+  write('age/a-new.ini', '[vassal]\nexec = node a.js\nsocket = :7070\nsocket = 127.0.0.1:7072\n');
+  write('age/c-later.ini', '[vassal]\nexec = node c.js\nsocket = 127.0.0.1:7072\n');
+  utimesSync(join(tmp, 'age/b-old.ini'), now - 300, now - 300);
+  utimesSync(join(tmp, 'age/a-new.ini'), now - 200, now - 200);
+  utimesSync(join(tmp, 'age/c-later.ini'), now - 100, now - 100);
+  const r = emperor('check', 'age');
+  assert.equal(r.code, 1);
+  // a-new is refused whole, as the emperor refuses it: its 7072 stays free for c-later.
+  assert.equal(r.stdout, 'age/b-old.ini: ok\nage/c-later.ini: ok\n');
+  assert.equal(
+    r.stderr,
+    [
+      'age/a-new.ini:3: error: socket `:7070` overlaps `127.0.0.1:7070` of vassal `b-old` (age/b-old.ini:3), which claimed it first; only one vassal can own an address [EMP_VASSAL_SOCKET_CONFLICT]',
+      'emperor: 1 error in 1 of 3 paths [EMP_CONFIG_INVALID]',
+      '',
+    ].join('\n'),
+  );
+});
+
+void test('a directory without vassal files says so: a warning beside other files, an error alone', () => {
+  write('empty/.keep', '');
+  write('none/shop.conf', '[vassal]\nexec = node a.js\n');
+  const alone = emperor('check', 'empty');
+  assert.deepEqual(
+    [alone.code, alone.stdout, alone.stderr],
+    [
+      1,
+      '',
+      'empty: error: no vassal file here: the emperor loads `NAME.ini` files, and it ignores the one other name here (`.keep`) [EMP_CONFIG_NO_VASSALS]\nemperor: 1 error in 1 of 1 path [EMP_CONFIG_INVALID]\n',
+    ],
+  );
+  const beside = emperor('check', 'none', 'ok/shop.ini');
+  assert.deepEqual(
+    [beside.code, beside.stdout, beside.stderr],
+    [
+      0,
+      'ok/shop.ini: ok\n',
+      'none: warning: no vassal file here: the emperor loads `NAME.ini` files, and it ignores the one other name here (`shop.conf`) [EMP_CONFIG_NO_VASSALS]\n',
+    ],
   );
 });
 

@@ -21,6 +21,7 @@ function vassal(over: Partial<VassalStatus>): VassalStatus {
     last_stderr: [],
     backoff_until: null,
     error: null,
+    errors: [],
     reason: null,
     retry_at: null,
     uptime_s: 1,

@@ -55,18 +55,34 @@ export function boolean(value: string): Converted<boolean> {
 const SIZE = /^([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?$/i;
 const UNITS: Readonly<Record<string, number>> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
 
-/** Sizes in bytes with binary multipliers, as uWSGI and Supervisor read `512K`, `100M`, `2G`. */
+/**
+ * Sizes in bytes with binary multipliers, as uWSGI and Supervisor read `512K`, `100M`, `2G`. A
+ * bare number other than 0 is refused: `512` is bytes to Supervisor but MiB to uWSGI's
+ * `reload-on-rss`, and guessing wrong recycles every instance at once. `512B` says bytes.
+ */
 export function size(min: number): Converter<number> {
   return (value) => {
+    if (DIGITS.test(value) && Number(value) !== 0) return fail(bareSizeMessage(value));
     const m = SIZE.exec(value);
     const unit = UNITS[(m?.[2] ?? '').toLowerCase()];
     const bytes = m === null || unit === undefined ? NaN : Math.floor(Number(m[1]) * unit);
     if (!Number.isSafeInteger(bytes)) {
-      return fail('expected a size: a number of bytes, or with a K, M, G or T suffix (`512K`, `100M`, `2G`)');
+      return fail('expected a size with a unit: `512K`, `100M`, `2G`, or `512B` for bytes');
     }
     if (bytes < min) return fail('expected a size more than 0');
     return ok(bytes);
   };
+}
+
+function bareSizeMessage(n: string): string {
+  const bytes = Number(n);
+  let same = '';
+  for (const [unit, factor] of [...Object.entries(UNITS)].reverse())
+    if (unit !== '' && bytes >= factor && bytes % factor === 0) {
+      same = `, that is \`${bytes / factor}${unit.toUpperCase()}\``;
+      break;
+    }
+  return `a size needs a unit: write \`${n}M\` for ${n} MiB (as uWSGI's \`reload-on-rss = ${n}\` means) or \`${n}B\` for ${n} bytes${same}`;
 }
 
 // The daemon arms these as timers; setTimeout fires at once beyond 2^31-1 ms (24.8 days).

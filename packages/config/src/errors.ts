@@ -61,7 +61,10 @@ export const ERROR_CODES = {
     'A vassal file has errors (the summary code of `emperor check` and of a rejected reload).',
   EMP_VASSAL_DUPLICATE:
     'The same vassal name is defined by two files (two watched directories, or twice on `emperor check`).',
-  EMP_VASSAL_SOCKET_CONFLICT: 'Two vassals own the same TCP address or unix socket path.',
+  EMP_VASSAL_SOCKET_CONFLICT:
+    'Two vassals claim one TCP address or unix socket path: the one that claimed it first keeps it, the other is refused.',
+  EMP_CONFIG_NO_VASSALS:
+    '`emperor check` found no vassal file (`NAME.ini`) in a directory: an error when it checked nothing at all, else a warning.',
   // The daemon and its native addon: thrown as `error.code`, never shown as FILE:LINE.
   EMP_RUNTIME_DIR_UNSAFE:
     'The directory of the control socket and state file is a symlink, belongs to another user, or is writable by others.',

@@ -7,4 +7,11 @@ export { parseVassalBytes, readVassalFile, MAX_FILE_BYTES, type ReadVassalResult
 export { vassalNameOf } from './file-name.js';
 export { KEYS, KEY_NAMES, type KeyName, type KeySpec } from './keys.js';
 export { socketsConflict, UNIX_PATH_MAX } from './socket-address.js';
-export { crossVassalIssues, type CheckedVassal } from './cross-vassal.js';
+export {
+  crossVassalIssues,
+  SocketClaims,
+  socketConflictIssue,
+  type CheckedVassal,
+  type SocketClash,
+  type SocketHolder,
+} from './cross-vassal.js';

@@ -351,8 +351,8 @@ export function isKeyName(name: string): name is KeyName {
 }
 
 /**
- * Names other supervisors use for our keys (uWSGI, Supervisor, PM2, systemd), for a "did you
- * mean" that edit distance cannot find (`workers` is nowhere near `processes`).
+ * Names other supervisors use for our keys (uWSGI, Supervisor, PM2, systemd), for a hint that
+ * edit distance cannot find (`workers` is nowhere near `processes`).
  */
 export const ALIASES: Readonly<Record<string, KeyName>> = {
   command: 'exec',
@@ -364,8 +364,12 @@ export const ALIASES: Readonly<Record<string, KeyName>> = {
   instances: 'processes',
   'http-socket': 'socket',
   'uwsgi-socket': 'socket',
-  listen: 'socket',
   bind: 'socket',
+  // uWSGI's `listen` is the queue size, not an address.
+  listen: 'backlog',
+  cheap: 'on-demand',
+  harakiri: 'watchdog',
+  logdate: 'log-timestamps',
   directory: 'chdir',
   cwd: 'chdir',
   workingdirectory: 'chdir',

@@ -5,7 +5,7 @@ import { vassalNameOf } from './file-name.js';
 import { byLine, IssueList, type ConfigIssue } from './issue.js';
 import { ALIASES, isKeyName, KEY_NAMES, KEYS, type KeyContext, type KeyName, type KeySpec } from './keys.js';
 import { expandAll, type Definition } from './placeholders.js';
-import { clip, readLines, type RawEntry } from './read-lines.js';
+import { clip, readLines, UWSGI_HINT, type RawEntry } from './read-lines.js';
 import { suggest } from './suggest.js';
 import type { ParseOptions, VassalConfig } from './types.js';
 import { validate } from './validate.js';
@@ -37,13 +37,15 @@ export function parseVassal(text: string, options: ParseOptions): ParseResult {
   }
   const name = accepted ?? fileName.replace(/\.ini$/, '');
 
-  const { entries, hasSection } = readLines(text, issues);
+  const { entries, hasSection, uwsgiLine } = readLines(text, issues);
   if (!hasSection)
     issues.error(
       'EMP_CONFIG_NO_SECTION',
       undefined,
       undefined,
-      'no `[vassal]` section: start the file with a `[vassal]` line',
+      uwsgiLine === undefined
+        ? 'no `[vassal]` section: start the file with a `[vassal]` line'
+        : `no \`[vassal]\` section: this is a uWSGI config (\`[uwsgi]\` on line ${uwsgiLine}); ${UWSGI_HINT}`,
     );
 
   const { known, unknownKeys, definitions } = sortKeys(entries, issues);
@@ -102,13 +104,11 @@ function sortKeys(entries: readonly RawEntry[], issues: IssueList): Sorted {
   const suggestions = new Map<string, string>();
   for (const e of entries) {
     if (!isKeyName(e.key)) {
-      let near = suggestions.get(e.key);
-      if (near === undefined) {
-        const alias = e.key.toLowerCase();
-        near = (Object.hasOwn(ALIASES, alias) ? ALIASES[alias] : suggest(e.key, KEY_NAMES)) ?? '';
-        suggestions.set(e.key, near); // a generated file may repeat one unknown key many times
+      let hint = suggestions.get(e.key);
+      if (hint === undefined) {
+        hint = unknownKeyHint(e.key);
+        suggestions.set(e.key, hint); // a generated file may repeat one unknown key many times
       }
-      const hint = near === '' ? 'see docs/config.md for the keys' : `did you mean \`${near}\`?`;
       issues.error('EMP_CONFIG_UNKNOWN_KEY', e.line, e.key, `unknown key \`${clip(e.key)}\`: ${hint}`);
       if (!unknownKeys.has(e.key)) unknownKeys.set(e.key, e.line);
       continue;
@@ -168,6 +168,17 @@ function sortKeys(entries: readonly RawEntry[], issues: IssueList): Sorted {
     known.push(e);
   }
   return { known, unknownKeys, definitions };
+}
+
+/** Another supervisor's name for one of our keys, else the nearest key by spelling. */
+function unknownKeyHint(key: string): string {
+  const alias = key.toLowerCase();
+  const ours = Object.hasOwn(ALIASES, alias) ? ALIASES[alias] : undefined;
+  if (ours !== undefined) {
+    return `the emperor calls it \`${ours}\`, e.g. \`${ours} = ${KEYS[ours].example}\``;
+  }
+  const near = suggest(key, KEY_NAMES);
+  return near === undefined ? 'see docs/config.md for the keys' : `did you mean \`${near}\`?`;
 }
 
 function convert(

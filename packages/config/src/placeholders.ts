@@ -170,6 +170,11 @@ export function expandAll(input: ExpandInput, issues: IssueList): Expanded {
           else out += value;
         } else if (c === '') {
           bad('EMP_CONFIG_UNKNOWN_MAGIC', 'a lone `%` at the end of the value; write `%%` for a literal `%`');
+        } else if (c === 'k') {
+          bad(
+            'EMP_CONFIG_UNKNOWN_MAGIC',
+            "unknown magic variable `%k`: uWSGI's number of CPUs; write `processes = auto` for one instance per CPU",
+          );
         } else {
           bad(
             'EMP_CONFIG_UNKNOWN_MAGIC',

@@ -25,13 +25,13 @@ function failure(
   return { ok: false, errors: issues.errors, warnings: [] };
 }
 
-export function parseVassalBytes(bytes: Uint8Array, options: ParseOptions): ParseResult {
-  if (bytes.length > MAX_FILE_BYTES) {
-    return failure(
-      options.file,
-      'EMP_CONFIG_FILE_TOO_BIG',
-      `the file is ${bytes.length} bytes; a vassal file is at most 1 MiB (${MAX_FILE_BYTES} bytes)`,
-    );
+/**
+ * `fileSize` is the size the caller's stat saw: a reader stops at MAX_FILE_BYTES + 1, so the
+ * bytes alone cannot say how big a file over the limit is.
+ */
+export function parseVassalBytes(bytes: Uint8Array, options: ParseOptions, fileSize?: number): ParseResult {
+  if (bytes.length > MAX_FILE_BYTES || (fileSize ?? 0) > MAX_FILE_BYTES) {
+    return failure(options.file, 'EMP_CONFIG_FILE_TOO_BIG', tooBig(Math.max(bytes.length, fileSize ?? 0)));
   }
   if (bytes.includes(0))
     return failure(
@@ -48,6 +48,18 @@ export function parseVassalBytes(bytes: Uint8Array, options: ParseOptions): Pars
     return failure(options.file, 'EMP_CONFIG_ENCODING', 'invalid UTF-8: save the file as UTF-8', line);
   }
   return parseVassal(text, options);
+}
+
+function tooBig(size: number): string {
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = size / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  const human = `${v >= 10 ? Math.round(v) : v.toFixed(1)} ${units[u] ?? ''}`;
+  return `the file is ${human} (${size} bytes); a vassal file is at most 1 MiB (${MAX_FILE_BYTES} bytes)`;
 }
 
 /** Line of the first invalid UTF-8 sequence, so the user need not bisect the file. */
@@ -92,16 +104,8 @@ export async function readVassalFile(
         ...failure(file, 'EMP_CONFIG_NOT_A_FILE', 'is not a regular file (a FIFO, socket or device)'),
         bytes: undefined,
       };
-    if (st.size > MAX_FILE_BYTES) {
-      return {
-        ...failure(
-          file,
-          'EMP_CONFIG_FILE_TOO_BIG',
-          `the file is ${st.size} bytes; a vassal file is at most 1 MiB (${MAX_FILE_BYTES} bytes)`,
-        ),
-        bytes: undefined,
-      };
-    }
+    if (st.size > MAX_FILE_BYTES)
+      return { ...failure(file, 'EMP_CONFIG_FILE_TOO_BIG', tooBig(st.size)), bytes: undefined };
     // Read one byte more than allowed, so a file that grew since fstat is still caught.
     const buf = new Uint8Array(MAX_FILE_BYTES + 1);
     let length = 0;
@@ -114,7 +118,7 @@ export async function readVassalFile(
       length += bytesRead;
     }
     const bytes = buf.slice(0, length);
-    return { ...parseVassalBytes(bytes, parseOptions), bytes };
+    return { ...parseVassalBytes(bytes, parseOptions, st.size), bytes };
   } catch (err) {
     return {
       ...failure(file, 'EMP_CONFIG_FILE_UNREADABLE', `cannot read the file: ${errorText(err)}`),

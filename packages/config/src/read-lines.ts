@@ -16,13 +16,23 @@ export const SECTION = 'vassal';
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/;
 
+export interface ReadLines {
+  readonly entries: RawEntry[];
+  readonly hasSection: boolean;
+  /** The first `[uwsgi]` header of a file without `[vassal]`: a uWSGI config dropped in by mistake. */
+  readonly uwsgiLine: number | undefined;
+}
+
+export const UWSGI_HINT = 'run it from a vassal file with `[vassal]` and `exec = uwsgi --ini FILE`';
+
 /** The `[vassal]` entries in file order; syntax problems go to `issues`. */
-export function readLines(text: string, issues: IssueList): { entries: RawEntry[]; hasSection: boolean } {
+export function readLines(text: string, issues: IssueList): ReadLines {
   const entries: RawEntry[] = [];
   const before: RawEntry[] = [];
   const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
   let section: string | undefined;
   let sectionLine: number | undefined;
+  let uwsgiLine: number | undefined;
   const lines = body.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const lineNo = i + 1;
@@ -63,13 +73,14 @@ export function readLines(text: string, issues: IssueList): { entries: RawEntry[
           );
         }
         sectionLine ??= lineNo;
+      } else if (name === 'uwsgi') {
+        // Reported below: without a `[vassal]` section, as the reason the file has none.
+        uwsgiLine ??= lineNo;
       } else {
         const hint =
-          name === 'uwsgi'
-            ? 'this is a uWSGI config; run it from a vassal file with `[vassal]` and `exec = uwsgi --ini FILE`'
-            : suggest(name, [SECTION]) === undefined
-              ? 'a vassal file has only a `[vassal]` section'
-              : 'did you mean `[vassal]`?';
+          suggest(name, [SECTION]) === undefined
+            ? 'a vassal file has only a `[vassal]` section'
+            : 'did you mean `[vassal]`?';
         issues.error(
           'EMP_CONFIG_UNKNOWN_SECTION',
           lineNo,
@@ -111,8 +122,15 @@ export function readLines(text: string, issues: IssueList): { entries: RawEntry[
   if (sectionLine === undefined) {
     // No header at all: the caller reports that once, and still checks every line, so that
     // one pass shows all the problems.
-    return { entries: [...before, ...entries], hasSection: false };
+    return { entries: [...before, ...entries], hasSection: false, uwsgiLine };
   }
+  if (uwsgiLine !== undefined)
+    issues.error(
+      'EMP_CONFIG_UNKNOWN_SECTION',
+      uwsgiLine,
+      undefined,
+      `unknown section \`[uwsgi]\`: this is a uWSGI config; ${UWSGI_HINT}`,
+    );
   for (const e of before) {
     issues.error(
       'EMP_CONFIG_OUTSIDE_SECTION',
@@ -121,7 +139,7 @@ export function readLines(text: string, issues: IssueList): { entries: RawEntry[
       `\`${clip(e.key)}\` comes before the \`[vassal]\` header (line ${sectionLine}); move it below`,
     );
   }
-  return { entries, hasSection: true };
+  return { entries, hasSection: true, uwsgiLine: undefined };
 }
 
 /** Long junk (binary, minified files) would flood the terminal. */

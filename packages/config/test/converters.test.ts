@@ -64,7 +64,7 @@ table(
   'size',
   (v) => c.size(1)(v, ctx),
   [
-    ['512', 512],
+    ['512B', 512],
     ['512K', 512 * 1024],
     ['100M', 100 * 2 ** 20],
     ['2G', 2 * 2 ** 30],
@@ -73,8 +73,26 @@ table(
     ['4KiB', 4096],
     ['1T', 2 ** 40],
   ],
-  ['0', '-1M', '512X', 'M', '1.M', '1e9', '', '1 000', '99999999999T'],
+  // A bare number is bytes to Supervisor and MiB to uWSGI's reload-on-rss: it needs its unit.
+  ['512', '1048576', '0', '-1M', '512X', 'M', '1.M', '1e9', '', '1 000', '99999999999T'],
 );
+
+table(
+  'size(0)',
+  (v) => c.size(0)(v, ctx),
+  [
+    ['0', 0],
+    ['0K', 0],
+    ['64K', 65536],
+  ],
+  ['1', '-1'],
+);
+
+void test('a bare size suggests its unit', () => {
+  const r = c.size(1)('512', ctx);
+  assert.ok(!r.ok);
+  assert.match(r.message, /`512M` for 512 MiB .*`512B` for 512 bytes/);
+});
 
 table(
   'duration(0)',

@@ -186,6 +186,13 @@ void test('parseVassalBytes: size, NUL, UTF-8 and BOM', () => {
   assert.deepEqual(codes(parseVassalBytes(new Uint8Array(MAX_FILE_BYTES + 1).fill(0x20), opts)), [
     'EMP_CONFIG_FILE_TOO_BIG',
   ]);
+  // A reader stops at the limit: the size its stat saw is the one to report, not the bytes read.
+  const big = parseVassalBytes(new Uint8Array(MAX_FILE_BYTES + 1).fill(0x20), opts, 50 * 2 ** 20);
+  assert.ok(!big.ok);
+  assert.equal(
+    big.errors[0]?.message,
+    'the file is 50 MiB (52428800 bytes); a vassal file is at most 1 MiB (1048576 bytes)',
+  );
   assert.deepEqual(codes(parseVassalBytes(Buffer.from('[vassal]\nexec = a\0'), opts)), ['EMP_CONFIG_BINARY']);
   const bad = parseVassalBytes(
     Buffer.from([...Buffer.from('[vassal]\nexec = a\nenv = A='), 0xc3, 0x28]),

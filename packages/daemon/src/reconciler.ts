@@ -1,6 +1,13 @@
 // Diffs the desired set (vassal files) against the running machines. The only place that creates
 // machines or tells them their file changed or is gone.
-import { parseVassalBytes, formatIssue, type ConfigIssue, type ParseOptions } from '@emperor/config';
+import {
+  parseVassalBytes,
+  formatIssue,
+  SocketClaims,
+  socketConflictIssue,
+  type ConfigIssue,
+  type ParseOptions,
+} from '@emperor/config';
 import type { Logger } from 'pino';
 import type { Scan } from './sources/dir-source.js';
 import type { VassalRunner } from './runner/vassal-runner.js';
@@ -32,6 +39,10 @@ export class Reconciler {
   readonly errors = new Map<string, { readonly path: string; readonly issues: readonly ConfigIssue[] }>();
   /** A second file defining a running name, by name: shown by `emperor status` under the first. */
   readonly duplicates = new Map<string, { readonly path: string; readonly issues: readonly ConfigIssue[] }>();
+  /** The addresses of the configs handed to runners: the first vassal to claim one keeps it. */
+  readonly #claims = new SocketClaims();
+  /** Valid configs refused for an address another vassal holds, retried at each scan. */
+  readonly #blocked = new Map<string, Candidate>();
 
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
@@ -52,6 +63,8 @@ export class Reconciler {
       if (scan.files.has(name)) continue;
       this.#applied.delete(name);
       this.errors.delete(name);
+      this.#claims.delete(name);
+      this.#blocked.delete(name);
       this.runners.get(name)?.dispatch({ type: 'remove', at: now() });
     }
     this.duplicates.clear();
@@ -74,13 +87,15 @@ export class Reconciler {
         formatIssue(issue),
       );
     }
+    const candidates: Candidate[] = [];
     for (const [name, file] of scan.files) {
       const prev = this.#applied.get(name);
       if (prev?.identity === file.identity && prev.path === file.path) continue;
-      const parsed = parseVassalBytes(file.bytes ?? new Uint8Array(), {
-        ...this.#deps.parseOptions,
-        file: file.path,
-      });
+      const parsed = parseVassalBytes(
+        file.bytes ?? new Uint8Array(),
+        { ...this.#deps.parseOptions, file: file.path },
+        statOf(file.identity).size,
+      );
       // Touched with the same content: the machine is handed the config it runs (its `touched`).
       const result =
         parsed.ok && prev?.config && prev.path === file.path && sameContent(prev.identity, file.identity)
@@ -106,6 +121,7 @@ export class Reconciler {
           );
       }
       if (issues.length > 0 || !result.ok) {
+        this.#blocked.delete(name);
         this.errors.set(name, { path: file.path, issues });
         for (const i of issues) {
           logger.error(
@@ -115,17 +131,63 @@ export class Reconciler {
         }
         continue;
       }
+      candidates.push({
+        name,
+        config: result.config,
+        mtimeNs: statOf(file.identity).mtimeNs,
+        changedAt: scan.changedAt.get(file.path),
+        logged: undefined,
+      });
+    }
+    for (const [name, blocked] of this.#blocked)
+      if (!candidates.some((c) => c.name === name)) candidates.push(blocked);
+    this.#claimSockets(candidates);
+  }
+
+  /**
+   * Hands each valid config to its runner unless it overlaps an address that another vassal
+   * holds. Vassals that hold addresses already go first, then the files in the order they were
+   * last modified (as `emperor check` orders them), so the first claimant keeps the address and
+   * the newcomer gets EMP_VASSAL_SOCKET_CONFLICT naming it, instead of failing to bind.
+   */
+  #claimSockets(candidates: Candidate[]): void {
+    const { logger, now } = this.#deps;
+    const holds = (c: Candidate): number => (this.runners.get(c.name)?.disposed === false ? 0 : 1);
+    candidates.sort(
+      (a, b) =>
+        holds(a) - holds(b) ||
+        (a.mtimeNs < b.mtimeNs ? -1 : a.mtimeNs > b.mtimeNs ? 1 : 0) ||
+        (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+    );
+    for (const c of candidates) {
+      const { name, config } = c;
+      const clashes = this.#claims.clashes(name, config.sockets);
+      if (clashes.length > 0) {
+        const issues = clashes.map((clash) => socketConflictIssue(config.file, clash));
+        this.errors.set(name, { path: config.file, issues });
+        const text = issues.map(formatIssue).join('\n');
+        if (c.logged !== text)
+          for (const i of issues)
+            logger.error(
+              { vassal: name, event: 'config-error', code: i.code, file: i.file, line: i.line, key: i.key },
+              formatIssue(i),
+            );
+        // A later start is no reaction to this change of the file: changedAt goes.
+        this.#blocked.set(name, { ...c, changedAt: undefined, logged: text });
+        continue;
+      }
+      this.#blocked.delete(name);
       this.errors.delete(name);
+      this.#claims.set({ name, file: config.file }, config.sockets);
       const runner = this.runners.get(name);
       if (!runner || runner.disposed) {
-        const fresh = this.#deps.createRunner(result.config);
+        const fresh = this.#deps.createRunner(config);
         this.runners.set(name, fresh);
         fresh.dispatch({ type: 'start', at: now() });
-        this.#reacted(name, scan.changedAt.get(file.path));
       } else {
-        runner.dispatch({ type: 'update', config: result.config, at: now() });
-        this.#reacted(name, scan.changedAt.get(file.path));
+        runner.dispatch({ type: 'update', config, at: now() });
       }
+      this.#reacted(name, c.changedAt);
     }
   }
 
@@ -137,6 +199,12 @@ export class Reconciler {
   forget(runner: VassalRunner): void {
     if (this.runners.get(runner.name) === runner) this.runners.delete(runner.name);
   }
+}
+
+/** An identity is `dev:ino:mtimeNs:size:sha256` (dir-source.ts): the stat it was read with. */
+function statOf(identity: string): { readonly mtimeNs: bigint; readonly size: number } {
+  const [, , mtime, size] = identity.split(':');
+  return { mtimeNs: /^[0-9]+$/.test(mtime ?? '') ? BigInt(mtime ?? 0) : 0n, size: Number(size ?? 0) };
 }
 
 /** Identities end in the content hash (dir-source.ts). */
@@ -154,6 +222,16 @@ function notYetActedOn(c: VassalConfig): string[] {
   if (c.smartAttachDaemons.length > 0) keys.push('smart-attach-daemon');
   if (c.crons.length > 0) keys.push('cron');
   return keys;
+}
+
+/** A valid config waiting to be handed to its runner. */
+interface Candidate {
+  readonly name: string;
+  readonly config: VassalConfig;
+  readonly mtimeNs: bigint;
+  readonly changedAt: number | undefined;
+  /** The conflict last logged for it, so that a retry at each scan does not log it again. */
+  readonly logged: string | undefined;
 }
 
 function duplicateIssue(name: string, path: string, firstPath: string): ConfigIssue {

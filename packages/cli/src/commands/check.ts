@@ -19,6 +19,7 @@ interface Checked {
   /** The path as the user gave it (or DIR/NAME.ini for a directory's files). */
   readonly file: string;
   readonly name: string | undefined;
+  readonly mtimeMs: number | undefined;
   readonly config: VassalConfig | undefined;
   readonly errors: ConfigIssue[];
   readonly warnings: ConfigIssue[];
@@ -52,7 +53,10 @@ export const check: CommandModule = {
 };
 
 export async function runCheck(paths: readonly string[], json: boolean, output: Output): Promise<number> {
-  const { files, problems } = expand(paths);
+  const { files, problems, notes } = expand(paths);
+  // A directory without a vassal file is worth a warning; when nothing at all was checked, the
+  // run proves nothing and fails (a mistyped directory must not pass a CI step).
+  if (files.length === 0) problems.push(...notes.map((n) => ({ ...n, severity: 'error' as const })));
   const options = { env: process.env, cpus: availableParallelism(), lookup: getentLookup() };
   const checked: Checked[] = [];
   for (const file of files) {
@@ -61,13 +65,14 @@ export async function runCheck(paths: readonly string[], json: boolean, output: 
     checked.push({
       file,
       name: vassalNameOf(basename(file)),
+      mtimeMs: mtimeOf(file),
       config: r.ok ? r.config : undefined,
       errors: r.ok ? [] : r.errors.map(shown),
       warnings: r.warnings.map(shown),
     });
   }
   const named = checked.flatMap((c) =>
-    c.name === undefined ? [] : [{ file: c.file, name: c.name, config: c.config }],
+    c.name === undefined ? [] : [{ file: c.file, name: c.name, config: c.config, mtimeMs: c.mtimeMs }],
   );
   for (const issue of crossVassalIssues(named))
     checked.find((c) => c.file === issue.file)?.errors.push(issue);
@@ -76,10 +81,15 @@ export async function runCheck(paths: readonly string[], json: boolean, output: 
   const errorCount = failed.reduce((n, c) => n + c.errors.length, 0) + problems.length;
   if (json) {
     output.out(
-      JSON.stringify(report(checked, problems), (_k, v: unknown) => (v === undefined ? null : v), 2),
+      JSON.stringify(
+        report(checked, problems, checked.length > 0 ? notes : []),
+        (_k, v: unknown) => (v === undefined ? null : v),
+        2,
+      ),
     );
   } else {
     for (const p of problems) output.err(formatIssue(p));
+    if (files.length > 0) for (const n of notes) output.err(formatIssue(n));
     for (const c of checked) {
       if (c.errors.length === 0) output.out(`${c.file}: ok`);
       for (const issue of [...c.errors, ...c.warnings]) output.err(formatIssue(issue));
@@ -94,10 +104,26 @@ export async function runCheck(paths: readonly string[], json: boolean, output: 
   return errorCount > 0 ? 1 : 0;
 }
 
+function mtimeOf(file: string): number | undefined {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return undefined; // readVassalFile reports why
+  }
+}
+
+interface Expanded {
+  readonly files: string[];
+  readonly problems: ConfigIssue[];
+  /** Directories that hold no vassal file, as warnings. */
+  readonly notes: ConfigIssue[];
+}
+
 /** Files to check, in the order given, each once; directories expand to their vassal files. */
-function expand(paths: readonly string[]): { files: string[]; problems: ConfigIssue[] } {
+function expand(paths: readonly string[]): Expanded {
   const files: string[] = [];
   const problems: ConfigIssue[] = [];
+  const notes: ConfigIssue[] = [];
   const seen = new Set<string>();
   const add = (file: string): void => {
     const key = resolve(file);
@@ -118,10 +144,10 @@ function expand(paths: readonly string[]): { files: string[]; problems: ConfigIs
       continue;
     }
     try {
-      const names = readdirSync(p)
-        .filter((f) => vassalNameOf(f) !== undefined)
-        .sort();
+      const all = readdirSync(p).sort();
+      const names = all.filter((f) => vassalNameOf(f) !== undefined);
       for (const f of names) add(join(p, f));
+      if (names.length === 0) notes.push(noVassals(p, all));
     } catch (err) {
       problems.push({
         code: 'EMP_CONFIG_FILE_UNREADABLE',
@@ -133,13 +159,44 @@ function expand(paths: readonly string[]): { files: string[]; problems: ConfigIs
       });
     }
   }
-  return { files, problems };
+  return { files, problems, notes };
 }
 
-function report(checked: readonly Checked[], problems: readonly ConfigIssue[]): object {
+function noVassals(dir: string, entries: readonly string[]): ConfigIssue {
+  const shown = entries
+    .slice(0, 3)
+    .map((e) => `\`${e}\``)
+    .join(', ');
+  const others =
+    entries.length === 0
+      ? 'the directory is empty'
+      : `it ignores the ${entries.length === 1 ? 'one other name' : `${entries.length} other names`} here (${shown}${entries.length > 3 ? ', ...' : ''})`;
+  return {
+    code: 'EMP_CONFIG_NO_VASSALS',
+    severity: 'warning',
+    file: dir,
+    line: undefined,
+    key: undefined,
+    message: `no vassal file here: the emperor loads \`NAME.ini\` files, and ${others}`,
+  };
+}
+
+function report(
+  checked: readonly Checked[],
+  problems: readonly ConfigIssue[],
+  notes: readonly ConfigIssue[],
+): object {
   return {
     ok: problems.length === 0 && checked.every((c) => c.errors.length === 0),
     files: [
+      ...notes.map((n) => ({
+        file: n.file,
+        name: undefined,
+        ok: true,
+        errors: [],
+        warnings: [n],
+        config: undefined,
+      })),
       ...problems.map((p) => ({
         file: p.file,
         name: undefined,

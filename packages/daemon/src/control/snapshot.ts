@@ -55,7 +55,10 @@ export interface VassalStatus {
   readonly last_exit: { code: number | null; signal: string | null; at: string } | null;
   readonly last_stderr: string[];
   readonly backoff_until: string | null;
+  /** The first of `errors`, as SPEC §5 has it. */
   readonly error: ErrorStatus | null;
+  /** Every error of the pending config, in the order `emperor check` prints them. */
+  readonly errors: ErrorStatus[];
   // Fields beyond SPEC §5 (allowed: "more fields may be added").
   /** Why the vassal is failed, or why its last reload was abandoned. */
   readonly reason: string | null;
@@ -154,6 +157,7 @@ function runnerStatus(
     backoff_until:
       v.state === 'backoff' && v.backoffUntil !== undefined ? new Date(v.backoffUntil).toISOString() : null,
     error: pending ? errorOf(pending) : null,
+    errors: pending ? errorsOf(pending) : [],
     reason: v.reason ?? null,
     retry_at: v.state === 'failed' && retryAt !== undefined ? new Date(retryAt).toISOString() : null,
     uptime_s: oldest === undefined ? null : Math.max(0, Math.floor((now - oldest) / 1000)),
@@ -180,6 +184,7 @@ function errorOnlyStatus(
     last_stderr: [],
     backoff_until: null,
     error,
+    errors: pending ? errorsOf(pending) : [],
     reason: error ? 'the vassal file has errors' : null,
     retry_at: null,
     uptime_s: null,
@@ -196,4 +201,19 @@ function errorOf(pending: { readonly path: string; readonly issues: readonly Con
     key: first?.key ?? null,
     message: first?.message ?? 'the vassal file is invalid',
   };
+}
+
+function errorsOf(pending: {
+  readonly path: string;
+  readonly issues: readonly ConfigIssue[];
+}): ErrorStatus[] {
+  const errors = pending.issues.filter((i) => i.severity === 'error');
+  if (errors.length === 0) return [errorOf(pending)];
+  return errors.map((i) => ({
+    code: i.code,
+    file: i.file,
+    line: i.line ?? null,
+    key: i.key ?? null,
+    message: i.message,
+  }));
 }
