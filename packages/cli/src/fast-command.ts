@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import type { Argv } from 'yargs';
 import { defaultPaths } from '@emperor/daemon/paths';
 import type { Output } from './commands/command.js';
-import { nearest } from './nearest.js';
+import { suggest as nearest } from '@emperor/config/suggest';
 
 export interface OptionSpec {
   readonly type: 'boolean' | 'string';

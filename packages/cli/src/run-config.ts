@@ -4,7 +4,7 @@
 // which keeps no line numbers (errors must say FILE:LINE), keeps only the last of a repeated
 // key, cuts values at `;` and `#`, and would add a dependency to every install of the CLI.
 import { readFileSync } from 'node:fs';
-import { nearest } from './nearest.js';
+import { suggest as nearest } from '@emperor/config/suggest';
 
 export const RUN_CONFIG_KEYS = [
   'vassals',

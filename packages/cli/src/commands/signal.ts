@@ -5,7 +5,7 @@ import { call } from '../control-client.js';
 import { constants } from 'node:os';
 import { daemonCommand } from '../daemon-command.js';
 import { UsageError } from '../fast-command.js';
-import { nearest } from '../nearest.js';
+import { suggest as nearest } from '@emperor/config/suggest';
 
 const COMMON_SIGNALS = [
   'HUP',

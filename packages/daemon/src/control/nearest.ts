@@ -1,4 +1,5 @@
 // "Did you mean": the known names nearest to an unknown one, for `emperor stop shpo`.
+import { editDistance as distance } from '@emperor/config/suggest';
 
 /** Up to `max` names, nearest first: substring matches, then by edit distance within a limit. */
 export function nearestNames(word: string, names: readonly string[], max = 3): string[] {
@@ -14,17 +15,4 @@ export function nearestNames(word: string, names: readonly string[], max = 3): s
     .sort((a, b) => a.d - b.d || a.name.localeCompare(b.name))
     .slice(0, max)
     .map((c) => c.name);
-}
-
-function distance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      cur.push(Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost));
-    }
-    prev = cur;
-  }
-  return prev[b.length] ?? 0;
 }
