@@ -23,6 +23,8 @@ export const PAUSE_BYTES = 2 * 1024 * 1024;
 export const MAX_PAUSE_MS = 1000;
 /** Quiet this long after output: slabs, grown pipes and free heap go back to the kernel. */
 const IDLE_MS = 1000;
+/** close() waits this long at most for the pipes of exited apps to be read to their end. */
+const CLOSE_DRAIN_MS = 1000;
 /** Output copied into one slab, written together. */
 const SLAB_BYTES = 1024 * 1024;
 /** A read this small into an idle log is copied on its own, not into a slab. */
@@ -99,7 +101,10 @@ export interface VassalLog {
    * log (a reload): from the next write on, with no line lost or split.
    */
   reconfigure(options: Pick<VassalLogOptions, 'maxSizeBytes' | 'backups' | 'timestamps'>): void;
-  /** Writes pending lines and output, then closes the file and ends every subscription. Idempotent; never rejects. */
+  /**
+   * Reads the attached pipes to their end (for 1 s at most), writes pending lines and output,
+   * then closes the file and ends every subscription. Idempotent; never rejects.
+   */
   close(): Promise<void>;
 }
 
@@ -164,6 +169,8 @@ class VassalLogImpl implements VassalLog {
   /** A pause lasted `MAX_PAUSE_MS`: read on, hold up to the cap, drop beyond, until caught up. */
   #overflow = false;
   #idleTimer: NodeJS.Timeout | undefined;
+  /** close() is waiting for the last pipe to end. */
+  #allEnded: (() => void) | undefined;
   /** Output arrived since the idle timer was armed. */
   #stirred = false;
   #sinceTrim = 0;
@@ -210,6 +217,7 @@ class VassalLogImpl implements VassalLog {
         if (!this.#attachments.delete(att)) return;
         this.#endLine(att);
         if (att.source === 'stderr' && att.tail !== '') this.#remember(att.tail);
+        if (this.#attachments.size === 0) this.#allEnded?.();
       },
     );
     if (this.#paused) att.reader.pause();
@@ -280,6 +288,21 @@ class VassalLogImpl implements VassalLog {
   }
 
   async #close(): Promise<void> {
+    if (this.#attachments.size > 0) {
+      // The apps have exited, but a pipe may still hold their last output (up to 1 MiB while
+      // paused): read every pipe to its end first, for CLOSE_DRAIN_MS at most, since a
+      // grandchild may keep one open.
+      this.#overflow = true;
+      this.#readAgain();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, CLOSE_DRAIN_MS);
+        this.#allEnded = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#allEnded = undefined;
+    }
     for (const att of this.#attachments) this.#endLine(att);
     this.#closing = true;
     // Later output is discarded: nothing may hold an app back any more.
@@ -442,12 +465,13 @@ class VassalLogImpl implements VassalLog {
     }
     let slab = this.#slab;
     if (slab === undefined || slab.buf.length - slab.used < chunk.length) {
-      slab = this.#slab = this.#spareSlabs.pop() ?? {
+      if (slab !== undefined && slab.pending === 0) this.#spare(slab);
+      const spare = chunk.length <= SLAB_BYTES ? this.#spareSlabs.pop() : undefined;
+      slab = this.#slab = spare ?? {
         buf: Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, chunk.length)),
         used: 0,
         pending: 0,
       };
-      if (slab.buf.length < chunk.length) throw new Error('unreachable: spare slab too small');
     }
     const start = slab.used;
     chunk.copy(slab.buf, start);
@@ -471,10 +495,14 @@ class VassalLogImpl implements VassalLog {
         slab.used = 0;
         continue;
       }
-      slab.used = 0;
-      if (this.#spareSlabs.length < SPARE_SLABS && slab.buf.length === SLAB_BYTES)
-        this.#spareSlabs.push(slab);
+      this.#spare(slab);
     }
+  }
+
+  /** Keeps an emptied slab for the next one needed, up to SPARE_SLABS. */
+  #spare(slab: Slab): void {
+    slab.used = 0;
+    if (this.#spareSlabs.length < SPARE_SLABS && slab.buf.length === SLAB_BYTES) this.#spareSlabs.push(slab);
   }
 
   // --- backpressure -----------------------------------------------------------------------
