@@ -9,10 +9,13 @@
 //   CPU       : the emperor's utime+stime over the burst (/proc/PID/stat), per GiB;
 //   RSS       : the emperor's VmRSS before the first burst (after SETTLE_S idle) and AFTER_S after
 //               the last one; VmHWM is the peak.
+// Before each run the file system is synced (`sync -f`): the previous run's file is deleted by
+// then, and on this disk (ext4 mounted with `discard`) a deletion's discards and the previous
+// run's dirty pages otherwise slow whichever run comes next, by 3-5x, whatever it is.
 // Every process gets the same environment without NODE_EXTRA_CA_CERTS (cleanEnv: it slows each
 // Node start by ~35 ms here).
 // Usage: node bench/log-throughput.mjs [BYTES=1073741824]   (BENCH_REPS=3, SETTLE_S=5, AFTER_S=10)
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -71,7 +74,13 @@ async function sizeReached(path, bytes, ended = () => false, limitMs = 60_000) {
 
 const startMark = (mark) => Number(readFileSync(mark, 'utf8'));
 
+/** Outside the measured window: write back and discard what the previous run left. */
+function settleDisk(dir) {
+  execFileSync('sync', ['-f', dir]);
+}
+
 async function direct(dir, rep) {
+  settleDisk(dir);
   const file = join(dir, `direct-${rep}.out`);
   const mark = join(dir, `direct-${rep}.mark`);
   const child = spawn(process.execPath, [WRITER, String(BYTES), file, mark], {
@@ -97,6 +106,7 @@ async function viaEmperor(emperor, rep, verify) {
   const log = join(emperor.logDir, `${name}.log`);
   const mark = join(emperor.dir, `${name}.mark`);
   const from = emperor.lines.length;
+  settleDisk(emperor.dir);
   const ticks0 = cpuTicks(emperor.pid);
   writeFileSync(
     join(emperor.vassals, `${name}.ini`),
