@@ -9,7 +9,8 @@
 //   CPU       : the emperor's utime+stime over the burst (/proc/PID/stat), per GiB;
 //   RSS       : the emperor's VmRSS before the first burst (after SETTLE_S idle) and AFTER_S after
 //               the last one; VmHWM is the peak.
-// Before each run the file system is synced (`sync -f`): the previous run's file is deleted by
+// One direct run before the measured ones warms the page cache's memory (see below). Before
+// each run the file system is synced (`sync -f`): the previous run's file is deleted by
 // then, and on this disk (ext4 mounted with `discard`) a deletion's discards and the previous
 // run's dirty pages otherwise slow whichever run comes next, by 3-5x, whatever it is.
 // Every process gets the same environment without NODE_EXTRA_CA_CERTS (cleanEnv: it slows each
@@ -133,6 +134,9 @@ const loadBefore = shell('cut -d" " -f1-3 /proc/loadavg');
 const emperor = await startEmperor();
 await sleep(SETTLE_S * 1000);
 const baseKb = rssKb(emperor.pid);
+// Not measured: the first BYTES of page cache on this virtual machine cost 5-10x more than memory
+// the kernel has used and freed before, and would burden whichever run came first.
+await direct(emperor.dir, 'warm-up');
 const direct_ = [];
 const via = [];
 for (let rep = 0; rep < REPS; rep++) {
