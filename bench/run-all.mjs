@@ -10,6 +10,7 @@ const BENCHES = [
   ['cold-start', ['node']],
   ['footprint', []],
   ['stop', []],
+  ['log-throughput', []],
   ['uwsgi', ['reaction']],
   ['uwsgi', ['footprint']],
 ];

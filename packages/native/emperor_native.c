@@ -417,6 +417,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"spawn", NULL, emperor_spawn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reap", NULL, emperor_reap, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pipe", NULL, emperor_pipe, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pipeSize", NULL, emperor_pipe_size, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"trimMemory", NULL, emperor_trim_memory, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setGroupPriority", NULL, emperor_set_group_priority, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns));

@@ -18,4 +18,6 @@ napi_status get_string(napi_env env, napi_value v, char *buf, size_t max, size_t
 napi_value emperor_spawn(napi_env env, napi_callback_info info);
 napi_value emperor_reap(napi_env env, napi_callback_info info);
 napi_value emperor_pipe(napi_env env, napi_callback_info info);
+napi_value emperor_pipe_size(napi_env env, napi_callback_info info);
+napi_value emperor_trim_memory(napi_env env, napi_callback_info info);
 napi_value emperor_set_group_priority(napi_env env, napi_callback_info info);

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -417,6 +418,30 @@ napi_value emperor_pipe(napi_env env, napi_callback_info info) {
   CHECK(napi_create_int32(env, p[1], &w));
   CHECK(napi_set_element(env, result, 0, r));
   CHECK(napi_set_element(env, result, 1, w));
+  return result;
+}
+
+// pipeSize(fd, bytes) -> the pipe's capacity after asking for `bytes` (F_SETPIPE_SZ), or its
+// current capacity when bytes is 0 (F_GETPIPE_SZ). A burst of output moves through a bigger pipe
+// in fewer reads; an idle vassal gives the kernel memory back by asking for the default again.
+napi_value emperor_pipe_size(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result;
+  int32_t fd, bytes;
+  CHECK(get_args(env, info, 2, argv));
+  CHECK(get_int(env, argv[0], &fd));
+  CHECK(get_int(env, argv[1], &bytes));
+  int size = fcntl(fd, bytes > 0 ? F_SETPIPE_SZ : F_GETPIPE_SZ, bytes);
+  if (size < 0) return throw_errno(env, bytes > 0 ? "F_SETPIPE_SZ" : "F_GETPIPE_SZ", errno);
+  CHECK(napi_create_int32(env, size, &result));
+  return result;
+}
+
+// trimMemory(): malloc_trim(0), so the free memory glibc keeps in its heaps after a burst of
+// allocations (log output, say) goes back to the kernel. Returns whether any was released.
+napi_value emperor_trim_memory(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  CHECK(napi_get_boolean(env, malloc_trim(0) == 1, &result));
   return result;
 }
 

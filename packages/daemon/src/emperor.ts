@@ -1,8 +1,9 @@
 // The emperor's own life: wires sources, reconciler and runners, and tears them down once.
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { SystemLookup, VassalConfig } from '@emperor/config';
+import { vassalNameOf, type SystemLookup, type VassalConfig } from '@emperor/config';
 import { DirSource, parseWatchTarget, type Scan, type WatchNote } from './sources/dir-source.js';
 import { Reconciler } from './reconciler.js';
 import { VassalRunner } from './runner/vassal-runner.js';
@@ -11,6 +12,9 @@ import { openVassalLog, type VassalLog } from './os/vassal-log.js';
 import { openStateFile, cleanupLeftovers } from './os/state-file.js';
 import { killGroup, readStartTime } from './os/process-tree.js';
 import { systemdNotifier } from './os/systemd-notify.js';
+
+/** Names of removed vassals whose log path is remembered. */
+const MAX_GONE_LOGS = 10_000;
 
 export interface EmperorOptions {
   /** `--vassals` values: directories or file globs inside one directory. */
@@ -34,6 +38,11 @@ export interface Emperor {
   rescan(): Promise<void>;
   /** SIGUSR1: reopen every log file. */
   reopenLogs(): void;
+  /**
+   * Where the log of a vassal that is gone would be: the path it last wrote (remembered since
+   * this emperor started), else `<log-dir>/NAME.log`. Undefined when no such file exists.
+   */
+  goneLogPath(name: string): string | undefined;
   /** Stops every vassal in parallel and releases everything; idempotent. */
   close(): Promise<void>;
   /** A second SIGTERM: SIGKILL every process group now. */
@@ -77,8 +86,15 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
     entry.users.add(c.name);
     return entry.log;
   };
+  /** Logs of disposed vassals, by name, for `emperor logs` after their file is gone (oldest first). */
+  const goneLogs = new Map<string, string>();
   /** The runner no longer writes to `only` (a log it moved away from), or to any log (disposed). */
   const releaseLog = (runner: VassalRunner, only?: VassalLog): void => {
+    if (only === undefined) {
+      goneLogs.delete(runner.name);
+      goneLogs.set(runner.name, runner.log.path);
+      if (goneLogs.size > MAX_GONE_LOGS) goneLogs.delete(goneLogs.keys().next().value ?? '');
+    }
     for (const [path, entry] of logs) {
       if (only !== undefined && entry.log !== only) continue;
       entry.users.delete(runner.name);
@@ -200,6 +216,14 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
     rescan: () => source.rescan(),
     reopenLogs: () => {
       for (const { log } of logs.values()) void log.reopen();
+    },
+    goneLogPath: (name) => {
+      const remembered = goneLogs.get(name);
+      if (remembered !== undefined && existsSync(remembered)) return remembered;
+      // A vassal removed before this emperor started: only a real vassal name maps to a file name.
+      if (vassalNameOf(`${name}.ini`) !== name) return undefined;
+      const path = join(options.logDir, `${name}.log`);
+      return existsSync(path) ? path : undefined;
     },
     killAll: () => {
       for (const r of reconciler.runners.values())

@@ -5,6 +5,8 @@ import { readFile, readdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { closeRawFd, openRawPipe } from '@emperor/native';
 import { MAX_LINE_BYTES, openVassalLog, type VassalLog } from '../src/os/vassal-log.js';
 import { exited, Groups, tempDir, waitFor } from './fixtures/os-helpers.js';
 
@@ -82,6 +84,38 @@ void describe('vassal log: throughput and memory cap', () => {
     );
   });
 
+  void it('slows a writer to a slow disk that keeps up instead of dropping its output', async () => {
+    const path = join(dir, 'slow', 'slow.log');
+    // A disk doing one write (at most 2 MiB) per 20 ms: far slower than the pipe, never stuck.
+    const log = open({ path, maxBufferedBytes: 4 * MiB, beforeWrite: () => sleep(20) });
+    const bytes = 48 * MiB;
+    const child = produce(log, `head -c ${bytes} /dev/zero`);
+    assert.deepEqual(await exited(child), { code: 0, signal: null });
+    await log.close();
+    const { droppedBytes, writtenBytes, pauses } = log.stats();
+    assert.equal(droppedBytes, 0, 'nothing dropped');
+    assert.equal(writtenBytes, bytes);
+    assert.equal((await stat(path)).size, bytes);
+    assert.ok(pauses > 0, 'the writer was held back by pausing its pipe');
+  });
+
+  void it('reads a raw pipe fd into the file byte for byte', async () => {
+    const path = join(dir, 'raw', 'raw.log');
+    const log = open({ path });
+    const { readFd, writeFd } = openRawPipe();
+    // seq's output is known in advance and has a different line at every offset.
+    const child = groups.spawn('seq', ['1', '3000000'], { stdio: ['ignore', writeFd, 'ignore'] });
+    closeRawFd(writeFd);
+    log.attach(readFd, 'seq/0');
+    assert.deepEqual(await exited(child), { code: 0, signal: null });
+    const expected = spawnSync('seq', ['1', '3000000'], { maxBuffer: 64 * MiB }).stdout;
+    await waitFor(async () => (await stat(path).catch(() => undefined))?.size === expected.length, {
+      what: 'the whole output in the log',
+    });
+    await log.close();
+    assert.ok((await readFile(path)).equals(expected), 'the log is what seq wrote');
+  });
+
   void it('holds at most maxBufferedBytes while the disk stalls, then reports the drop once', async () => {
     const path = join(dir, 'stall.log');
     let release!: () => void;
@@ -90,7 +124,7 @@ void describe('vassal log: throughput and memory cap', () => {
     const log = open({ path, maxBufferedBytes: cap, beforeWrite: () => gate });
     const bytes = 16 * MiB;
     const child = produce(log, `head -c ${bytes} /dev/zero; echo; echo done`);
-    // The app finishes while nothing at all reaches the disk: it was never blocked.
+    // The app finishes while nothing at all reaches the disk: held back for MAX_PAUSE_MS at most.
     assert.deepEqual(await exited(child), { code: 0, signal: null });
     await waitFor(() => log.stats().droppedBytes > 0, { what: 'dropped output' });
     assert.ok(log.stats().bufferedBytes <= cap, `buffered ${log.stats().bufferedBytes}`);

@@ -28,6 +28,10 @@ export interface Addon {
   /** [exit code or -1, signal number or 0] once exited, else null. */
   reap(pidfd: number): [number, number] | null;
   pipe(): [number, number];
+  /** F_SETPIPE_SZ (`bytes` > 0) or F_GETPIPE_SZ (0): the capacity after the call. */
+  pipeSize(fd: number, bytes: number): number;
+  /** malloc_trim(0): true when memory went back to the kernel. */
+  trimMemory(): boolean;
   setGroupPriority(pgid: number, nice: number): void;
 }
 

@@ -6,5 +6,14 @@ export type { Datagram } from './datagram.js';
 export { OwnedFd } from './owned-fd.js';
 export type { Watch } from './owned-fd.js';
 export type { SocketError } from './errors.js';
-export { spawnProcess, openPipe, closeRawFd, setGroupPriority, ChildProcessHandle } from './spawn.js';
+export {
+  spawnProcess,
+  openPipe,
+  openRawPipe,
+  setPipeSize,
+  trimMemory,
+  closeRawFd,
+  setGroupPriority,
+  ChildProcessHandle,
+} from './spawn.js';
 export type { SpawnRequest, SpawnError, Exit } from './spawn.js';

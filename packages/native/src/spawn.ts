@@ -158,6 +158,34 @@ export function openPipe(): { readable: Socket; writeFd: number } {
   return { readable: new Socket({ fd: readFd, readable: true, writable: false }), writeFd };
 }
 
+/** A close-on-exec pipe as two raw fds: for a reader that makes its own stream (a vassal log). */
+export function openRawPipe(): { readFd: number; writeFd: number } {
+  const [readFd, writeFd] = addon().pipe();
+  return { readFd, writeFd };
+}
+
+/**
+ * Asks for a pipe capacity of `bytes` (rounded up by the kernel to a power of two pages) and
+ * returns the capacity it now has, or the current one when the kernel refused (over
+ * /proc/sys/fs/pipe-max-size, or the user's pipe-user-pages-soft quota) or `fd` is no pipe.
+ */
+export function setPipeSize(fd: number, bytes: number): number | undefined {
+  try {
+    return addon().pipeSize(fd, bytes);
+  } catch {
+    try {
+      return addon().pipeSize(fd, 0);
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** Hands the free memory glibc's malloc keeps after a burst of allocations back to the kernel. */
+export function trimMemory(): boolean {
+  return addon().trimMemory();
+}
+
 /** Closes a raw fd (a pipe's write end once the child has its copy). */
 export function closeRawFd(fd: number): void {
   addon().closeFd(fd);

@@ -1,5 +1,6 @@
 // `emperor logs NAME [-n N] [-f]`: the vassal's log through the control socket, so the operator
-// needs no access to the log directory. `-f` follows across rotations and reloads.
+// needs no access to the log directory. `-f` follows across rotations and reloads. The log of a
+// vassal that is gone is printed too, followed by a note on stderr that it is gone.
 import { open, DaemonError } from '../control-client.js';
 import { daemonCommand } from '../daemon-command.js';
 import { UsageError } from '../fast-command.js';
@@ -25,7 +26,7 @@ export const logsCommand = daemonCommand({
     ['$0 logs shop -n 100', 'The last 100 lines of shop'],
     ['$0 logs shop -f', 'Follow shop (Ctrl-C to stop)'],
   ],
-  run: async (args, socket) => {
+  run: async (args, socket, output) => {
     const name = args.positionals[0] ?? '';
     const n = args.values.lines;
     if (n !== undefined && (typeof n !== 'string' || !/^\d+$/.test(n)))
@@ -54,6 +55,13 @@ export const logsCommand = daemonCommand({
     }
     for await (const chunk of res as AsyncIterable<Buffer>) {
       if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r));
+    }
+    if (res.headers['x-emperor-vassal'] === 'gone') {
+      const path = res.headers['x-emperor-log'];
+      output.err(
+        `emperor: ${name} is gone (no vassal file defines it now); that was the end of its log` +
+          (typeof path === 'string' ? ` ${path}` : ''),
+      );
     }
     return 0;
   },

@@ -18,7 +18,7 @@ import { ControlError } from './errors.js';
 import { buildStatus, knownNames, type EmperorInfo, type StatusSnapshot } from './snapshot.js';
 import { performActions, parseAction, parseSignal, signalVassals } from './actions.js';
 import { resolveTargets, unknownVassal } from './targets.js';
-import { follow, readTail, MAX_LINES } from './logs.js';
+import { serveLogs, MAX_LINES } from './logs.js';
 import { showVassal } from './show.js';
 import { Histogram, renderMetrics } from './metrics.js';
 import { clearStaleSocket, listenPrivately } from './socket-file.js';
@@ -192,6 +192,11 @@ export async function openControlServer(options: ControlServerOptions): Promise<
     if (m?.[1] !== undefined) {
       expect(method, 'GET');
       const name = decodeName(m[1]);
+      if (m[2] !== undefined) {
+        const lines = intParam(url, 'lines', DEFAULT_LOG_LINES, MAX_LINES);
+        const following = url.searchParams.get('follow') === '1' || url.searchParams.get('follow') === 'true';
+        if (serveLogs(emp, name, { lines, following }, req, res)) return;
+      }
       const runner = emp.reconciler.runners.get(name);
       if (!runner || runner.disposed) {
         const pending = emp.reconciler.errors.get(name);
@@ -202,21 +207,7 @@ export async function openControlServer(options: ControlServerOptions): Promise<
           );
         throw unknownVassal(name, knownNames(emp));
       }
-      if (m[2] === undefined) {
-        send(res, 200, showVassal(runner, env));
-        return;
-      }
-      const lines = intParam(url, 'lines', DEFAULT_LOG_LINES, MAX_LINES);
-      const following = url.searchParams.get('follow') === '1' || url.searchParams.get('follow') === 'true';
-      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-emperor-log': runner.log.path });
-      if (!following) {
-        res.end(readTail(runner.log.path, lines));
-        return;
-      }
-      socket.setTimeout(0);
-      // Subscribe and read the file in the same tick: no byte is missed or repeated.
-      const { size } = follow(runner.log, res, () => undefined);
-      res.write(readTail(runner.log.path, lines, size));
+      send(res, 200, showVassal(runner, env));
       return;
     }
     throw new ControlError(

@@ -1,21 +1,44 @@
 // One writer per vassal log file, shared by every instance and generation of the vassal.
 //
-// The app must never wait for its log (SPEC §4): attached streams stay in flowing mode, output is
-// queued in memory up to `maxBufferedBytes` while the disk lags, and beyond that it is dropped and
-// reported by one `[emperor] dropped N bytes of output` line once the queue has room again.
+// A fast writer is slowed to the disk's pace, as if it wrote the file itself: once `PAUSE_BYTES`
+// wait for the disk, its pipes are not read until half of that is written (the app blocks on a
+// full pipe; nothing is lost). A disk that cannot keep up must not block the app for long (SPEC
+// §4): when a pause has lasted `MAX_PAUSE_MS`, reading resumes, output is queued in memory up to
+// `maxBufferedBytes`, and beyond that it is dropped and reported by one `[emperor] dropped N bytes
+// of output` line once the queue has room again. Verbatim output is copied, read by read, into
+// 1 MiB slabs that become large writes; only `log-timestamps` looks at lines. After a burst the
+// slabs, the grown pipes and glibc's free heap go back to the kernel.
 import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import { trimMemory } from '@emperor/native';
 import { byteLength, firstLineEnd, lastByte, lastLineEnd, splitAt } from './buffer-lines.js';
+import { readOutput, type OutputReader } from './output-reader.js';
 
 export const DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+/** Backlog at which the pipes stop being read (capped at half of `maxBufferedBytes`). */
+export const PAUSE_BYTES = 2 * 1024 * 1024;
+/** A pause longer than this means the disk cannot keep up: read again, and drop past the cap. */
+export const MAX_PAUSE_MS = 1000;
+/** Quiet this long after output: slabs, grown pipes and free heap go back to the kernel. */
+const IDLE_MS = 1000;
+/** close() waits this long at most for the pipes of exited apps to be read to their end. */
+const CLOSE_DRAIN_MS = 1000;
+/** Output copied into one slab, written together. */
+const SLAB_BYTES = 1024 * 1024;
+/** A read this small into an idle log is copied on its own, not into a slab. */
+const SMALL_BYTES = 16 * 1024;
+/** Emptied slabs kept for reuse during a burst. */
+const SPARE_SLABS = 2;
+/** malloc_trim after a quiet period only when at least this much went through since the last one. */
+const TRIM_AFTER_BYTES = 8 * 1024 * 1024;
 /** With timestamps, a line longer than this is written in pieces, each with its own prefix. */
 export const MAX_LINE_BYTES = 64 * 1024;
 const RECENT_LINES = 20;
 const RECENT_LINE_CHARS = 500;
 /** One writev at most this big, so a rotation check never waits behind a huge batch. */
-const BATCH_BYTES = 1024 * 1024;
+const BATCH_BYTES = 2 * 1024 * 1024;
 const BATCH_BUFFERS = 512;
 const RETRY_MS = 1000;
 const NL = 0x0a;
@@ -31,7 +54,7 @@ export interface VassalLogOptions {
   readonly backups: number;
   /** Prefix each line with `<ISO-8601 time> <label> `. */
   readonly timestamps: boolean;
-  /** Output held in memory while the disk lags; beyond it output is dropped. */
+  /** Output held in memory once the disk has failed to keep up for `MAX_PAUSE_MS`; beyond it output is dropped. */
   readonly maxBufferedBytes?: number;
   readonly logger?: Logger;
   /** Milliseconds since the epoch, for the timestamp prefixes. */
@@ -48,12 +71,17 @@ export interface VassalLogStats {
   /** Bytes held in memory now, including the write in flight. */
   readonly bufferedBytes: number;
   readonly rotations: number;
+  /** Times the pipes were paused because the disk was slower than the app. */
+  readonly pauses: number;
 }
 
 export interface VassalLog {
   readonly path: string;
-  /** Reads `stream` until it ends; `label` (`shop/0`) names the instance in timestamp prefixes. */
-  attach(stream: Readable, label: string, source?: OutputSource): void;
+  /**
+   * Reads `stream` (a raw pipe fd, which the log then owns, or a Readable) until it ends;
+   * `label` (`shop/0`) names the instance in timestamp prefixes.
+   */
+  attach(stream: Readable | number, label: string, source?: OutputSource): void;
   /** Reopens the file by path (SIGUSR1, after an external logrotate moved it). Never rejects. */
   reopen(): Promise<void>;
   /** The last `n` lines the attached stderr streams wrote (oldest first, without `\n`). */
@@ -73,7 +101,10 @@ export interface VassalLog {
    * log (a reload): from the next write on, with no line lost or split.
    */
   reconfigure(options: Pick<VassalLogOptions, 'maxSizeBytes' | 'backups' | 'timestamps'>): void;
-  /** Writes pending lines and output, then closes the file and ends every subscription. Idempotent; never rejects. */
+  /**
+   * Reads the attached pipes to their end (for 1 s at most), writes pending lines and output,
+   * then closes the file and ends every subscription. Idempotent; never rejects.
+   */
   close(): Promise<void>;
 }
 
@@ -85,6 +116,7 @@ export interface LogSubscription {
 interface Attachment {
   readonly label: string;
   readonly source: OutputSource;
+  reader?: OutputReader;
   /** Timestamps only: the start of a line whose `\n` has not arrived yet. */
   carry: Buffer[];
   carryBytes: number;
@@ -92,6 +124,20 @@ interface Attachment {
   /** stderr only: the unfinished last line, for `recentLines`. */
   tail: string;
 }
+
+/** Where a run of verbatim output is copied; `pending` counts its queued pieces not yet written. */
+interface Slab {
+  readonly buf: Buffer;
+  used: number;
+  pending: number;
+}
+
+interface Piece {
+  buf: Buffer;
+  readonly slab: Slab | undefined;
+}
+
+let trimmedAt = 0;
 
 export function openVassalLog(options: VassalLogOptions): VassalLog {
   return new VassalLogImpl(options);
@@ -101,6 +147,7 @@ class VassalLogImpl implements VassalLog {
   readonly path: string;
   #opts: VassalLogOptions;
   readonly #maxBuffered: number;
+  readonly #pauseAt: number;
   readonly #now: () => number;
   readonly #attachments = new Set<Attachment>();
   readonly #recent: string[] = [];
@@ -110,8 +157,23 @@ class VassalLogImpl implements VassalLog {
 
   // The write queue. `#queued` counts bytes until their write has finished, so the in-flight
   // batch counts against the memory cap too.
-  #queue: Buffer[] = [];
+  #queue: Piece[] = [];
   #queued = 0;
+  /** The slab verbatim output is copied into now, and emptied ones kept for reuse. */
+  #slab: Slab | undefined;
+  #spareSlabs: Slab[] = [];
+  /** The pipes are not read: the disk is behind. */
+  #paused = false;
+  #pauseTimer: NodeJS.Timeout | undefined;
+  #pauses = 0;
+  /** A pause lasted `MAX_PAUSE_MS`: read on, hold up to the cap, drop beyond, until caught up. */
+  #overflow = false;
+  #idleTimer: NodeJS.Timeout | undefined;
+  /** close() is waiting for the last pipe to end. */
+  #allEnded: (() => void) | undefined;
+  /** Output arrived since the idle timer was armed. */
+  #stirred = false;
+  #sinceTrim = 0;
   #accepted = 0;
   #settled = 0;
   #lastByte = NL;
@@ -137,27 +199,28 @@ class VassalLogImpl implements VassalLog {
     this.path = opts.path;
     this.#opts = opts;
     this.#maxBuffered = opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+    this.#pauseAt = Math.min(PAUSE_BYTES, this.#maxBuffered / 2);
     this.#now = opts.now ?? Date.now;
   }
 
-  attach(stream: Readable, label: string, source: OutputSource = 'stdout'): void {
+  attach(stream: Readable | number, label: string, source: OutputSource = 'stdout'): void {
     const att: Attachment = { label, source, carry: [], carryBytes: 0, carryTime: 0, tail: '' };
     this.#attachments.add(att);
-    // A 'data' listener keeps the stream flowing: the pipe is drained even while the disk lags
-    // and after close() (then the output is discarded), so the app never blocks on a full pipe.
-    stream.on('data', (chunk: Buffer | string) => {
-      this.#onData(att, typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
-    });
-    const end = (): void => {
-      if (!this.#attachments.delete(att)) return;
-      this.#endLine(att);
-      if (att.source === 'stderr' && att.tail !== '') this.#remember(att.tail);
-    };
-    stream.once('end', end);
-    stream.once('close', end);
-    // A read error on a pipe means the app is gone; 'close' follows and ends the attachment.
-    stream.on('error', () => undefined);
-    stream.resume();
+    // The pipe is read until it closes, after close() too (the output is then discarded), and
+    // paused only while the disk is behind (bounded by MAX_PAUSE_MS).
+    att.reader = readOutput(
+      stream,
+      (chunk) => {
+        this.#onData(att, chunk);
+      },
+      () => {
+        if (!this.#attachments.delete(att)) return;
+        this.#endLine(att);
+        if (att.source === 'stderr' && att.tail !== '') this.#remember(att.tail);
+        if (this.#attachments.size === 0) this.#allEnded?.();
+      },
+    );
+    if (this.#paused) att.reader.pause();
   }
 
   reopen(): Promise<void> {
@@ -188,6 +251,7 @@ class VassalLogImpl implements VassalLog {
       droppedBytes: this.#dropped,
       bufferedBytes: this.#queued,
       rotations: this.#rotations,
+      pauses: this.#pauses,
     };
   }
 
@@ -212,7 +276,7 @@ class VassalLogImpl implements VassalLog {
         const head = Buffer.concat([this.#prefix(att.carryTime, att.label), ...att.carry]);
         att.carry = [];
         att.carryBytes = 0;
-        this.#enqueue(head, bytes);
+        this.#enqueue(head, bytes, true);
       }
     }
     this.#opts = { ...this.#opts, ...options };
@@ -224,14 +288,34 @@ class VassalLogImpl implements VassalLog {
   }
 
   async #close(): Promise<void> {
+    if (this.#attachments.size > 0) {
+      // The apps have exited, but a pipe may still hold their last output (up to 1 MiB while
+      // paused): read every pipe to its end first, for CLOSE_DRAIN_MS at most, since a
+      // grandchild may keep one open.
+      this.#overflow = true;
+      this.#readAgain();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, CLOSE_DRAIN_MS);
+        this.#allEnded = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#allEnded = undefined;
+    }
     for (const att of this.#attachments) this.#endLine(att);
     this.#closing = true;
+    // Later output is discarded: nothing may hold an app back any more.
+    this.#readAgain();
     // Until idle, not just until flushed: the drop report is queued after the last output.
     if (this.#running)
       await new Promise<void>((resolve) => this.#flushWaiters.push({ target: Infinity, resolve }));
     const fh = this.#fh;
     this.#fh = undefined;
     await fh?.close().catch(() => undefined);
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    this.#quiet();
     const ends = [...this.#closeListeners.values()];
     this.#closeListeners.clear();
     this.#listeners.clear();
@@ -245,12 +329,12 @@ class VassalLogImpl implements VassalLog {
     if (att.source === 'stderr') this.#scanRecent(att, chunk);
     if (this.#closing) return;
     if (!this.#opts.timestamps) {
-      // The hot path: no per-line work, the chunk is queued as is.
-      this.#enqueue(chunk, chunk.length);
+      // The hot path: no per-line work, the chunk is copied into the current slab.
+      this.#enqueue(chunk, chunk.length, false);
       return;
     }
     const out = this.#stamp(att, chunk);
-    if (out !== undefined) this.#enqueue(out, chunk.length);
+    if (out !== undefined) this.#enqueue(out, chunk.length, true);
     if (att.carryBytes > MAX_LINE_BYTES) this.#endLine(att);
   }
 
@@ -295,7 +379,7 @@ class VassalLogImpl implements VassalLog {
     const bytes = att.carryBytes;
     att.carry = [];
     att.carryBytes = 0;
-    this.#enqueue(line, bytes);
+    this.#enqueue(line, bytes, true);
   }
 
   #prefix(time: number, label: string): Buffer {
@@ -334,8 +418,11 @@ class VassalLogImpl implements VassalLog {
 
   // --- queue ------------------------------------------------------------------------------
 
-  /** Queues `buf` (from `inputBytes` of app output) or drops it when the queue is full. */
-  #enqueue(buf: Buffer, inputBytes: number): void {
+  /**
+   * Queues `buf` (from `inputBytes` of app output) or drops it when the queue is full. `owned`:
+   * the log may keep `buf`; otherwise it is only valid now (a pipe's scratch buffer) and is copied.
+   */
+  #enqueue(buf: Buffer, inputBytes: number, owned: boolean): void {
     if (this.#dropping) {
       // Hysteresis: resume at half the cap, so one episode yields one report, not one per chunk.
       if (this.#queued > this.#maxBuffered / 2) {
@@ -349,16 +436,130 @@ class VassalLogImpl implements VassalLog {
       this.#drop(inputBytes);
       return;
     }
-    this.#push(buf);
+    if (owned) this.#push(buf);
+    else this.#copy(buf);
+    if (!this.#paused && !this.#overflow && this.#queued >= this.#pauseAt) this.#pause();
   }
 
-  #push(buf: Buffer): void {
-    this.#queue.push(buf);
+  #push(buf: Buffer, slab?: Slab): void {
+    this.#queue.push({ buf, slab });
+    this.#counted(buf);
+  }
+
+  #counted(buf: Buffer): void {
     this.#queued += buf.length;
     this.#accepted += buf.length;
+    this.#sinceTrim += buf.length;
+    this.#stirred = true;
     const last = buf[buf.length - 1];
     if (last !== undefined) this.#lastByte = last;
     this.#kick();
+  }
+
+  /** Appends a copy of `chunk` to the current slab: consecutive reads become one piece. */
+  #copy(chunk: Buffer): void {
+    if (!this.#running && this.#slab === undefined && chunk.length < SMALL_BYTES) {
+      // A quiet vassal's line: a copy of its own, no slab held between lines.
+      this.#push(Buffer.from(chunk));
+      return;
+    }
+    let slab = this.#slab;
+    if (slab === undefined || slab.buf.length - slab.used < chunk.length) {
+      if (slab !== undefined && slab.pending === 0) this.#spare(slab);
+      const spare = chunk.length <= SLAB_BYTES ? this.#spareSlabs.pop() : undefined;
+      slab = this.#slab = spare ?? {
+        buf: Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, chunk.length)),
+        used: 0,
+        pending: 0,
+      };
+    }
+    const start = slab.used;
+    chunk.copy(slab.buf, start);
+    slab.used += chunk.length;
+    const last = this.#queue[this.#queue.length - 1];
+    if (last?.slab === slab && last.buf.byteOffset + last.buf.length === slab.buf.byteOffset + start) {
+      // Not taken by the writer yet: the queued piece grows in place.
+      last.buf = slab.buf.subarray(last.buf.byteOffset - slab.buf.byteOffset, slab.used);
+      this.#counted(slab.buf.subarray(start, slab.used));
+      return;
+    }
+    slab.pending++;
+    this.#push(slab.buf.subarray(start, slab.used), slab);
+  }
+
+  /** The pieces of a finished write no longer need their slabs; an emptied full slab is kept for reuse. */
+  #release(pieces: Piece[]): void {
+    for (const { slab } of pieces) {
+      if (slab === undefined || --slab.pending > 0) continue;
+      if (slab === this.#slab) {
+        slab.used = 0;
+        continue;
+      }
+      this.#spare(slab);
+    }
+  }
+
+  /** Keeps an emptied slab for the next one needed, up to SPARE_SLABS. */
+  #spare(slab: Slab): void {
+    slab.used = 0;
+    if (this.#spareSlabs.length < SPARE_SLABS && slab.buf.length === SLAB_BYTES) this.#spareSlabs.push(slab);
+  }
+
+  // --- backpressure -----------------------------------------------------------------------
+
+  /** The disk is behind: stop reading, so the apps wait on their pipes instead of losing output. */
+  #pause(): void {
+    this.#paused = true;
+    this.#pauses++;
+    for (const att of this.#attachments) att.reader?.pause();
+    this.#pauseTimer = setTimeout(() => {
+      // The disk cannot keep up: an app is never held back longer (SPEC §4).
+      this.#overflow = true;
+      this.#readAgain();
+    }, MAX_PAUSE_MS);
+    this.#pauseTimer.unref();
+  }
+
+  #readAgain(): void {
+    clearTimeout(this.#pauseTimer);
+    this.#pauseTimer = undefined;
+    if (!this.#paused) return;
+    this.#paused = false;
+    for (const att of this.#attachments) att.reader?.resume();
+  }
+
+  /** After a write: read again once the backlog is down to half the pause mark. */
+  #caughtUp(): void {
+    if (this.#queued > this.#pauseAt / 2) return;
+    this.#overflow = false;
+    this.#readAgain();
+  }
+
+  #armIdle(): void {
+    if (this.#idleTimer !== undefined || this.#closing) return;
+    this.#stirred = false;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      // Still busy: the end of the next write loop arms the timer again.
+      if (this.#running) return;
+      if (this.#stirred) this.#armIdle();
+      else this.#quiet();
+    }, IDLE_MS);
+    this.#idleTimer.unref();
+  }
+
+  /** Quiet after output: what a burst took goes back to the kernel. */
+  #quiet(): void {
+    if (this.#slab?.pending === 0) this.#slab = undefined;
+    this.#spareSlabs = [];
+    for (const att of this.#attachments) att.reader?.relax();
+    if (this.#sinceTrim < TRIM_AFTER_BYTES) return;
+    this.#sinceTrim = 0;
+    // glibc keeps freed read and write buffers in its heaps; once a second at most, for all logs.
+    const now = Date.now();
+    if (now - trimmedAt < IDLE_MS) return;
+    trimmedAt = now;
+    trimMemory();
   }
 
   #drop(bytes: number): void {
@@ -410,7 +611,8 @@ class VassalLogImpl implements VassalLog {
         }
         break;
       }
-      const batch = this.#takeBatch();
+      const pieces = this.#takeBatch();
+      const batch = pieces.map((p) => p.buf);
       const bytes = byteLength(batch);
       try {
         await this.#opts.beforeWrite?.();
@@ -426,10 +628,13 @@ class VassalLogImpl implements VassalLog {
       }
       this.#queued -= bytes;
       this.#settled += bytes;
+      this.#release(pieces);
+      this.#caughtUp();
       this.#wakeFlushers();
     }
     this.#running = false;
     this.#wakeFlushers();
+    this.#armIdle();
   }
 
   #failed(err: unknown): void {
@@ -451,11 +656,11 @@ class VassalLogImpl implements VassalLog {
     });
   }
 
-  #takeBatch(): Buffer[] {
+  #takeBatch(): Piece[] {
     let n = 0;
     let bytes = 0;
     while (n < this.#queue.length && n < BATCH_BUFFERS && bytes < BATCH_BYTES) {
-      bytes += this.#queue[n]?.length ?? 0;
+      bytes += this.#queue[n]?.buf.length ?? 0;
       n++;
     }
     return this.#queue.splice(0, n);

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import {
   closeRawFd,
   openPipe,
+  openRawPipe,
   spawnProcess,
   type ChildProcessHandle,
   type SpawnRequest,
@@ -15,8 +16,9 @@ import { fdBudget } from '../os/fd-budget.js';
 
 export interface SpawnedInstance {
   readonly pid: number;
-  readonly stdout: Readable;
-  readonly stderr: Readable;
+  /** Raw read ends of the output pipes: the vassal log reads them (and closes them) itself. */
+  readonly stdout: number;
+  readonly stderr: number;
   /** With `ready = fd`: what the instance writes to its `EMPEROR_NOTIFY_FD`. */
   readonly notify: Readable | undefined;
   /** Settles once with the exit status of the main process (not of its grandchildren). */
@@ -63,6 +65,7 @@ function identity(config: VassalConfig): Pick<SpawnRequest, 'uid' | 'gid' | 'gro
 
 let devNull: number | undefined;
 type Pipe = ReturnType<typeof openPipe>;
+type RawPipe = ReturnType<typeof openRawPipe>;
 
 /**
  * Spawns one instance in its own process group (pgid = pid), output piped to the
@@ -97,6 +100,7 @@ export function spawnInstance(
   if (shortage !== undefined) return { ok: false, reason: shortage };
   devNull ??= openSync('/dev/null', 'r');
   const pipes: Pipe[] = [];
+  const outputs: RawPipe[] = [];
   let child: ChildProcessHandle;
   try {
     const pipe = (): Pipe => {
@@ -104,7 +108,12 @@ export function spawnInstance(
       pipes.push(p);
       return p;
     };
-    const [stdout, stderr] = [pipe(), pipe()];
+    const output = (): RawPipe => {
+      const p = openRawPipe();
+      outputs.push(p);
+      return p;
+    };
+    const [stdout, stderr] = [output(), output()];
     const notify = channels.notifyFd ? pipe() : undefined;
     child = spawnProcess({
       file: prepared.file,
@@ -120,21 +129,23 @@ export function spawnInstance(
     });
   } catch (error) {
     for (const p of pipes) p.readable.destroy();
+    for (const p of outputs) closeRawFd(p.readFd);
     const { code, errno, message } = error as NodeJS.ErrnoException;
     const emfile = code === 'EMFILE' || errno === constants.errno.EMFILE; // a spawn's, or a pipe's
     return { ok: false, reason: emfile ? fdBudget().explain() : message };
   } finally {
     // The child has its copies; ours would keep the pipes open after it exits.
-    for (const p of pipes) closeRawFd(p.writeFd);
+    for (const p of [...pipes, ...outputs]) closeRawFd(p.writeFd);
   }
-  const [stdout, stderr, notify] = pipes as [Pipe, Pipe, Pipe | undefined];
+  const [stdout, stderr] = outputs as [RawPipe, RawPipe];
+  const notify = pipes[0];
   const { pid } = child;
   return {
     ok: true,
     instance: {
       pid,
-      stdout: stdout.readable,
-      stderr: stderr.readable,
+      stdout: stdout.readFd,
+      stderr: stderr.readFd,
       notify: notify?.readable,
       onExit: (listener) => {
         child.onExit(({ code, signal }) => {
