@@ -8,3 +8,5 @@ export type { Watch } from './owned-fd.js';
 export type { SocketError } from './errors.js';
 export { spawnProcess, openPipe, closeRawFd, setGroupPriority, ChildProcessHandle } from './spawn.js';
 export type { SpawnRequest, SpawnError, Exit } from './spawn.js';
+export type { CgroupMethod } from './spawn.js';
+export { setChildSubreaper, isChildSubreaper, reapPid } from './subreaper.js';
