@@ -6,8 +6,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { closeRawFd, spawnProcess, type ChildProcessHandle } from '@emperor/native';
-import { cgroupPids, cgroupUsage, isPopulated, killCgroup, waitEmpty } from '../src/os/containment/cgroup.js';
+import { cgroupPids, isPopulated, killCgroup, waitEmpty } from '../src/os/containment/cgroup.js';
 import {
   locate,
   locateOwnCgroup,
@@ -20,11 +22,14 @@ import {
   prepareInstanceCgroup,
   stopCgroup,
   sweepTree,
+  usageOf,
   type CgroupTree,
 } from '../src/os/containment/cgroup-tree.js';
 import { readStat } from '../src/os/process-tree.js';
 import { waitFor } from './fixtures/os-helpers.js';
 import { tempDir } from '@emperor/test-support';
+
+const run = promisify(execFile);
 
 const HYBRID = `30 22 0:27 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 34 30 0:31 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
@@ -155,7 +160,9 @@ for (const method of ['kill', 'freeze'] as const) {
         everyone.toSorted(),
         'the cgroup holds the instance and its escapees, nothing else',
       );
-      const usage = cgroupUsage(dir);
+      const usage = usageOf(cgroupTree, join(cgroupTree.dir, 'app.vassal'));
+      // memory.current only where the memory controller reaches the tree (not on a hybrid host).
+      assert.equal(usage?.memoryBytes !== undefined, cgroupTree.controllers.includes('memory'));
       assert.ok(
         usage !== undefined && usage.cpuSeconds > 0,
         `cpu.stat counts the tree: ${JSON.stringify(usage)}`,
@@ -196,5 +203,28 @@ void test(
     );
     assert.deepEqual([child.pid, ...escapees].filter(alive), []);
     assert.deepEqual(listTree(next.tree), [], 'the vassal cgroups are removed');
+  },
+);
+
+void test(
+  'the emperor can move itself, every thread, into a leaf (to enable controllers in its cgroup)',
+  { skip },
+  async (t) => {
+    const cgroupTree = tree(t);
+    const leaf = join(cgroupTree.dir, 'supervisor');
+    const treeModule = new URL('../src/os/containment/cgroup-tree.js', import.meta.url).href;
+    // A Node process (several threads: libuv's pool, V8's workers) stands for the emperor.
+    const script = `
+    import { readdirSync, readFileSync } from 'node:fs';
+    const { moveSelfTo } = await import(${JSON.stringify(treeModule)});
+    moveSelfTo(${JSON.stringify(leaf)});
+    const tasks = readdirSync('/proc/self/task');
+    const groups = new Set(tasks.map((t) => /^0::(.*)$/m.exec(readFileSync('/proc/self/task/' + t + '/cgroup', 'utf8'))[1]));
+    process.stdout.write(JSON.stringify({ threads: tasks.length, groups: [...groups] }));`;
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script]);
+    const seen = JSON.parse(stdout) as { threads: number; groups: string[] };
+    assert.ok(seen.threads > 1, `a multi-threaded process: ${stdout}`);
+    assert.equal(seen.groups.length, 1, `every thread moved: ${stdout}`);
+    assert.ok(leaf.endsWith(seen.groups[0] as string), `into ${leaf}: ${stdout}`);
   },
 );

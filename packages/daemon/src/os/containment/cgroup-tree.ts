@@ -1,22 +1,26 @@
 // The emperor's cgroup subtree (design and reasons: docs/architecture.md, "Containment"):
 //
+//   <own cgroup>/<self leaf>/                 the emperor itself, when it had to leave its cgroup
+//                                             to enable controllers there (see openCgroupTree)
 //   <own cgroup>/<tree name>/                 the emperor's subtree, one per runtime directory
 //   <own cgroup>/<tree name>/<vassal>.vassal/ one per vassal: its whole usage in one read
 //   .../<vassal>.vassal/<generation>.<index>  one per instance (a leaf): processes live only here
 //
 // This module decides whether the subtree can be had and names its directories; it does not
 // spawn (the runner passes an instance's directory fd to the native spawn) nor decide when to stop.
-import { closeSync, mkdirSync, openSync, readdirSync, rmdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnProcess, type SpawnError } from '@emperor/native';
 import {
   cgroupPids,
+  cgroupUsage,
   defaultKillMethod,
   enableControllers,
   isPopulated,
   killCgroup,
   removeCgroup,
   waitEmpty,
+  type CgroupUsage,
   type KillMethod,
 } from './cgroup.js';
 import { locateOwnCgroup, type Location } from './cgroup-location.js';
@@ -42,6 +46,12 @@ export interface OpenTreeOptions {
   readonly location?: Location;
   /** Forces the freeze-and-kill fallback where cgroup.kill exists (tests). */
   readonly killMethod?: KillMethod;
+  /**
+   * Where the emperor moves itself when its cgroup offers controllers it has not enabled for
+   * its children (systemd's Delegate=yes leaves them so) and holds no other process. Default
+   * `supervisor`; null: never move.
+   */
+  readonly selfLeaf?: string | null;
 }
 
 /**
@@ -57,6 +67,8 @@ export function openCgroupTree(options: OpenTreeOptions): TreeResult {
     throw new RangeError(`Expected a cgroup name of letters, digits, '.', '_' or '-', got ${options.name}`);
   }
   const dir = join(where.dir, options.name);
+  const selfLeaf = options.selfLeaf === undefined ? 'supervisor' : options.selfLeaf;
+  if (selfLeaf !== null) claimControllers(where.dir, selfLeaf);
   try {
     mkdirSync(dir, { recursive: true });
   } catch (error) {
@@ -79,6 +91,54 @@ export function openCgroupTree(options: OpenTreeOptions): TreeResult {
   }
   const controllers = enableControllers(dir, ACCOUNTING);
   return { ok: true, tree: { dir, killMethod: options.killMethod ?? defaultKillMethod(dir), controllers } };
+}
+
+/**
+ * cgroup v2 lets a cgroup give controllers to its children only while it has no process of its
+ * own ("no internal processes"). Under systemd with Delegate=yes the emperor's service cgroup
+ * has the controllers but holds the emperor: so, as systemd's delegation guide asks, the
+ * emperor moves itself into a leaf of its own and enables them. Only when it is alone there: in
+ * a login session (the shell beside it) moving would not help and is not ours to do. Best
+ * effort; without it, accounting has cpu.stat but no memory.current.
+ */
+function claimControllers(dir: string, leaf: string): void {
+  const missing = missingControllers(dir);
+  if (missing.length === 0) return;
+  let procs: string;
+  try {
+    procs = readFileSync(join(dir, 'cgroup.procs'), 'utf8');
+  } catch {
+    return;
+  }
+  if (procs !== `${process.pid}\n` || !ownCgroupIs(dir)) return;
+  try {
+    moveSelfTo(join(dir, leaf));
+  } catch {
+    return; // EACCES, EBUSY: the tree still works, without these controllers
+  }
+  enableControllers(dir, missing);
+}
+
+/** Accounting controllers `dir` could enable for its children but has not. */
+function missingControllers(dir: string): string[] {
+  try {
+    const available = readFileSync(join(dir, 'cgroup.controllers'), 'utf8').trim().split(/\s+/);
+    const enabled = readFileSync(join(dir, 'cgroup.subtree_control'), 'utf8').trim().split(/\s+/);
+    return ACCOUNTING.filter((c) => available.includes(c) && !enabled.includes(c));
+  } catch {
+    return [];
+  }
+}
+
+function ownCgroupIs(dir: string): boolean {
+  const own = locateOwnCgroup();
+  return own.ok && own.dir === dir;
+}
+
+/** Moves this whole process (every thread) into the cgroup `dir`, created if needed. */
+export function moveSelfTo(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'cgroup.procs'), '0');
 }
 
 /** Why a spawn into `dir` is refused, or undefined when it is allowed. */
@@ -128,6 +188,11 @@ export function prepareInstanceCgroup(
   const dir = instanceCgroup(tree, vassal, generation, index);
   mkdirSync(dir, { recursive: true });
   return { dir, fd: openSync(dir, 'r') };
+}
+
+/** A vassal's or an instance's usage (`dir` from vassalCgroup or instanceCgroup). */
+export function usageOf(tree: CgroupTree, dir: string): CgroupUsage | undefined {
+  return cgroupUsage(dir, tree.controllers.includes('memory'));
 }
 
 /**

@@ -172,22 +172,21 @@ export function removeCgroup(dir: string): boolean {
   return removed;
 }
 
-/** CPU and memory of the whole subtree, escapees included: two small reads. */
-export function cgroupUsage(dir: string): CgroupUsage | undefined {
+/**
+ * CPU and memory of the whole subtree, escapees included: one or two small reads. `memory`:
+ * whether memory.current exists here (the memory controller is enabled for this cgroup), so a
+ * host without it pays no failed open per vassal.
+ */
+export function cgroupUsage(dir: string, memory: boolean): CgroupUsage | undefined {
   let cpuSeconds: number;
-  try {
-    const stat = readFileSync(join(dir, 'cpu.stat'), 'utf8');
-    const usec = /^usage_usec (\d+)$/m.exec(stat)?.[1];
-    if (usec === undefined) return undefined;
-    cpuSeconds = Number(usec) / 1e6;
-  } catch {
-    return undefined;
-  }
   let memoryBytes: number | undefined;
   try {
-    memoryBytes = Number(readFileSync(join(dir, 'memory.current'), 'utf8'));
+    const usec = /^usage_usec (\d+)$/m.exec(readFileSync(join(dir, 'cpu.stat'), 'utf8'))?.[1];
+    if (usec === undefined) return undefined;
+    cpuSeconds = Number(usec) / 1e6;
+    if (memory) memoryBytes = Number(readFileSync(join(dir, 'memory.current'), 'utf8'));
   } catch {
-    memoryBytes = undefined; // no memory controller here (e.g. a hybrid hierarchy)
+    return undefined; // removed meanwhile
   }
   return { cpuSeconds, memoryBytes };
 }
