@@ -9,7 +9,13 @@ import { fileURLToPath } from 'node:url';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { closeRawFd, spawnProcess, type ChildProcessHandle } from '@emperor/native';
-import { cgroupPids, isPopulated, killCgroup, waitEmpty } from '../src/os/containment/cgroup.js';
+import {
+  cgroupPids,
+  isPopulated,
+  killCgroup,
+  removeCgroup,
+  waitEmpty,
+} from '../src/os/containment/cgroup.js';
 import {
   locate,
   locateOwnCgroup,
@@ -181,6 +187,35 @@ for (const method of ['kill', 'freeze'] as const) {
 
       await stopCgroup(cgroupTree, join(cgroupTree.dir, 'app.vassal'));
       assert.equal(existsSync(dir), false, 'the cgroup is removed');
+    },
+  );
+}
+
+for (const method of ['kill', 'freeze'] as const) {
+  void test(
+    `${method}: a process forking setsid'd children in a loop is stopped with every child`,
+    { skip },
+    async (t) => {
+      const cgroupTree = tree(t, method);
+      const cg = prepareInstanceCgroup(cgroupTree, 'forker', 1, 0);
+      try {
+        spawnProcess({
+          file: '/bin/sh',
+          argv: ['sh', '-c', 'i=0; while [ $i -lt 400 ]; do setsid sleep 9304 & i=$((i+1)); done; wait'],
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+          fds: [-1, -1, -1],
+          cgroup: { fd: cg.fd },
+        });
+      } finally {
+        closeRawFd(cg.fd);
+      }
+      // Killed while it is still forking: a kill by pid list would miss the children in flight.
+      await waitFor(() => cgroupPids(cg.dir).length >= 20, { what: 'the loop to have forked' });
+      const empty = waitEmpty(cg.dir, AbortSignal.timeout(20_000));
+      await killCgroup(cg.dir, method);
+      await empty;
+      assert.equal(isPopulated(cg.dir), false);
+      assert.equal(removeCgroup(cg.dir), true, 'the empty cgroup is removed');
     },
   );
 }
