@@ -82,6 +82,12 @@ void describe('locating the cgroup', () => {
     assert.match((locate([], '/') as { reason: string }).reason, /no cgroup2 file system/);
   });
 
+  void it('refuses a tree name that is not a plain directory name', () => {
+    for (const name of ['', '..', 'a/b', '.hidden']) {
+      assert.throws(() => openCgroupTree({ name }), { code: 'EMP_BAD_CGROUP_NAME' });
+    }
+  });
+
   void it('finds this process on this machine', () => {
     const own = locateOwnCgroup();
     assert.ok(own.ok, JSON.stringify(own));

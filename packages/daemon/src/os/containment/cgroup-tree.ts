@@ -61,11 +61,14 @@ export interface OpenTreeOptions {
  * subreaper fallback, for the `reason` given.
  */
 export function openCgroupTree(options: OpenTreeOptions): TreeResult {
+  if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(options.name)) {
+    throw Object.assign(
+      new RangeError(`Expected a cgroup name of letters, digits, '.', '_' or '-', got ${options.name}`),
+      { code: 'EMP_BAD_CGROUP_NAME' },
+    );
+  }
   const where = options.location ?? locateOwnCgroup();
   if (!where.ok) return where;
-  if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(options.name)) {
-    throw new RangeError(`Expected a cgroup name of letters, digits, '.', '_' or '-', got ${options.name}`);
-  }
   const dir = join(where.dir, options.name);
   const selfLeaf = options.selfLeaf === undefined ? 'supervisor' : options.selfLeaf;
   if (selfLeaf !== null) claimControllers(where.dir, selfLeaf);
@@ -78,8 +81,10 @@ export function openCgroupTree(options: OpenTreeOptions): TreeResult {
   try {
     mkdirSync(probe, { recursive: true });
     const refused = spawnRefusal(probe);
-    if (refused !== undefined)
+    if (refused !== undefined) {
+      removeCgroup(dir); // a tree nobody can use: leave nothing behind
       return { ok: false, reason: `cannot spawn into the cgroup ${dir}: ${refused}` };
+    }
   } catch (error) {
     return { ok: false, reason: `cannot create the cgroup ${probe}: ${(error as Error).message}` };
   } finally {
