@@ -2,7 +2,7 @@
 // with real processes in real cgroups, that escapees (setsid, a double-fork daemon, nohup) are
 // spawned inside, all killed by one kill, seen gone through the inotify watch, and removed.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { chownSync, existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -267,5 +267,34 @@ void test(
     assert.ok(seen.threads > 1, `a multi-threaded process: ${stdout}`);
     assert.equal(seen.groups.length, 1, `every thread moved: ${stdout}`);
     assert.ok(leaf.endsWith(seen.groups[0] as string), `into ${leaf}: ${stdout}`);
+  },
+);
+
+void test(
+  'without the right to move processes into it, the tree is refused with the reason (subreaper mode)',
+  { skip: skip || (process.getuid?.() !== 0 && 'needs root to make a half-delegated cgroup') },
+  async (t) => {
+    // A cgroup handed to `nobody` without the ancestor's cgroup.procs: it can create cgroups below,
+    // but the kernel refuses to move a process there; only the probe spawn can tell.
+    const cgroupTree = tree(t);
+    const name = cgroupTree.dir.slice(cgroupTree.dir.lastIndexOf('/') + 1);
+    for (const file of ['', '/cgroup.procs', '/cgroup.subtree_control'])
+      chownSync(cgroupTree.dir + file, 65534, 65534);
+    const treeModule = new URL('../src/os/containment/cgroup-tree.js', import.meta.url).href;
+    const script = `
+    const { openCgroupTree } = await import(${JSON.stringify(treeModule)});
+    process.stdout.write(JSON.stringify(openCgroupTree({ name: ${JSON.stringify(name)} })));`;
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+      uid: 65534,
+      gid: 65534,
+    });
+    const result = JSON.parse(stdout) as { ok: boolean; reason?: string };
+    assert.equal(result.ok, false, stdout);
+    assert.match(result.reason ?? '', /^cannot spawn into the cgroup .*: (clone3|cgroup): E(ACCES|PERM)$/);
+    assert.deepEqual(
+      readdirSync(cgroupTree.dir, { withFileTypes: true }).filter((e) => e.isDirectory()),
+      [],
+      'the probe is gone',
+    );
   },
 );
