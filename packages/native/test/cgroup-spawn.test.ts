@@ -14,7 +14,11 @@ import {
   type Exit,
   type SpawnError,
 } from '../src/index.js';
-import { ownCgroupDir, tempDir } from './support.js';
+import { fixture, ownCgroupDir, tempDir } from './support.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run_ = promisify(execFile);
 
 const parent = ownCgroupDir();
 const skip = parent === undefined ? 'no cgroup2 hierarchy' : false;
@@ -107,6 +111,33 @@ for (const method of ['clone3', 'procs'] as const) {
     assert.throws(() => readFileSync(marker), /ENOENT/);
   });
 }
+
+void test(
+  'where clone3 answers ENOSYS (Docker seccomp), the child moves itself: every spawn still lands in the cgroup',
+  { skip: skip || (process.arch !== 'x64' && 'the seccomp fixture filters x86-64 only') },
+  async (t) => {
+    const cg = cgroup(t);
+    const index = new URL('../src/index.js', import.meta.url).href;
+    // Two spawns: the first finds clone3 missing and falls back, the second goes straight there.
+    const script = `
+      import { openSync, readFileSync } from 'node:fs';
+      const { spawnProcess } = await import(${JSON.stringify(index)});
+      const fd = openSync(${JSON.stringify(cg.dir)}, 'r');
+      for (let i = 0; i < 2; i++) {
+        const child = spawnProcess({ file: '/bin/sleep', argv: ['sleep', '60'], env: {}, fds: [], cgroup: { fd } });
+        process.stdout.write(/^0::.*$/m.exec(readFileSync('/proc/' + child.pid + '/cgroup', 'utf8'))[0] + '\\n');
+        process.kill(child.pid, 'SIGKILL');
+      }`;
+    const { stdout } = await run_('python3', [
+      fixture('without-clone3.py'),
+      process.execPath,
+      '--input-type=module',
+      '-e',
+      script,
+    ]);
+    assert.deepEqual(stdout.trim().split('\n'), [`0::${cg.path}`, `0::${cg.path}`]);
+  },
+);
 
 void test('the child-subreaper flag can be set and read back', () => {
   assert.equal(isChildSubreaper(), false);
