@@ -8,7 +8,14 @@ import { fileURLToPath } from 'node:url';
 import { spawnProcess } from '@emperor/native';
 import { tempDir } from '@emperor/test-support';
 import { readStat } from '../src/os/process-tree.js';
-import { listOrphans, reapOrphans, setChildSubreaper } from '../src/os/containment/subreaper.js';
+import { stopCgroup } from '../src/os/containment/cgroup-tree.js';
+import { setUpContainment } from '../src/os/containment/containment.js';
+import {
+  isChildSubreaper,
+  listOrphans,
+  reapOrphans,
+  setChildSubreaper,
+} from '../src/os/containment/subreaper.js';
 import { waitFor } from './fixtures/os-helpers.js';
 
 const DAEMONIZE = fileURLToPath(new URL('../../test/fixtures/daemonize.py', import.meta.url));
@@ -80,4 +87,21 @@ void test('a setsid double-fork escapee is re-parented to the subreaper, attribu
   assert.deepEqual(reapOrphans([zombie]), [daemon]);
   assert.equal(readStat(daemon), undefined);
   assert.equal(readStat(child.pid)?.state === 'Z', false, 'the spawned instance was not reaped by mistake');
+});
+
+void test('containment is a cgroup tree where one can be had, the subreaper when forced', (t) => {
+  const name = `emperor-test-${process.pid}`;
+  const chosen = setUpContainment({ name });
+  t.after(async () => {
+    if (chosen.mode === 'cgroup') await stopCgroup(chosen.tree, chosen.tree.dir);
+  });
+  // This host (root, a writable cgroup2 mount) can have cgroups; CI is the same host type.
+  assert.equal(chosen.mode, 'cgroup', JSON.stringify(chosen));
+  assert.equal(isChildSubreaper(), false, 'no subreaper in cgroup mode');
+  const forced = setUpContainment({ name, force: 'subreaper' });
+  t.after(() => {
+    setChildSubreaper(false);
+  });
+  assert.deepEqual(forced, { mode: 'subreaper', reason: 'forced' });
+  assert.equal(isChildSubreaper(), true);
 });
