@@ -206,7 +206,7 @@ export function usageOf(tree: CgroupTree, dir: string): CgroupUsage | undefined 
  */
 export async function stopCgroup(tree: CgroupTree, dir: string, signal?: AbortSignal): Promise<void> {
   if (isPopulated(dir)) {
-    await killCgroup(dir, tree.killMethod);
+    await killCgroup(dir, tree.killMethod, signal);
     await waitEmpty(dir, signal);
   }
   removeCgroup(dir);

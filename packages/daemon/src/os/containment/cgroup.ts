@@ -81,9 +81,13 @@ export function defaultKillMethod(dir: string): KillMethod {
 /**
  * SIGKILL to every process of the cgroup and below, so that none can fork away meanwhile.
  * Resolves once the signals are sent (not once they are dead: see `waitEmpty`). A cgroup that is
- * gone already is not an error.
+ * gone already is not an error. `signal` aborts the freeze fallback's wait (the cgroup is thawed).
  */
-export async function killCgroup(dir: string, method: KillMethod = defaultKillMethod(dir)): Promise<void> {
+export async function killCgroup(
+  dir: string,
+  method: KillMethod = defaultKillMethod(dir),
+  signal?: AbortSignal,
+): Promise<void> {
   if (method === 'kill') {
     writeIfPresent(join(dir, 'cgroup.kill'), '1');
     return;
@@ -91,7 +95,8 @@ export async function killCgroup(dir: string, method: KillMethod = defaultKillMe
   if (!writeIfPresent(join(dir, 'cgroup.freeze'), '1')) return;
   try {
     // Freezing is not instant: a process in a system call stops on its way out.
-    await waitForEvent(dir, (e) => e.get('frozen') === '1' || e.get('populated') === '0');
+    // A process in uninterruptible sleep (D) delays it: `signal` bounds the wait.
+    await waitForEvent(dir, (e) => e.get('frozen') === '1' || e.get('populated') === '0', signal);
     for (const pid of cgroupPids(dir)) {
       try {
         process.kill(pid, 'SIGKILL');
