@@ -1,5 +1,5 @@
 // The few syscalls the emperor needs and Node does not offer (see README.md; spawning is in
-// emperor_spawn.c):
+// emperor_spawn.c, the subreaper in emperor_reaper.c):
 //  - a listening socket that is never accepted on (a net.Server always accepts), so that the
 //    emperor can hold it, pass it to instances and notice a waiting client without taking it;
 //  - unix datagram sockets in the abstract namespace, to receive sd_notify messages, and one
@@ -420,6 +420,9 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"pipeSize", NULL, emperor_pipe_size, NULL, NULL, NULL, napi_enumerable, NULL},
       {"trimMemory", NULL, emperor_trim_memory, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setGroupPriority", NULL, emperor_set_group_priority, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setChildSubreaper", NULL, emperor_set_child_subreaper, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"isChildSubreaper", NULL, emperor_is_child_subreaper, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reapPid", NULL, emperor_reap_pid, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns));
   return exports;

@@ -21,3 +21,6 @@ napi_value emperor_pipe(napi_env env, napi_callback_info info);
 napi_value emperor_pipe_size(napi_env env, napi_callback_info info);
 napi_value emperor_trim_memory(napi_env env, napi_callback_info info);
 napi_value emperor_set_group_priority(napi_env env, napi_callback_info info);
+napi_value emperor_set_child_subreaper(napi_env env, napi_callback_info info);
+napi_value emperor_is_child_subreaper(napi_env env, napi_callback_info info);
+napi_value emperor_reap_pid(napi_env env, napi_callback_info info);

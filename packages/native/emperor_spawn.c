@@ -10,6 +10,11 @@
 //
 // Between clone() and execve() the child runs on its own small stack, in the parent's memory,
 // with every signal blocked: it only makes raw system calls and writes to its own args struct.
+//
+// Containment: with a cgroup, the child is created inside it (clone3 with CLONE_INTO_CGROUP,
+// Linux 5.7+), or, where clone3 is unavailable (older kernels, container seccomp profiles that
+// answer ENOSYS, other architectures), moves itself there as its first step by writing "0" into
+// the cgroup's cgroup.procs. Either way no code of the vassal ever runs outside the cgroup.
 #define _GNU_SOURCE
 #include "emperor_native.h"
 #include <errno.h>
@@ -35,6 +40,76 @@
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
+// Defined by hand: kernel headers older than 5.3 (clone3) or 5.7 (CLONE_INTO_CGROUP) lack them.
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435 // the same number on every architecture (asm-generic numbering since 5.3)
+#endif
+// struct clone_args as of Linux 5.7 (CLONE_ARGS_SIZE_VER2), our own copy for the same reason.
+typedef struct {
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
+      cgroup;
+} clone3_args_t;
+
+// clone3() has no glibc wrapper, and a CLONE_VM child that returns from syscall() onto a new
+// stack would find no frame to return to: as glibc's own __clone3 does, the child side is a few
+// instructions that call fn(arg) on the new stack and exit with its result. Returns the pid, or
+// -errno. Only where written; elsewhere clone3 counts as unavailable (-ENOSYS).
+#if defined(__x86_64__)
+#define HAVE_CLONE3_TRAMPOLINE 1
+long emperor_clone3(clone3_args_t *args, size_t size, int (*fn)(void *), void *arg);
+__asm__(".text\n"
+        ".globl emperor_clone3\n"
+        ".hidden emperor_clone3\n"
+        ".type emperor_clone3,@function\n"
+        "emperor_clone3:\n"
+        "  mov %rdx, %r8\n" // fn and arg in registers the syscall preserves, in both processes
+        "  mov %rcx, %r9\n"
+        "  mov $435, %eax\n"
+        "  syscall\n"
+        "  test %rax, %rax\n"
+        "  jnz 1f\n"
+        "  xor %ebp, %ebp\n" // child: rsp = stack + stack_size, 16-byte aligned
+        "  mov %r9, %rdi\n"
+        "  call *%r8\n"
+        "  mov %eax, %edi\n"
+        "  mov $60, %eax\n" // exit (child_main never returns; this is for safety)
+        "  syscall\n"
+        "  hlt\n"
+        "1: ret\n"
+        ".size emperor_clone3, .-emperor_clone3\n");
+#elif defined(__aarch64__)
+#define HAVE_CLONE3_TRAMPOLINE 1
+long emperor_clone3(clone3_args_t *args, size_t size, int (*fn)(void *), void *arg);
+__asm__(".text\n"
+        ".globl emperor_clone3\n"
+        ".hidden emperor_clone3\n"
+        ".type emperor_clone3,%function\n"
+        "emperor_clone3:\n"
+        "  mov x10, x2\n" // the kernel preserves every register but x0 across svc
+        "  mov x11, x3\n"
+        "  mov x8, #435\n"
+        "  svc #0\n"
+        "  cbnz x0, 1f\n"
+        "  mov x29, #0\n"
+        "  mov x30, #0\n"
+        "  mov x0, x11\n"
+        "  blr x10\n"
+        "  mov x8, #93\n" // exit
+        "  svc #0\n"
+        "1: ret\n"
+        ".size emperor_clone3, .-emperor_clone3\n");
+#else
+#define HAVE_CLONE3_TRAMPOLINE 0
+#endif
+
+// How a child is put into its cgroup (the `cgroupMethod` option).
+enum { CGROUP_CLONE3 = 0, CGROUP_PROCS = 1 };
+// Set once clone3 has answered ENOSYS (or E2BIG: a kernel before 5.7 without the cgroup field):
+// every later spawn goes straight to the cgroup.procs method.
+static bool clone3_unusable = !HAVE_CLONE3_TRAMPOLINE;
 
 #define CHILD_STACK_SIZE (64 * 1024)
 #define PID_DIGITS 11
@@ -59,6 +134,7 @@ typedef struct {
   pid_t parent;
   char **pid_slots; // digits written here: the tails of "LISTEN_PID=" entries of envp
   int npid_slots;
+  int cgroup_procs_fd; // >= 0: the child writes "0" here first (moves itself into the cgroup)
   // Written by the child when a step fails; the parent reads them once the child is gone.
   const char *failed_step;
   int failed_errno;
@@ -106,6 +182,9 @@ static int child_main(void *arg) {
   struct kernel_sigaction dfl = {.handler = SIG_DFL};
   for (int sig = 1; sig < NSIG; sig++)
     if (sig != SIGKILL && sig != SIGSTOP) syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
+  // Into the cgroup before anything else, and while still the emperor's user (the move needs
+  // write access to cgroup.procs of the target and of the common ancestor).
+  if (a->cgroup_procs_fd >= 0) STEP("cgroup", (int)write(a->cgroup_procs_fd, "0", 1));
   // A process group of its own (for stopping it with its children), in the emperor's session:
   // with the kernel's autogroup scheduling, a session of its own would give every instance as
   // much CPU as a whole other login or service, and a booting generation could starve the
@@ -204,7 +283,7 @@ static bool get_named_u32(napi_env env, napi_value obj, const char *key, uint32_
 napi_value emperor_spawn(napi_env env, napi_callback_info info) {
   napi_value argv[4], v, list, result = NULL;
   napi_status st = napi_ok;
-  spawn_args_t a = {.umask = -1, .ngroups = -1, .parent = getpid()};
+  spawn_args_t a = {.umask = -1, .ngroups = -1, .parent = getpid(), .cgroup_procs_fd = -1};
   char file[4097], cwd[4097], user[256];
   size_t len;
   uint32_t n, nenv = 0, nargs = 0;
@@ -312,6 +391,24 @@ napi_value emperor_spawn(napi_env env, napi_callback_info info) {
   TRY(napi_get_value_bool(env, v, &flag));
   a.pdeathsig = flag;
 
+  // cgroupFd: a directory fd of the target cgroup, or -1; cgroupMethod: CGROUP_CLONE3 or CGROUP_PROCS.
+  int32_t cgroup_fd = -1, cgroup_method = CGROUP_CLONE3;
+  TRY(napi_get_named_property(env, opts, "cgroupFd", &v));
+  TRY(napi_typeof(env, v, &type));
+  if (type == napi_number) TRY(get_int(env, v, &cgroup_fd));
+  TRY(napi_get_named_property(env, opts, "cgroupMethod", &v));
+  TRY(napi_typeof(env, v, &type));
+  if (type == napi_number) TRY(get_int(env, v, &cgroup_method));
+  bool use_clone3 = cgroup_fd >= 0 && cgroup_method == CGROUP_CLONE3 && !clone3_unusable;
+  if (cgroup_fd >= 0 && !use_clone3) {
+    a.cgroup_procs_fd = openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+    if (a.cgroup_procs_fd < 0) {
+      fail_step = "cgroup";
+      fail_errno = errno;
+      goto done;
+    }
+  }
+
   TRY(napi_get_named_property(env, opts, "pidVars", &list));
   TRY(napi_get_array_length(env, list, &n));
   for (uint32_t i = 0; i < n && i < sizeof slots / sizeof slots[0]; i++) {
@@ -337,13 +434,39 @@ napi_value emperor_spawn(napi_env env, napi_callback_info info) {
   uint64_t old_mask;
   block_all(&old_mask);
   int pidfd = -1;
-  pid_t pid = clone(child_main, stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a, &pidfd);
-  int clone_errno = errno;
+  pid_t pid = -1;
+  int clone_errno = 0;
+#if HAVE_CLONE3_TRAMPOLINE
+  if (use_clone3) {
+    clone3_args_t ca = {
+        .flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_INTO_CGROUP,
+        .pidfd = (uint64_t)(uintptr_t)&pidfd,
+        .exit_signal = SIGCHLD,
+        .stack = (uint64_t)(uintptr_t)stack,
+        .stack_size = CHILD_STACK_SIZE,
+        .cgroup = (uint64_t)cgroup_fd,
+    };
+    long r = emperor_clone3(&ca, sizeof ca, child_main, &a);
+    pid = r < 0 ? -1 : (pid_t)r;
+    clone_errno = r < 0 ? (int)-r : 0;
+    if (r == -ENOSYS || r == -E2BIG) {
+      // No clone3, or one without CLONE_INTO_CGROUP: the child moves itself, now and from now on.
+      clone3_unusable = true;
+      a.cgroup_procs_fd = openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+      if (a.cgroup_procs_fd < 0) clone_errno = errno;
+      else use_clone3 = false;
+    }
+  }
+#endif
+  if (!use_clone3) {
+    pid = clone(child_main, stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a, &pidfd);
+    clone_errno = pid < 0 ? errno : 0;
+  }
   set_mask(&old_mask);
   munmap(stack, CHILD_STACK_SIZE);
   if (dumpable == 1 && prctl(PR_GET_DUMPABLE) != 1) prctl(PR_SET_DUMPABLE, 1);
   if (pid < 0) {
-    fail_step = "clone";
+    fail_step = use_clone3 ? "clone3" : "clone";
     fail_errno = clone_errno;
     goto done;
   }
@@ -368,6 +491,7 @@ napi_value emperor_spawn(napi_env env, napi_callback_info info) {
   }
 
 done:
+  if (a.cgroup_procs_fd >= 0) close(a.cgroup_procs_fd);
   free_strings(a.argv);
   free_strings(a.envp);
   free(a.sh_argv);

@@ -71,6 +71,8 @@ export const ERROR_CODES = {
   EMP_STATE_FILE_IN_USE: "The runtime directory's state file belongs to an emperor that is still running.",
   EMP_BAD_PGID:
     'A process group id of 0 or 1 (our own group, or every process) reached the code that kills groups.',
+  EMP_BAD_CGROUP_NAME:
+    "The name given for the emperor's cgroup subtree is not a plain directory name (letters, digits, '.', '_', '-').",
   EMP_NATIVE_NOT_BUILT:
     'The @emperor/native addon is missing or cannot load; `npm rebuild @emperor/native` builds it.',
   // The control socket and the CLI (docs/protocol.md has the HTTP statuses).

@@ -33,6 +33,10 @@ export interface Addon {
   /** malloc_trim(0): true when memory went back to the kernel. */
   trimMemory(): boolean;
   setGroupPriority(pgid: number, nice: number): void;
+  setChildSubreaper(on: boolean): void;
+  isChildSubreaper(): boolean;
+  /** [exit code or -1, signal number or 0] once that child has exited (now reaped), else null. */
+  reapPid(pid: number): [number, number] | null;
 }
 
 export interface RawSpawnOptions {
@@ -51,6 +55,11 @@ export interface RawSpawnOptions {
   clearGroups: boolean;
   pdeathsig: boolean;
   pidVars: readonly number[];
+  /** A directory fd of the cgroup to spawn into; absent or -1: the emperor's own. */
+  cgroupFd?: number;
+  /** 0: clone3 with CLONE_INTO_CGROUP (falls back to 1 where clone3 is missing); 1: the child
+   * writes itself into cgroup.procs before anything else. */
+  cgroupMethod?: number;
 }
 
 export interface RawChild {

@@ -17,3 +17,5 @@ export {
   ChildProcessHandle,
 } from './spawn.js';
 export type { SpawnRequest, SpawnError, Exit } from './spawn.js';
+export type { CgroupMethod } from './spawn.js';
+export { setChildSubreaper, isChildSubreaper, reapPid } from './subreaper.js';

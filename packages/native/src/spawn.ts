@@ -27,7 +27,17 @@ export interface SpawnRequest {
   readonly pdeathsig?: boolean;
   /** Variables set to the child's own pid (LISTEN_PID, WATCHDOG_PID). */
   readonly pidVars?: readonly string[];
+  /**
+   * The cgroup (v2) the child is created in, so that none of its processes ever runs outside it:
+   * `fd` is an open directory fd of the cgroup (the caller keeps it). `method`: `clone3` (default;
+   * clone3 with CLONE_INTO_CGROUP, and `procs` by itself where clone3 is missing) or `procs` (the
+   * child writes itself into `cgroup.procs` before anything else).
+   */
+  readonly cgroup?: { readonly fd: number; readonly method?: CgroupMethod };
 }
+
+export type CgroupMethod = 'clone3' | 'procs';
+const CGROUP_METHODS: Record<CgroupMethod, number> = { clone3: 0, procs: 1 };
 
 /** What a failed spawn throws: `syscall` names the step (`chdir`, `setuid`, `execve`...). */
 export interface SpawnError extends Error {
@@ -132,6 +142,9 @@ export function spawnProcess(request: SpawnRequest): ChildProcessHandle {
       clearGroups: groups === 'clear',
       pdeathsig: request.pdeathsig ?? false,
       pidVars,
+      ...(request.cgroup === undefined
+        ? {}
+        : { cgroupFd: request.cgroup.fd, cgroupMethod: CGROUP_METHODS[request.cgroup.method ?? 'clone3'] }),
     });
   } catch (error) {
     throw spawnError(error, request.file);
@@ -144,7 +157,11 @@ function spawnError(error: unknown, file: string): unknown {
   if (typeof raw.errno !== 'number' || typeof raw.syscall !== 'string') return error;
   const code = errnoName(raw.errno);
   const what =
-    raw.syscall === 'execve' ? `cannot run ${file}` : `cannot spawn ${file}: ${raw.syscall} failed`;
+    raw.syscall === 'execve'
+      ? `cannot run ${file}`
+      : raw.syscall === 'cgroup'
+        ? `cannot spawn ${file} into its cgroup`
+        : `cannot spawn ${file}: ${raw.syscall} failed`;
   const failure: SpawnError = Object.assign(
     new Error(`${what}: ${(raw.message ?? '').toLowerCase()} (${code})`),
     { code, errno: raw.errno, syscall: raw.syscall },

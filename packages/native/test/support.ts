@@ -1,5 +1,5 @@
 // Helpers shared by this package's tests: deadlines instead of sleeps, short temp dirs, fixtures.
-import { readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export { exitStatus as exited, spawnChild, tempDir, waitFor } from '@emperor/test-support';
@@ -12,4 +12,23 @@ export function fixture(name: string): string {
 /** The kernel object behind one of our fds, e.g. `socket:[123456]`: how a child's fds are matched. */
 export function fdTarget(fd: number): string {
   return readlinkSync(`/proc/self/fd/${fd}`);
+}
+
+/**
+ * The directory of this process's cgroup (v2), from /proc/self/cgroup and the cgroup2 mount in
+ * /proc/self/mountinfo; undefined when there is none (cgroup v1 only).
+ */
+export function ownCgroupDir(): string | undefined {
+  const path = /^0::(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
+  if (path === undefined) return undefined;
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    const root = f[3];
+    const point = f[4];
+    if (f[f.indexOf('-') + 1] !== 'cgroup2' || root === undefined || point === undefined) continue;
+    if (root !== '/' && path !== root && !path.startsWith(`${root}/`)) continue;
+    const rest = root === '/' ? path : path.slice(root.length);
+    return rest === '/' ? point : point + rest;
+  }
+  return undefined;
 }

@@ -1,0 +1,92 @@
+// Containment where no cgroup can be had: the emperor is a child subreaper, so a process that
+// leaves its instance's process group (setsid, a double fork, `nohup cmd &`) is re-parented to
+// the emperor when its parent dies, instead of to init. Such an orphan is attributed by the
+// environment it was started with (EMPEROR_VASSAL, EMPEROR_INSTANCE, EMPEROR_GENERATION, which
+// every instance gets and its descendants inherit), read from /proc/PID/environ.
+//
+// What still escapes in this mode: a process that clears or rewrites those variables before it
+// forks (its orphans cannot be attributed, only counted as the emperor's), one whose parent is
+// still alive and outside the process group (found only when that parent dies), and one that is
+// made a child of another subreaper (a nested `systemd --user`, a container runtime).
+import { readFileSync } from 'node:fs';
+import { isChildSubreaper, reapPid, setChildSubreaper } from '@emperor/native';
+import { scanProcesses, type ProcStat } from '../process-tree.js';
+
+export { isChildSubreaper, setChildSubreaper };
+
+export interface Orphan {
+  readonly pid: number;
+  readonly startTime: bigint;
+  readonly comm: string;
+  /** From EMPEROR_VASSAL; undefined when the process does not carry it (not attributable). */
+  readonly vassal: string | undefined;
+  readonly generation: number | undefined;
+  readonly instance: number | undefined;
+  /** A zombie: it only needs reaping. */
+  readonly exited: boolean;
+}
+
+const TAGS = ['EMPEROR_VASSAL', 'EMPEROR_GENERATION', 'EMPEROR_INSTANCE'] as const;
+type Tags = Partial<Record<(typeof TAGS)[number], string>>;
+
+/** The EMPEROR_* variables a process was started with ({} when unreadable or a zombie). */
+export function readTags(pid: number): Tags {
+  const tags: Tags = {};
+  let environ: string;
+  try {
+    environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
+  } catch {
+    return tags;
+  }
+  for (const entry of environ.split('\0')) {
+    const eq = entry.indexOf('=');
+    const name = entry.slice(0, eq) as (typeof TAGS)[number];
+    if (eq > 0 && TAGS.includes(name)) tags[name] = entry.slice(eq + 1);
+  }
+  return tags;
+}
+
+/**
+ * The emperor's children that it did not spawn: every process whose parent is `parent` (the
+ * emperor) and whose pid is not in `spawned` (the instances the native spawn started, and any
+ * child_process children). One /proc scan.
+ */
+export function listOrphans(
+  spawned: ReadonlySet<number>,
+  parent: number = process.pid,
+  procs: readonly ProcStat[] = scanProcesses(),
+): Orphan[] {
+  const out: Orphan[] = [];
+  for (const p of procs) {
+    if (p.ppid !== parent || spawned.has(p.pid)) continue;
+    const exited = p.state === 'Z';
+    const tags = exited ? {} : readTags(p.pid);
+    out.push({
+      pid: p.pid,
+      startTime: p.startTime,
+      comm: p.comm,
+      vassal: tags.EMPEROR_VASSAL,
+      generation: toInt(tags.EMPEROR_GENERATION),
+      instance: toInt(tags.EMPEROR_INSTANCE),
+      exited,
+    });
+  }
+  return out;
+}
+
+/**
+ * Reaps the orphans among `orphans` that have exited. Only pids listed by `listOrphans` may be
+ * passed: reaping a pid that libuv or a pidfd waits for would steal its exit status.
+ */
+export function reapOrphans(orphans: readonly Orphan[]): number[] {
+  const reaped: number[] = [];
+  for (const o of orphans) {
+    if (reapPid(o.pid)) reaped.push(o.pid);
+  }
+  return reaped;
+}
+
+function toInt(text: string | undefined): number | undefined {
+  if (text === undefined || !/^\d+$/.test(text)) return undefined;
+  return Number(text);
+}

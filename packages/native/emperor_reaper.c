@@ -1,0 +1,58 @@
+// The subreaper fallback of containment (where the emperor cannot have cgroups): the emperor
+// becomes a child subreaper, so a vassal's process that leaves its group (setsid, a double fork)
+// is re-parented to the emperor instead of init, where it can be found and killed; and since
+// such orphans are nobody's spawned children, the emperor must reap them itself, by pid (a
+// waitpid(-1) would steal the exits of the children that libuv and the pidfds wait for).
+#define _GNU_SOURCE
+#include "emperor_native.h"
+#include <errno.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+// setChildSubreaper(on: boolean)
+napi_value emperor_set_child_subreaper(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  bool on;
+  CHECK(get_args(env, info, 1, argv));
+  CHECK(napi_get_value_bool(env, argv[0], &on));
+  if (prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0, 0, 0, 0) < 0) return throw_errno(env, "prctl", errno);
+  return NULL;
+}
+
+// isChildSubreaper() -> boolean
+napi_value emperor_is_child_subreaper(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  int on = 0;
+  if (prctl(PR_GET_CHILD_SUBREAPER, &on, 0, 0, 0) < 0) return throw_errno(env, "prctl", errno);
+  CHECK(napi_get_boolean(env, on != 0, &result));
+  return result;
+}
+
+// reapPid(pid) -> [code, signal] if that child had exited and is now reaped, null if it still
+// runs. Throws ECHILD when it is not (or no longer) our child.
+napi_value emperor_reap_pid(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result, code, sig;
+  int32_t pid;
+  CHECK(get_args(env, info, 1, argv));
+  CHECK(get_int(env, argv[0], &pid));
+  if (pid <= 0) return throw_errno(env, "waitid", EINVAL);
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  int r;
+  while ((r = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG)) < 0 && errno == EINTR) {
+  }
+  if (r < 0) return throw_errno(env, "waitid", errno);
+  if (si.si_pid == 0) {
+    CHECK(napi_get_null(env, &result));
+    return result;
+  }
+  bool exited = si.si_code == CLD_EXITED;
+  CHECK(napi_create_array_with_length(env, 2, &result));
+  CHECK(napi_create_int32(env, exited ? si.si_status : -1, &code));
+  CHECK(napi_create_int32(env, exited ? 0 : si.si_status, &sig));
+  CHECK(napi_set_element(env, result, 0, code));
+  CHECK(napi_set_element(env, result, 1, sig));
+  return result;
+}
