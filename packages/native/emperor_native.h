@@ -14,6 +14,8 @@ napi_value throw_errno(napi_env env, const char *syscall, int err);
 napi_status get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv);
 napi_status get_int(napi_env env, napi_value v, int32_t *out);
 napi_status get_string(napi_env env, napi_value v, char *buf, size_t max, size_t *len);
+// waitid(idtype, id, WEXITED | WNOHANG) as JS: [code, signal] once exited (code -1 when killed), else null.
+napi_value reap_result(napi_env env, int idtype, int32_t id);
 
 napi_value emperor_spawn(napi_env env, napi_callback_info info);
 napi_value emperor_reap(napi_env env, napi_callback_info info);

@@ -33,26 +33,10 @@ napi_value emperor_is_child_subreaper(napi_env env, napi_callback_info info) {
 // reapPid(pid) -> [code, signal] if that child had exited and is now reaped, null if it still
 // runs. Throws ECHILD when it is not (or no longer) our child.
 napi_value emperor_reap_pid(napi_env env, napi_callback_info info) {
-  napi_value argv[1], result, code, sig;
+  napi_value argv[1];
   int32_t pid;
   CHECK(get_args(env, info, 1, argv));
   CHECK(get_int(env, argv[0], &pid));
   if (pid <= 0) return throw_errno(env, "waitid", EINVAL);
-  siginfo_t si;
-  memset(&si, 0, sizeof si);
-  int r;
-  while ((r = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG)) < 0 && errno == EINTR) {
-  }
-  if (r < 0) return throw_errno(env, "waitid", errno);
-  if (si.si_pid == 0) {
-    CHECK(napi_get_null(env, &result));
-    return result;
-  }
-  bool exited = si.si_code == CLD_EXITED;
-  CHECK(napi_create_array_with_length(env, 2, &result));
-  CHECK(napi_create_int32(env, exited ? si.si_status : -1, &code));
-  CHECK(napi_create_int32(env, exited ? 0 : si.si_status, &sig));
-  CHECK(napi_set_element(env, result, 0, code));
-  CHECK(napi_set_element(env, result, 1, sig));
-  return result;
+  return reap_result(env, P_PID, pid);
 }

@@ -505,17 +505,12 @@ done:
   return result;
 }
 
-// reap(pidfd) -> [code, signal] once the process has exited (the pidfd is then readable), else
-// null. code is the exit status or -1; signal the number that killed it or 0.
-napi_value emperor_reap(napi_env env, napi_callback_info info) {
-  napi_value argv[1], result, code, sig;
-  int32_t pidfd;
-  CHECK(get_args(env, info, 1, argv));
-  CHECK(get_int(env, argv[0], &pidfd));
+napi_value reap_result(napi_env env, int idtype, int32_t id) {
+  napi_value result, code, sig;
   siginfo_t si;
   memset(&si, 0, sizeof si);
   int r;
-  while ((r = waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG)) < 0 && errno == EINTR) {
+  while ((r = waitid((idtype_t)idtype, (id_t)id, &si, WEXITED | WNOHANG)) < 0 && errno == EINTR) {
   }
   if (r < 0) return throw_errno(env, "waitid", errno);
   if (si.si_pid == 0) {
@@ -529,6 +524,16 @@ napi_value emperor_reap(napi_env env, napi_callback_info info) {
   CHECK(napi_set_element(env, result, 0, code));
   CHECK(napi_set_element(env, result, 1, sig));
   return result;
+}
+
+// reap(pidfd) -> [code, signal] once the process has exited (the pidfd is then readable), else
+// null. code is the exit status or -1; signal the number that killed it or 0.
+napi_value emperor_reap(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t pidfd;
+  CHECK(get_args(env, info, 1, argv));
+  CHECK(get_int(env, argv[0], &pidfd));
+  return reap_result(env, P_PIDFD, pidfd);
 }
 
 // pipe() -> [readFd, writeFd], both close-on-exec (the spawn dup's the write end into place).

@@ -2,41 +2,15 @@
 // `supervisorctl signal` and `systemctl kill` send one (an app's own reload or log-reopen signal).
 import type { SignalResult } from '@emperor/daemon';
 import { call } from '../control-client.js';
-import { constants } from 'node:os';
 import { daemonCommand } from '../daemon-command.js';
 import { UsageError } from '../fast-command.js';
-import { suggest as nearest } from '@emperor/config/suggest';
+import { signal } from '@emperor/config/converters';
 
-const COMMON_SIGNALS = [
-  'HUP',
-  'INT',
-  'QUIT',
-  'KILL',
-  'USR1',
-  'USR2',
-  'TERM',
-  'CONT',
-  'STOP',
-  'WINCH',
-  'ABRT',
-  'ALRM',
-].map((s) => `SIG${s}`);
-
-/** `HUP`, `sighup` or `1` to `SIGHUP` (the daemon checks again); a usage error otherwise. */
+/** `HUP`, `sighup` or `1` to `SIGHUP`, read as a vassal file's `stop-signal` is; a usage error otherwise. */
 function signalName(given: string): string {
-  const signals = constants.signals as Readonly<Record<string, number>>;
-  const upper = given.toUpperCase();
-  const name = /^\d+$/.test(given)
-    ? Object.keys(signals).find((k) => signals[k] === Number(given))
-    : upper.startsWith('SIG')
-      ? upper
-      : `SIG${upper}`;
-  if (name !== undefined && name in signals) return name;
-  // Suggestions come from the signals people send, not from obscure aliases (SIGIOT).
-  const near = nearest(name ?? upper, COMMON_SIGNALS);
-  throw new UsageError(
-    `\`${given}\` is not a signal${near ? `; did you mean \`${near}\`?` : ''} (a name such as HUP or SIGUSR1, or a number)`,
-  );
+  const converted = signal(given);
+  if (converted.ok) return converted.value;
+  throw new UsageError(`\`${given}\` is not a signal: ${converted.message}`);
 }
 
 export const signalCommand = daemonCommand({
@@ -51,10 +25,10 @@ export const signalCommand = daemonCommand({
     'SIG is a name (SIGHUP, HUP, hup) or a number. It goes to the main process of each instance, not to its children; the emperor does not change the state of the vassal. Exit codes: 0 sent, 1 a vassal has no running instance or is unknown, 2 usage error (a bad signal), 3 the emperor is not reachable.',
   run: async (args, socket, output) => {
     const [target = '', given = ''] = args.positionals;
-    const signal = signalName(given);
+    const name = signalName(given);
     const answer = await call<{ signal: string; results: SignalResult[] }>(socket, '/v1/signal', {
       method: 'POST',
-      body: { targets: [target], signal },
+      body: { targets: [target], signal: name },
     });
     if (args.values.json === true) output.out(JSON.stringify(answer, null, 2));
     let failed = 0;
