@@ -53,7 +53,11 @@ void test('usage errors exit 2 with one line, and suggest the option that was me
   );
   expectUsage(await runCli(['status', '--jsno'], { control }), 'status --jsno', /did you mean `--json`\?/);
   expectUsage(await runCli(['stop', 'x', '--wiat'], { control }), 'stop --wiat', /did you mean `--wait`\?/);
-  expectUsage(await runCli(['logs', 'x', '-n', '-5'], { control }), 'logs -n -5', /`-n`.*`-5`/);
+  expectUsage(
+    await runCli(['logs', 'x', '-n', '-5'], { control }),
+    'logs -n -5',
+    /`-n` takes a positive number, got `-5`/,
+  );
   expectUsage(await runCli(['logs', 'x', '--lines=-5'], { control }), 'logs --lines=-5', /-n takes a whole/);
   expectUsage(await runCli(['status', '--control']), 'status --control', /`--control` takes a value/);
   expectUsage(
@@ -246,6 +250,19 @@ void test('run --config: [emperor] section, repeated vassals, file:line errors, 
     await runCli(['run', '--config', bad]),
     'a repeated key',
     new RegExp(`^emperor: ${bad}:3: .*metrics`),
+  );
+  // A value found bad only when it is used still names its file and line.
+  writeFileSync(bad, `[emperor]\nvassals = ${a}\nmetrics = abc\n`);
+  expectUsage(
+    await runCli(['run', '--config', bad, '--control', join(dir, 'c.sock'), '--log-dir', join(dir, 'l')]),
+    'a bad metrics address',
+    new RegExp(`^emperor: ${bad}:3: \`metrics\` expects HOST:PORT or PORT, got \`abc\``),
+  );
+  writeFileSync(bad, `[emperor]\nvassals = ${a}\ncontrol-group = no-such-group-here\n`);
+  expectUsage(
+    await runCli(['run', '--config', bad, '--control', join(dir, 'c.sock'), '--log-dir', join(dir, 'l')]),
+    'an unknown control group',
+    new RegExp(`^emperor: ${bad}:3: \`control-group\` no group \`no-such-group-here\``),
   );
   writeFileSync(bad, `[vassal]\nvassals = ${a}\n`);
   expectUsage(

@@ -75,6 +75,9 @@ void test('a reload that cannot start: --wait exits 1 with the reason, the error
   assert.equal(after?.state, 'running');
   assert.match(after.reason ?? '', notFound, 'the error stays visible');
   assert.match((await runCli(['status'], { control })).stdout, notFound);
+  const health = await runCli(['status', '--check'], { control });
+  expectCode(health, 1, 'status --check while the file cannot run');
+  assert.match(health.stderr, /unhealthy: flask \(its file's version is not running\)/);
   assert.equal((await getJson(port)).pid, first.pid, 'the old generation serves on');
   const before = await runCli(['show', 'flask', '--json'], { control });
   const shownBefore = JSON.parse(before.stdout) as { argv: string[]; not_applied: { argv: string[] } | null };
@@ -86,6 +89,7 @@ void test('a reload that cannot start: --wait exits 1 with the reason, the error
   chmodSync(join(bin, 'gunicron'), 0o755);
   const ok = await runCli(['reload', 'flask', '--wait'], { control });
   expectCode(ok, 0, 'reload --wait once the program exists');
+  expectCode(await runCli(['status', '--check'], { control }), 0, 'status --check once the file runs');
   const shown = await runCli(['show', 'flask', '--json'], { control });
   expectCode(shown, 0, 'show');
   const shownAfter = JSON.parse(shown.stdout) as { argv: string[]; not_applied: unknown };

@@ -81,6 +81,9 @@ function explainParseError(err: unknown, args: readonly string[], options: Optio
   if (message.includes('does not take an argument')) return `\`${flag}\` takes no value`;
   if (message.includes('is ambiguous')) {
     const next = args[args.indexOf(flag) + 1] ?? '';
+    // A negative number is never a valid count or timeout: suggesting `--lines=-5` sent users on
+    // to a second error.
+    if (/^-\d/.test(next)) return `\`${flag}\` takes a positive number, got \`${next}\``;
     return `\`${flag}\` takes a value, and \`${next}\` looks like an option; write \`--${long ?? flag}=${next}\` if it is the value`;
   }
   return `\`${long === undefined ? flag : `--${long}`}\` takes a value`;

@@ -148,7 +148,7 @@ export async function withYargs(argv: readonly string[], output: Output): Promis
       '$0 <command> [options]\n\nA process supervisor: one file per app in a watched directory, sockets held across reloads.',
     )
     .strict()
-    .demandCommand(1, 'Name a command.')
+    .demandCommand(1, 'no command given')
     .recommendCommands()
     .help()
     .alias('help', 'h')
@@ -190,9 +190,11 @@ function explainYargs(
   modules: ReadonlyMap<string, CommandModule>,
 ): string {
   const command = argv[0] ?? '';
-  // recommendCommands() says only "Did you mean check?": name what was typed too.
-  if (text.startsWith('Did you mean'))
-    return `unknown command \`${argv.find((a) => !a.startsWith('-')) ?? ''}\`. ${text}`;
+  // recommendCommands() says only "Did you mean check?": name what was typed too, in the words
+  // every other usage error uses.
+  const meant = /^Did you mean ([\w-]+)\?/.exec(text)?.[1];
+  if (meant !== undefined)
+    return `unknown command \`${argv.find((a) => !a.startsWith('-')) ?? ''}\`; did you mean \`${meant}\`?`;
   const unknown = /^Unknown arguments?: ([^,\n]+)/.exec(text)?.[1];
   if (unknown !== undefined) {
     const typed = argv.find((a) => a.replace(/^-+/, '').split('=')[0] === unknown && a.startsWith('-'));

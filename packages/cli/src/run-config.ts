@@ -22,6 +22,8 @@ export type RunConfigKey = (typeof RUN_CONFIG_KEYS)[number];
 export interface RunConfig {
   readonly vassals?: readonly string[];
   readonly single: Partial<Record<Exclude<RunConfigKey, 'vassals'>, string>>;
+  /** `FILE:LINE` of a single key, for errors found when its value is used (`metrics = abc`). */
+  readonly where: Partial<Record<Exclude<RunConfigKey, 'vassals'>, string>>;
 }
 
 export class RunConfigError extends Error {
@@ -50,6 +52,7 @@ export function readRunConfig(path: string): RunConfig {
 export function parseRunConfig(text: string, path: string): RunConfig {
   const vassals: string[] = [];
   const single: Partial<Record<RunConfigKey, string>> = {};
+  const where: Partial<Record<RunConfigKey, string>> = {};
   const seenAt = new Map<string, number>();
   let section: string | undefined;
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
@@ -88,6 +91,30 @@ export function parseRunConfig(text: string, path: string): RunConfig {
       fail(`\`${key}\` is given twice (first on line ${before}); only \`vassals\` repeats`);
     seenAt.set(key, i + 1);
     single[key as RunConfigKey] = value;
+    where[key as RunConfigKey] = `${path}:${i + 1}`;
   });
-  return { ...(vassals.length > 0 ? { vassals } : {}), single };
+  return { ...(vassals.length > 0 ? { vassals } : {}), single, where };
+}
+
+/**
+ * Uses a value (sync or async): when it came from the file (`config` given), an error that using
+ * it throws names the file and line, as every other error of the file does.
+ */
+export function useValue<T>(
+  config: RunConfig | undefined,
+  key: Exclude<RunConfigKey, 'vassals'>,
+  use: () => T,
+): T {
+  const where = config?.where[key];
+  if (where === undefined) return use();
+  const rethrow = (err: unknown): never => {
+    const message = (err as Error).message.replace(/^--[\w-]+:? /, '');
+    throw new RunConfigError(`${where}: \`${key}\` ${message}`);
+  };
+  try {
+    const used = use();
+    return used instanceof Promise ? (used.catch(rethrow) as T) : used;
+  } catch (err) {
+    return rethrow(err);
+  }
 }

@@ -191,7 +191,7 @@ void test('usage errors exit 2 with a one-line reason', () => {
     assert.match(r.stderr, /^emperor: .+\nRun `emperor --help`/, `emperor ${args.join(' ')}`);
     assert.equal(r.stdout, '');
   }
-  assert.match(emperor('chek', 'x').stderr, /unknown command `chek`\. Did you mean check\?/);
+  assert.match(emperor('chek', 'x').stderr, /unknown command `chek`; did you mean `check`\?/);
 });
 
 void test('--help and --version', () => {

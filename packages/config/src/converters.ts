@@ -60,9 +60,9 @@ const UNITS: Readonly<Record<string, number>> = { '': 1, k: 2 ** 10, m: 2 ** 20,
  * bare number other than 0 is refused: `512` is bytes to Supervisor but MiB to uWSGI's
  * `reload-on-rss`, and guessing wrong recycles every instance at once. `512B` says bytes.
  */
-export function size(min: number): Converter<number> {
+export function size(min: number, { uwsgiMiB = false } = {}): Converter<number> {
   return (value) => {
-    if (DIGITS.test(value) && Number(value) !== 0) return fail(bareSizeMessage(value));
+    if (DIGITS.test(value) && Number(value) !== 0) return fail(bareSizeMessage(value, uwsgiMiB));
     const m = SIZE.exec(value);
     const unit = UNITS[(m?.[2] ?? '').toLowerCase()];
     const bytes = m === null || unit === undefined ? NaN : Math.floor(Number(m[1]) * unit);
@@ -74,7 +74,9 @@ export function size(min: number): Converter<number> {
   };
 }
 
-function bareSizeMessage(n: string): string {
+/** `uwsgiMiB`: the key stands for uWSGI's `reload-on-rss`, whose bare number is MiB (its
+ * `log-maxsize`, by contrast, is bytes: no such hint for a log size). */
+function bareSizeMessage(n: string, uwsgiMiB: boolean): string {
   const bytes = Number(n);
   let same = '';
   for (const [unit, factor] of [...Object.entries(UNITS)].reverse())
@@ -82,7 +84,8 @@ function bareSizeMessage(n: string): string {
       same = `, that is \`${bytes / factor}${unit.toUpperCase()}\``;
       break;
     }
-  return `a size needs a unit: write \`${n}M\` for ${n} MiB (as uWSGI's \`reload-on-rss = ${n}\` means) or \`${n}B\` for ${n} bytes${same}`;
+  const mib = uwsgiMiB ? ` (as uWSGI's \`reload-on-rss = ${n}\` means)` : '';
+  return `a size needs a unit: write \`${n}M\` for ${n} MiB${mib} or \`${n}B\` for ${n} bytes${same}`;
 }
 
 // The daemon arms these as timers; setTimeout fires at once beyond 2^31-1 ms (24.8 days).

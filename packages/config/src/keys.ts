@@ -249,7 +249,7 @@ export const KEYS = {
     default: 'none',
     doc: "Recycle an instance (graceful replace) when its process tree's RSS exceeds this.",
     example: '512M',
-    convert: c.size(1),
+    convert: c.size(1, { uwsgiMiB: true }),
   }),
   'max-lifetime': key<number>({
     repeatable: false,

@@ -23,7 +23,8 @@ export interface ReadLines {
   readonly uwsgiLine: number | undefined;
 }
 
-export const UWSGI_HINT = 'run it from a vassal file with `[vassal]` and `exec = uwsgi --ini FILE`';
+export const UWSGI_HINT =
+  'run it from a vassal file with `[vassal]` and `exec = uwsgi --ini FILE --die-on-term` (uWSGI takes SIGTERM as a reload without it)';
 
 /** The `[vassal]` entries in file order; syntax problems go to `issues`. */
 export function readLines(text: string, issues: IssueList): ReadLines {

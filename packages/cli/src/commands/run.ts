@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { defaultPaths } from '@emperor/daemon/paths';
 import type { FastCommand } from '../fast-command.js';
 import { failure, isUsageError } from '../failure.js';
-import { LOG_LEVELS, readRunConfig } from '../run-config.js';
+import { LOG_LEVELS, readRunConfig, useValue } from '../run-config.js';
 import type { CommandModule, Output } from './command.js';
 
 /**
@@ -175,10 +175,18 @@ export async function run(args: RunArgs): Promise<number> {
   });
 
   const groupName = args.controlGroup ?? file['control-group'];
-  const gid = groupName === undefined ? undefined : await resolveGroup(groupName);
+  // A value from the command line wins; one from the file is reported with its file and line.
+  const fromFile = (onLine: string | undefined) => (onLine === undefined ? config : undefined);
+  const gid =
+    groupName === undefined
+      ? undefined
+      : await useValue(fromFile(args.controlGroup), 'control-group', () => resolveGroup(groupName));
   if (gid !== undefined) shareDirWithGroup(runtimeDir, gid);
   const metricsAt = args.metrics ?? file.metrics;
-  const metricsAddress = metricsAt === undefined ? undefined : parseListenAddress(metricsAt);
+  const metricsAddress =
+    metricsAt === undefined
+      ? undefined
+      : useValue(fromFile(args.metrics), 'metrics', () => parseListenAddress(metricsAt));
 
   // The socket first: a second emperor on the same socket is refused before it touches anything.
   const server = await openControlServer({

@@ -44,12 +44,16 @@ export const statusCommand = daemonCommand({
         output.out(line);
     }
     if (args.values.check !== true) return 0;
+    // A reason on a vassal that serves means the file's own version could not start (a refused
+    // or abandoned reload): an older version runs, which a deploy check must hear about.
     const unhealthy = snapshot.vassals.flatMap((v) =>
       v.error
         ? [`${v.name} (config error)`]
         : v.state === 'failed' || v.state === 'backoff'
           ? [`${v.name} (${v.state})`]
-          : [],
+          : v.reason !== null
+            ? [`${v.name} (its file's version is not running)`]
+            : [],
     );
     if (unhealthy.length === 0) return 0;
     output.err(`emperor: unhealthy: ${unhealthy.join(', ')}`);
