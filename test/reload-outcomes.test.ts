@@ -108,8 +108,17 @@ void test('reload = restart: a program not on PATH, a missing chdir or env-file 
   const first = await waitFor(() => getJson(port), { what: 'the app answering' });
   const pid = first.pid as number;
 
+  // A script whose `#!` names an interpreter that is not there: execve would fail only after the
+  // old instance had been stopped.
+  const script = join(emp.dir, 'app.py');
+  writeFileSync(script, '#!/nonexistent/python9 -u\nprint("hi")\n');
+  chmodSync(script, 0o755);
   const bad: [string, RegExp][] = [
     [good.replace(NODE, 'pythn3'), /reload failed: program pythn3 not found on PATH/],
+    [
+      good.replace(`${NODE} ${join(FIXTURES, 'http-server.mjs')}`, script),
+      /reload failed: program .*app\.py starts with `#!\/nonexistent\/python9`, which is missing/,
+    ],
     [`${good}chdir = /nonexistent/app\n`, /reload failed: chdir \/nonexistent\/app does not exist/],
     [
       `${good}env-file = /nonexistent/app.env\n`,

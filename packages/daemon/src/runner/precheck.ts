@@ -1,7 +1,7 @@
 // Everything that can fail before a spawn, checked in one place: by the spawn itself, and by the
 // runner before a reload or restart stops the generation that serves (a reload that cannot start
 // must leave it running, as a config error does).
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readSync, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { VassalConfig } from '@emperor/config';
 import { childEnv, type InstanceIdentity } from './child-env.js';
@@ -69,16 +69,46 @@ export function resolveProgram(argv: readonly string[], chdir: string, path: str
   }
   const program = argv[0];
   if (program === undefined || program === '') return no('exec is empty');
+  const found = (full: string): Resolved => {
+    const interpreter = missingInterpreter(full);
+    return interpreter === undefined
+      ? { ok: true, file: full }
+      : no(`program ${full} starts with \`#!${interpreter}\`, which is missing or not executable`);
+  };
   if (program.includes('/')) {
     const full = isAbsolute(program) ? program : resolve(chdir, program);
-    return executable(full) ? { ok: true, file: full } : no(`program ${full} is missing or not executable`);
+    return executable(full) ? found(full) : no(`program ${full} is missing or not executable`);
   }
   for (const dir of (path ?? '').split(delimiter)) {
     if (dir === '') continue;
     const full = join(isAbsolute(dir) ? dir : resolve(chdir, dir), program);
-    if (executable(full)) return { ok: true, file: full };
+    if (executable(full)) return found(full);
   }
   return no(`program ${program} not found on PATH (${path ?? ''})`);
+}
+
+/**
+ * The interpreter a script's `#!` line names, when it cannot be run: execve would fail with
+ * ENOENT after the old generation was stopped. Reads the first 256 bytes of the program.
+ */
+function missingInterpreter(file: string): string | undefined {
+  const head = Buffer.alloc(256);
+  let n = 0;
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      n = readSync(fd, head, 0, head.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined; // unreadable but executable: let execve decide
+  }
+  if (n < 3 || head[0] !== 0x23 || head[1] !== 0x21) return undefined;
+  const line = head.subarray(2, n).toString('latin1').split('\n')[0] ?? '';
+  const interpreter = line.trim().split(/[ \t]+/)[0] ?? '';
+  if (!isAbsolute(interpreter)) return undefined; // the kernel takes it relative to the caller's cwd: rare
+  return executable(interpreter) ? undefined : interpreter;
 }
 
 function executable(file: string): boolean {
