@@ -196,6 +196,22 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
       `uWSGI treats ${stopSignal} as a reload and keeps running: pass \`--die-on-term\` (and \`--hook-master-start "unix_signal:15 gracefully_kill_them_all"\` to finish requests in flight), or set \`stop-signal = SIGINT\` (a brutal stop)`,
     );
   }
+  // gunicorn takes the emperor's sockets from LISTEN_FDS by itself; `--bind fd://3` makes it
+  // take fd 3 a second time, and Debian's 20.1 dies at start with EBADF.
+  if (
+    exec !== undefined &&
+    argv !== undefined &&
+    sockets.length > 0 &&
+    isProgram(argv, shell, 'gunicorn') &&
+    /(^|\s)(--bind[= ]|-b ?)fd:\/\//.test(exec.value)
+  ) {
+    issues.warn(
+      'EMP_CONFIG_GUNICORN_BIND_FD',
+      exec.line,
+      'exec',
+      'gunicorn already serves the sockets it inherits (LISTEN_FDS): drop `--bind fd://N`, with which gunicorn 20.1 exits with `OSError: [Errno 9] Bad file descriptor`',
+    );
+  }
 
   if (exec === undefined || argv === undefined) return undefined;
   const crons = [...v.all('cron'), ...v.all('unique-cron')]
@@ -246,8 +262,13 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
 }
 
 function isUwsgi(argv: readonly string[], shell: boolean): boolean {
+  return isProgram(argv, shell, 'uwsgi');
+}
+
+/** Whether the command runs `name` (any word of a shell command, else the program). */
+function isProgram(argv: readonly string[], shell: boolean, name: string): boolean {
   const words = shell ? (argv[2] ?? '').split(/\s+/) : argv.slice(0, 1);
-  return words.some((w) => basename(w) === 'uwsgi');
+  return words.some((w) => basename(w) === name);
 }
 
 interface Principals {
