@@ -175,7 +175,9 @@ export function details(v: VassalStatus, now: number): Detail[] {
   } else if (v.reason !== null && v.state === 'running') {
     out.push({ text: `  ${v.reason}`, color: '33' });
   }
-  if (v.state === 'backoff' || v.state === 'failed')
+  // The stderr tail explains an exit; under a failure with no exit since the vassal last ran
+  // (a program gone missing) it would be an older run's output, shown as if it were the cause.
+  if ((v.state === 'backoff' || v.state === 'failed') && exit !== undefined)
     for (const l of v.last_stderr.filter((x) => x.trim() !== '').slice(-STDERR_SHOWN))
       out.push({ text: `  | ${l}`, color: '2', oneLine: true });
   return out;

@@ -78,3 +78,29 @@ void test('long values are cut with an ellipsis, never wrapped mid-word, within 
   assert.equal(stderr.length, 1, `one line per stderr line:\n${text}`);
   assert.ok(stderr[0]?.endsWith('…'), text);
 });
+
+void test('a failure with no exit since the vassal last ran shows no stderr of an older run', () => {
+  const lines = formatTable(
+    snapshot([
+      vassal({
+        name: 'api',
+        state: 'failed',
+        reason: 'program gunicron not found on PATH',
+        last_exit: null,
+        last_stderr: ['SyntaxError: an older run, fixed since'],
+      }),
+      vassal({
+        name: 'worker',
+        state: 'failed',
+        reason: 'exited 5 times',
+        last_exit: { code: 1, signal: null, at: '2026-11-23T18:11:37.000Z' },
+        last_stderr: ['Error: cannot reach the database'],
+      }),
+    ]),
+    { color: false, width: 80, now: Date.parse('2026-11-23T18:12:00.000Z') },
+  );
+  const text = lines.join('\n');
+  assert.match(text, /failed: program gunicron not found on PATH/);
+  assert.doesNotMatch(text, /SyntaxError/);
+  assert.match(text, /\| Error: cannot reach the database/);
+});

@@ -596,3 +596,19 @@ void test('the reason of a reload that could not start stays while the older ver
   assert.equal(d.v.state, 'running');
   assert.equal(d.v.reason, 'reload failed: no gunicron');
 });
+
+void test('the last exit stays while the vassal restarts, and goes once it runs again', () => {
+  const d = new Drive(testConfig({ ready: { kind: 'notify' }, restartDelayMs: 1000 }));
+  const pid = counter();
+  d.spawned(d.send({ type: 'start', at: 0 }), 0, pid);
+  d.send({ type: 'ready', pid: 100, at: 10 });
+  d.send({ type: 'exited', pid: 100, code: 1, signal: null, at: 100 });
+  assert.deepEqual(d.v.lastExit, { code: 1, signal: null, at: 100 });
+  d.spawned(d.send({ type: 'timer', timer: { kind: 'backoff' }, at: 1100 }), 1100, pid);
+  assert.equal(d.v.state, 'starting');
+  assert.deepEqual(d.v.lastExit, { code: 1, signal: null, at: 100 }, 'still what explains the restart');
+  d.send({ type: 'ready', pid: 101, at: 1200 });
+  assert.equal(d.v.state, 'running');
+  // A later failure (a program gone missing) must not be explained by this crash from before.
+  assert.equal(d.v.lastExit, undefined);
+});

@@ -233,10 +233,12 @@ function settle(s: Step, at: number): Transition {
     const ready = mine.length > 0 && mine.every((i) => i.state === 'running');
     if (ready) {
       // A reason stays while the file's version is not the one running (a reload that could not start).
+      // The last exit goes: a later failure must not be explained by a crash from before this run.
       s.set({
         state: 'running',
         reason: v.config === v.fileConfig ? undefined : v.reason,
         servingConfig: undefined,
+        lastExit: undefined,
       });
       s.log('info', 'running', { pids: mine.map((i) => i.pid).join(',') });
       if (v.config.onDemand && v.config.idleMs > 0) {
