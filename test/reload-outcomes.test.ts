@@ -83,6 +83,10 @@ void test('a reload that cannot start: --wait exits 1 with the reason, the error
   const shownBefore = JSON.parse(before.stdout) as { argv: string[]; not_applied: { argv: string[] } | null };
   assert.equal(shownBefore.argv[0], NODE, 'show describes what runs');
   assert.equal(shownBefore.not_applied?.argv[0], 'gunicron', '... and what the file says instead');
+  assert.match(
+    (await runCli(['show', 'flask'], { control })).stdout,
+    /^not applied: the file says gunicron .*\(reload failed: program gunicron not found/m,
+  );
 
   // The program appears: the same reload now applies the file as it says.
   writeFileSync(join(bin, 'gunicron'), `#!/bin/sh\nexec ${NODE} "$@"\n`);

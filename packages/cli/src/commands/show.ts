@@ -16,6 +16,8 @@ interface Shown {
   log: string;
   instances: { index: number; generation: number; pid: number | null; state: string }[];
   config: Record<string, unknown>;
+  /** The file's own version, when it is not the one running (a reload that could not start). */
+  not_applied?: { argv: string[]; reason: string | null } | null;
 }
 
 function quote(word: string): string {
@@ -41,6 +43,11 @@ export const showCommand = daemonCommand({
     row('vassal', `${s.name} (${s.state}, generation ${s.generation})`);
     row('file', s.file);
     row('argv', s.argv.map(quote).join(' '));
+    if (s.not_applied)
+      row(
+        'not applied',
+        `the file says ${s.not_applied.argv.map(quote).join(' ')}${s.not_applied.reason ? ` (${s.not_applied.reason})` : ''}`,
+      );
     row('chdir', s.chdir);
     row('log', s.log);
     row(
