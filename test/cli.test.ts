@@ -132,6 +132,13 @@ void test('ls, --json on actions, signal, rescan and status --check against a ru
   assert.equal(first.ok, false);
   assert.match(first.reason, /nonexistent/);
   expectCode(await cli('start', 'sleeper', '--json'), 0, 'start --json');
+  // A refusal is JSON too when JSON was asked for (the text stays on stderr).
+  const unknown = await cli('restart', 'no-such-vassal', '--json');
+  expectCode(unknown, 1, 'restart of an unknown vassal --json');
+  const refusal = JSON.parse(unknown.stdout) as { error: { code: string; message: string } };
+  assert.match(refusal.error.code, /^EMP_/);
+  assert.match(refusal.error.message, /no-such-vassal/);
+  assert.match(unknown.stderr, /no-such-vassal/);
 
   // signal: to each running instance's main process.
   const sent = await cli('signal', 'trapper', 'USR2');

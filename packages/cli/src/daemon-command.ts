@@ -30,10 +30,15 @@ export interface DaemonCommandSpec {
 export function daemonCommand(spec: DaemonCommandSpec): CommandModule & FastCommand {
   const options: Options = { ...spec.options, ...CONTROL_OPTION };
   const fast = async (args: readonly string[], output: Output): Promise<number> => {
+    let json = false;
     try {
       const parsed = parseFast(args, options, spec.positionals);
+      json = parsed.values.json === true;
       return await spec.run(parsed, controlPath(parsed.values.control), output);
     } catch (err) {
+      // A script that asked for JSON gets JSON on stdout when the daemon refuses, too.
+      if (json && err instanceof DaemonError)
+        output.out(JSON.stringify({ error: { code: err.code, message: err.message } }, null, 2));
       return report(err, output);
     }
   };
