@@ -473,6 +473,18 @@ void test('a watched directory that does not exist yet is warned about and start
     assert.equal(warn.level, 40);
     assert.ok(emp.lines.indexOf(warn) < emp.lines.findIndex((l) => l.event === 'emperor-ready'));
   }
+  // status says so too, rather than "drop a NAME.ini file into" a directory that is not there.
+  const control = controlSocket(emp);
+  const table = (await runCli(['status'], { control })).stdout;
+  assert.match(
+    table.replace(/\n +/g, ' '),
+    new RegExp(`watched directory ${later} does not exist: its vassals start when it appears`),
+  );
+  assert.match(table, new RegExp(`drop a NAME\\.ini file into ${emp.vassals} to start one\n`));
+  const json = JSON.parse((await runCli(['status', '--json'], { control })).stdout) as {
+    emperor: { missing_dirs: string[] };
+  };
+  assert.deepEqual(json.emperor.missing_dirs, [later, deep].sort());
   let from = emp.lines.length;
   mkdirSync(later);
   writeFileSync(join(later, 'one.ini'), sleeper('one'));
@@ -482,6 +494,15 @@ void test('a watched directory that does not exist yet is warned about and start
   writeFileSync(join(deep, 'two.ini'), sleeper('two'));
   await spawned(emp, 'two', from, 'two');
   await emp.waitLine((l) => l.event === 'watch-dir-found' && l.dir === deep, 'watch-dir-found', from);
+  await waitFor(
+    async () =>
+      (
+        JSON.parse((await runCli(['status', '--json'], { control })).stdout) as {
+          emperor: { missing_dirs: string[] };
+        }
+      ).emperor.missing_dirs.length === 0,
+    { what: 'no missing directory in status' },
+  );
   // Its grandparent removed and made again: still watched for.
   from = emp.lines.length;
   rmSync(join(base, 'not'), { recursive: true });

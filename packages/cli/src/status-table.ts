@@ -89,9 +89,20 @@ function cut(text: string, width: number): string {
 export function formatTable(snapshot: StatusSnapshot, opts: TableOptions): string[] {
   const paint: Paint = opts.color ? (code, text) => `\x1b[${code}m${text}\x1b[0m` : (_c, text) => text;
   const width = Math.max(40, opts.width);
+  // `missing_dirs` is absent from an older emperor's answer. A watched glob (`DIR/*.ini`) counts
+  // as its directory.
+  const missing = snapshot.emperor.missing_dirs ?? [];
+  const missingLines = missing.flatMap((d) =>
+    wrap(`watched directory ${d} does not exist: its vassals start when it appears`, width, '  ').map((l) =>
+      paint('33', l),
+    ),
+  );
   if (snapshot.vassals.length === 0) {
-    const dirs = snapshot.emperor.vassal_dirs.join(', ');
-    return [`no vassals: drop a NAME.ini file into ${dirs || 'the vassal directory'} to start one`];
+    const present = snapshot.emperor.vassal_dirs.filter(
+      (d) => !missing.includes(d.replace(/\/[^/]*[*?[][^/]*$/, '')),
+    );
+    if (present.length === 0) return missingLines;
+    return [`no vassals: drop a NAME.ini file into ${present.join(', ')} to start one`, ...missingLines];
   }
   const rows = snapshot.vassals.map(cells);
   const widths = HEADERS.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)));
@@ -122,7 +133,7 @@ export function formatTable(snapshot: StatusSnapshot, opts: TableOptions): strin
       for (const l of lines) out.push(paint(d.color, l));
     }
   });
-  out.push(summary(snapshot));
+  out.push(summary(snapshot), ...missingLines);
   return out;
 }
 

@@ -38,6 +38,8 @@ export interface Emperor {
   rescan(): Promise<void>;
   /** SIGUSR1: reopen every log file. */
   reopenLogs(): void;
+  /** Watched directories that do not exist now (watched for: their vassals start when they appear). */
+  missingDirs(): string[];
   /**
    * Where the log of a vassal that is gone would be: the path it last wrote (remembered since
    * this emperor started), else `<log-dir>/NAME.log`. Undefined when no such file exists.
@@ -172,6 +174,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
       }),
   });
 
+  const missing = new Set<string>();
   const source = new DirSource(
     options.vassals.map(parseWatchTarget),
     (scan: Scan) => {
@@ -181,6 +184,8 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
       logger.error({ event: 'watch-error', err }, 'watch-error');
     },
     (note) => {
+      if (note.event === 'watch-dir-missing') missing.add(note.dir);
+      if (note.event === 'watch-dir-found') missing.delete(note.dir);
       logWatchNote(logger, note);
     },
   );
@@ -214,6 +219,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
       return () => reactionListeners.delete(listener);
     },
     rescan: () => source.rescan(),
+    missingDirs: () => [...missing].sort(),
     reopenLogs: () => {
       for (const { log } of logs.values()) void log.reopen();
     },

@@ -70,7 +70,14 @@ export interface VassalStatus {
 }
 
 export interface StatusSnapshot {
-  readonly emperor: { pid: number; version: string; uptime_s: number; vassal_dirs: string[] };
+  readonly emperor: {
+    pid: number;
+    version: string;
+    uptime_s: number;
+    vassal_dirs: string[];
+    /** Watched directories that do not exist now; their vassals start when they appear. */
+    missing_dirs?: string[];
+  };
   readonly vassals: VassalStatus[];
 }
 
@@ -108,6 +115,7 @@ export function buildStatus(
       version: info.version,
       uptime_s: Math.floor((now - info.startedAt) / 1000),
       vassal_dirs: [...info.vassalDirs],
+      missing_dirs: emperor.missingDirs(),
     },
     vassals,
   };
