@@ -80,14 +80,28 @@ function settleDisk(dir) {
   execFileSync('sync', ['-f', dir]);
 }
 
-async function direct(dir, rep) {
+/**
+ * The same program writing to a file directly, or (`viaCat`) to its stdout piped into `cat > FILE`:
+ * what any supervisor that captures stdout through a pipe costs at the least, with no supervision.
+ */
+async function direct(dir, rep, viaCat = false) {
   settleDisk(dir);
-  const file = join(dir, `direct-${rep}.out`);
-  const mark = join(dir, `direct-${rep}.mark`);
-  const child = spawn(process.execPath, [WRITER, String(BYTES), file, mark], {
-    env: cleanEnv(),
-    stdio: 'inherit',
-  });
+  const kind = viaCat ? 'cat' : 'direct';
+  const file = join(dir, `${kind}-${rep}.out`);
+  const mark = join(dir, `${kind}-${rep}.mark`);
+  const child = viaCat
+    ? spawn(
+        '/bin/sh',
+        ['-c', `"$0" "$1" "$2" - "$3" | cat > "$4"`, process.execPath, WRITER, String(BYTES), mark, file],
+        {
+          env: cleanEnv(),
+          stdio: 'inherit',
+        },
+      )
+    : spawn(process.execPath, [WRITER, String(BYTES), file, mark], {
+        env: cleanEnv(),
+        stdio: 'inherit',
+      });
   track(child.pid);
   let exit;
   child.once('exit', (code) => {
@@ -138,9 +152,11 @@ const baseKb = rssKb(emperor.pid);
 // the kernel has used and freed before, and would burden whichever run came first.
 await direct(emperor.dir, 'warm-up');
 const direct_ = [];
+const cat = [];
 const via = [];
 for (let rep = 0; rep < REPS; rep++) {
   direct_.push(await direct(emperor.dir, rep));
+  cat.push(await direct(emperor.dir, rep, true));
   via.push(await viaEmperor(emperor, rep, rep === REPS - 1));
 }
 const lastAt = nowMs();
@@ -151,6 +167,7 @@ await emperor.stop();
 
 const ratios = via.map((v, i) => v.rate / direct_[i].rate);
 const ratio = median(ratios);
+const catRatios = via.map((v, i) => v.rate / cat[i].rate);
 const dropped = via.reduce((n, v) => n + v.dropped, 0);
 const wrong = via.at(-1).wrong;
 const cpuPerGiB = median(via.map((v) => v.cpuS / (BYTES / GiB)));
@@ -161,16 +178,20 @@ printTable(
   [
     'run',
     'direct to a file, MiB/s',
+    'piped into cat, MiB/s',
     'through the emperor, MiB/s',
-    'ratio',
+    'ratio to direct',
+    'ratio to cat',
     'emperor CPU, s/GiB',
     'dropped bytes',
   ],
   via.map((v, i) => [
     i + 1,
     rate(direct_[i]),
+    rate(cat[i]),
     rate(v),
     fmt(ratios[i], 2),
+    fmt(catRatios[i], 2),
     fmt(v.cpuS / (BYTES / GiB), 2),
     v.dropped,
   ]),
@@ -191,6 +212,9 @@ console.log(
   `machine: ${shell('nproc')} cores, ${shell('uname -sr')}, node ${process.version}; ${shell('date -u +%FT%TZ')}; load average before ${loadBefore}, after ${shell('cut -d" " -f1-3 /proc/loadavg')}`,
 );
 console.log(`goal ratio >= 0.8: ${verdict(ratio >= 0.8)} (median ${fmt(ratio, 2)})`);
+console.log(
+  `for scale, through the emperor / piped into cat (the least a pipe costs): median ${fmt(median(catRatios), 2)}`,
+);
 console.log(
   `goal 0 bytes dropped, log byte-exact: ${verdict(dropped === 0 && wrong === -1)} (dropped ${dropped}${wrong === -1 ? '' : `, first difference at byte ${wrong}`})`,
 );
