@@ -143,6 +143,8 @@ void test(
     writeFileSync(`${gate}.2`, '');
     await emp.waitLine((l) => l.event === 'running' && l.generation === 2, 'generation 2 running', from);
     await waitFor(() => niceOf(second) === 0, { what: 'the priority back once ready' });
+    // The retired instance may still accept a connection while it takes its SIGTERM.
+    await waitFor(() => !alive(first.pid as number), { what: 'generation 1 retired' });
     assert.equal((await get({ port })).pid, second);
   },
 );
