@@ -181,3 +181,28 @@ void test('two files on one address at start: the older file keeps it, in the da
   await emp.waitLine(runningOf('zz-old'), 'zz-old running');
   await assertBlamed(emp, dir, 'aa-young', 'zz-old');
 });
+
+void test('a reload refused before anything stopped keeps its serving address claimed: a newcomer on it is told who holds it', async (t) => {
+  const [port, next] = [await freePort(), await freePort()];
+  const emp = await startEmperor(t);
+  emp.write('web.ini', sleeper(port));
+  await emp.waitLine(runningOf('web'), 'web running');
+  // web's file moves to another port with a program that is not there: the reload is refused,
+  // and the old version serves on, still bound to the first port.
+  let from = emp.lines.length;
+  emp.write('web.ini', sleeper(next).replace('/bin/sleep', '/nonexistent/sleep'));
+  await emp.waitLine((l) => l.event === 'reload-failed' && l.vassal === 'web', 'reload refused', from);
+  from = emp.lines.length;
+  emp.write('late.ini', sleeper(port));
+  const logged = await emp.waitLine(
+    (l) => l.event === 'config-error' && l.vassal === 'late',
+    'the conflict logged',
+    from,
+  );
+  assert.equal(logged.code, 'EMP_VASSAL_SOCKET_CONFLICT');
+  assert.match(String(logged.msg), /web/);
+  assert.ok(
+    !emp.lines.slice(from).some((l) => l.vassal === 'late' && l.event === 'failed'),
+    'late never tried to bind an address web holds',
+  );
+});

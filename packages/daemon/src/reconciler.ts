@@ -186,6 +186,11 @@ export class Reconciler {
         fresh.dispatch({ type: 'start', at: now() });
       } else {
         runner.dispatch({ type: 'update', config, at: now() });
+        // A reload refused before anything stopped (a missing program) keeps the older version
+        // serving on its own sockets: they stay claimed beside the file's, until a scan applies it.
+        const serving = runner.vassal.config;
+        if (serving !== config && !runner.disposed)
+          this.#claims.set({ name, file: config.file }, [...serving.sockets, ...config.sockets]);
       }
       this.#reacted(name, c.changedAt);
     }

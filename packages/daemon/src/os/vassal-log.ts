@@ -56,6 +56,8 @@ export interface VassalLogOptions {
   readonly timestamps: boolean;
   /** Output held in memory once the disk has failed to keep up for `MAX_PAUSE_MS`; beyond it output is dropped. */
   readonly maxBufferedBytes?: number;
+  /** How long a pause may hold the apps back before the disk counts as not keeping up. */
+  readonly maxPauseMs?: number;
   readonly logger?: Logger;
   /** Milliseconds since the epoch, for the timestamp prefixes. */
   readonly now?: () => number;
@@ -193,6 +195,8 @@ class VassalLogImpl implements VassalLog {
   #reopenWaiters: (() => void)[] = [];
   #flushWaiters: { target: number; resolve: () => void }[] = [];
   #closing = false;
+  /** close() is reading the exited apps' pipes to their end. */
+  #draining = false;
   #closed: Promise<void> | undefined;
 
   constructor(opts: VassalLogOptions) {
@@ -293,6 +297,7 @@ class VassalLogImpl implements VassalLog {
       // paused): read every pipe to its end first, for CLOSE_DRAIN_MS at most, since a
       // grandchild may keep one open.
       this.#overflow = true;
+      this.#draining = true;
       this.#readAgain();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, CLOSE_DRAIN_MS);
@@ -302,6 +307,7 @@ class VassalLogImpl implements VassalLog {
         };
       });
       this.#allEnded = undefined;
+      this.#draining = false;
     }
     for (const att of this.#attachments) this.#endLine(att);
     this.#closing = true;
@@ -327,7 +333,10 @@ class VassalLogImpl implements VassalLog {
   #onData(att: Attachment, chunk: Buffer): void {
     if (chunk.length === 0) return;
     if (att.source === 'stderr') this.#scanRecent(att, chunk);
-    if (this.#closing) return;
+    if (this.#closing) {
+      this.#drop(chunk.length); // counted in stats(): the file is closing, no report follows
+      return;
+    }
     if (!this.#opts.timestamps) {
       // The hot path: no per-line work, the chunk is copied into the current slab.
       this.#enqueue(chunk, chunk.length, false);
@@ -516,7 +525,7 @@ class VassalLogImpl implements VassalLog {
       // The disk cannot keep up: an app is never held back longer (SPEC §4).
       this.#overflow = true;
       this.#readAgain();
-    }, MAX_PAUSE_MS);
+    }, this.#opts.maxPauseMs ?? MAX_PAUSE_MS);
     this.#pauseTimer.unref();
   }
 
@@ -531,7 +540,9 @@ class VassalLogImpl implements VassalLog {
   /** After a write: read again once the backlog is down to half the pause mark. */
   #caughtUp(): void {
     if (this.#queued > this.#pauseAt / 2) return;
-    this.#overflow = false;
+    // While close drains the pipes nothing may pause them again: a pause as long as the drain
+    // would end it with output still in a pipe.
+    if (!this.#draining) this.#overflow = false;
     this.#readAgain();
   }
 
