@@ -189,7 +189,7 @@ export class Reconciler {
         // A reload refused before anything stopped (a missing program) keeps the older version
         // serving on its own sockets: they stay claimed beside the file's, until a scan applies it.
         const serving = runner.vassal.config;
-        if (serving !== config && !runner.disposed)
+        if (serving !== config)
           this.#claims.set({ name, file: config.file }, [...serving.sockets, ...config.sockets]);
       }
       this.#reacted(name, c.changedAt);
