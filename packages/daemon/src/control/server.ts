@@ -34,6 +34,8 @@ const IDLE_TIMEOUT_MS = 5_000;
 const ACTIVE_TIMEOUT_MS = 30_000;
 /** After an error answer, how long a client has to read it and close. */
 const ERROR_LINGER_MS = 2_000;
+/** Refused connections allowed to linger for their 503 at once; beyond, they are closed unanswered. */
+const MAX_REFUSING = 16;
 const DEFAULT_WAIT_MS = 300_000;
 const MAX_WAIT_MS = 24 * 3600_000;
 const DEFAULT_LOG_LINES = 20;
@@ -262,12 +264,22 @@ export async function openControlServer(options: ControlServerOptions): Promise<
   const budget = fdBudget();
   const cap = options.maxConnections ?? budget.controlConnections;
   const connections = new Map<Socket, { active: number }>();
+  let refusing = 0;
   const forget = (socket: Socket): void => {
     connections.delete(socket);
     budget.openControl = connections.size;
   };
   server.on('connection', (socket: Socket) => {
     if (connections.size >= cap && !dropOldestIdle()) {
+      // A connect loop must not hold an fd per attempt for ERROR_LINGER_MS each.
+      if (refusing >= MAX_REFUSING) {
+        socket.destroy();
+        return;
+      }
+      refusing += 1;
+      socket.once('close', () => {
+        refusing -= 1;
+      });
       refuseBusy(socket, cap);
       return;
     }
