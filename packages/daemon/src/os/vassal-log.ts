@@ -209,7 +209,6 @@ class VassalLogImpl implements VassalLog {
 
   attach(stream: Readable | number, label: string, source: OutputSource = 'stdout'): void {
     const att: Attachment = { label, source, carry: [], carryBytes: 0, carryTime: 0, tail: '' };
-    this.#attachments.add(att);
     // The pipe is read until it closes, after close() too (the output is then discarded), and
     // paused only while the disk is behind (bounded by MAX_PAUSE_MS).
     att.reader = readOutput(
@@ -224,6 +223,8 @@ class VassalLogImpl implements VassalLog {
         if (this.#attachments.size === 0) this.#allEnded?.();
       },
     );
+    // Only once reading started: a pipe that could not be read must not hold close() back.
+    this.#attachments.add(att);
     if (this.#paused) att.reader.pause();
   }
 

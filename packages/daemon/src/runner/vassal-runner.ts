@@ -2,7 +2,7 @@
 // handle for this vassal (processes, timers, its log) is held here; the machine stays pure.
 import { readFileSync } from 'node:fs';
 import { getPriority } from 'node:os';
-import { setGroupPriority } from '@emperor/native';
+import { closeRawFd, setGroupPriority } from '@emperor/native';
 import type { Logger } from 'pino';
 import type { VassalConfig } from '@emperor/config';
 import { createVassal, transition } from '../machine/transition.js';
@@ -270,8 +270,22 @@ export class VassalRunner {
     if (beside) this.#booting.add(pid);
     const label = `${config.name}/${index}`;
     const log = this.#log;
-    log.attach(stdout, label, 'stdout');
-    log.attach(stderr, label, 'stderr');
+    // The instance runs: whatever happens to its output, it is tracked below and stopped with
+    // the vassal. A pipe that cannot be read (it never could so far) is closed, not leaked.
+    for (const [fd, source] of [
+      [stdout, 'stdout'],
+      [stderr, 'stderr'],
+    ] as const) {
+      try {
+        log.attach(fd, label, source);
+      } catch (err) {
+        if (typeof fd === 'number') closeRawFd(fd);
+        this.#deps.logger.error(
+          { vassal: this.name, event: 'internal-error', err, pid, source },
+          'internal-error',
+        );
+      }
+    }
     this.#logWriters.set(log, (this.#logWriters.get(log) ?? 0) + 1);
     const onMessage = (m: NotifyMessage): void => {
       this.#onNotify(pid, m);
