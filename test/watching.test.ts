@@ -428,6 +428,19 @@ void test('a dangling symlink is logged once and starts when its target appears 
     1,
     'logged once, not at every scan',
   );
+  // status says so too, and stops saying it once the target is there.
+  const control = controlSocket(emp);
+  const links = async (): Promise<{ file: string; target: string }[]> =>
+    (
+      JSON.parse((await runCli(['status', '--json'], { control })).stdout) as {
+        emperor: { dangling_links: { file: string; target: string }[] };
+      }
+    ).emperor.dangling_links;
+  assert.deepEqual(await links(), [{ file: join(emp.vassals, 'late.ini'), target }]);
+  assert.match(
+    (await runCli(['status'], { control })).stdout.replace(/\n +/g, ' '),
+    /late\.ini is a symlink to .*late\.ini, which does not exist: it starts when that appears/,
+  );
 
   from = emp.lines.length;
   const t0 = Date.now();
@@ -435,6 +448,7 @@ void test('a dangling symlink is logged once and starts when its target appears 
   writeFileSync(target, sleeper('late1'));
   const pid = await spawned(emp, 'late', from, 'late1');
   t.diagnostic(`dangling link: target written to spawn in ${Date.now() - t0} ms`);
+  await waitFor(async () => (await links()).length === 0, { what: 'no dangling link in status' });
   // And its target is watched from now on.
   from = emp.lines.length;
   writeFileSync(target, sleeper('late2'));

@@ -92,11 +92,12 @@ export function formatTable(snapshot: StatusSnapshot, opts: TableOptions): strin
   // `missing_dirs` is absent from an older emperor's answer. A watched glob (`DIR/*.ini`) counts
   // as its directory.
   const missing = snapshot.emperor.missing_dirs ?? [];
-  const missingLines = missing.flatMap((d) =>
-    wrap(`watched directory ${d} does not exist: its vassals start when it appears`, width, '  ').map((l) =>
-      paint('33', l),
+  const missingLines = [
+    ...missing.map((d) => `watched directory ${d} does not exist: its vassals start when it appears`),
+    ...(snapshot.emperor.dangling_links ?? []).map(
+      (l) => `${l.file} is a symlink to ${l.target}, which does not exist: it starts when that appears`,
     ),
-  );
+  ].flatMap((text) => wrap(text, width, '  ').map((l) => paint('33', l)));
   if (snapshot.vassals.length === 0) {
     const present = snapshot.emperor.vassal_dirs.filter(
       (d) => !missing.includes(d.replace(/\/[^/]*[*?[][^/]*$/, '')),

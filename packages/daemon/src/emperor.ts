@@ -40,6 +40,8 @@ export interface Emperor {
   reopenLogs(): void;
   /** Watched directories that do not exist now (watched for: their vassals start when they appear). */
   missingDirs(): string[];
+  /** Vassal files that are symlinks leading nowhere: each starts when its target appears. */
+  danglingLinks(): { file: string; target: string }[];
   /**
    * Where the log of a vassal that is gone would be: the path it last wrote (remembered since
    * this emperor started), else `<log-dir>/NAME.log`. Undefined when no such file exists.
@@ -220,6 +222,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
     },
     rescan: () => source.rescan(),
     missingDirs: () => [...missing].sort(),
+    danglingLinks: () => source.danglingLinks(),
     reopenLogs: () => {
       for (const { log } of logs.values()) void log.reopen();
     },

@@ -77,6 +77,8 @@ export interface StatusSnapshot {
     vassal_dirs: string[];
     /** Watched directories that do not exist now; their vassals start when they appear. */
     missing_dirs?: string[];
+    /** Vassal files that are symlinks leading nowhere; each starts when its target appears. */
+    dangling_links?: { file: string; target: string }[];
   };
   readonly vassals: VassalStatus[];
 }
@@ -116,6 +118,7 @@ export function buildStatus(
       uptime_s: Math.floor((now - info.startedAt) / 1000),
       vassal_dirs: [...info.vassalDirs],
       missing_dirs: emperor.missingDirs(),
+      dangling_links: emperor.danglingLinks(),
     },
     vassals,
   };

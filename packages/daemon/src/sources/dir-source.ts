@@ -304,6 +304,13 @@ export class DirSource {
   }
 
   /** SIGHUP: forget what was seen and look at everything again. */
+  /** Vassal files that are symlinks leading nowhere now, as of the last scan. */
+  danglingLinks(): { file: string; target: string }[] {
+    return [...this.#dangling]
+      .map(([file, target]) => ({ file, target }))
+      .sort((a, b) => (a.file < b.file ? -1 : 1));
+  }
+
   async rescan(): Promise<void> {
     await Promise.all([...this.#dirs.values()].map((w) => this.#recheck(w)));
     for (const path of this.#known.keys()) this.#dirty.add(path);
