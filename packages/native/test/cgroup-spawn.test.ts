@@ -5,16 +5,14 @@ import assert from 'node:assert/strict';
 import { closeSync, mkdirSync, openSync, readFileSync, rmdirSync } from 'node:fs';
 import { test, type TestContext } from 'node:test';
 import {
-  closeRawFd,
   isChildSubreaper,
-  openPipe,
   setChildSubreaper,
   spawnProcess,
   type CgroupMethod,
   type Exit,
   type SpawnError,
 } from '../src/index.js';
-import { fixture, ownCgroupDir, tempDir } from './support.js';
+import { OUT, collect, fixture, ownCgroupDir, tempDir } from './support.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
@@ -37,34 +35,15 @@ function cgroup(t: TestContext): { dir: string; path: string; fd: number } {
   return { dir, path: `${own === '/' ? '' : own}/${name}`, fd };
 }
 
-async function run(
-  script: string,
-  cgroupFd: number,
-  method: CgroupMethod,
-): Promise<{ out: string; exit: Exit }> {
-  const out = openPipe();
-  let child;
-  try {
-    child = spawnProcess({
-      file: '/bin/sh',
-      argv: ['sh', '-c', script],
-      env: { PATH: '/usr/bin:/bin' },
-      fds: [-1, out.writeFd, out.writeFd],
-      cgroup: { fd: cgroupFd, method },
-    });
-  } finally {
-    closeRawFd(out.writeFd);
-  }
-  let text = '';
-  out.readable.setEncoding('utf8');
-  out.readable.on('data', (chunk: string) => (text += chunk));
-  const [exit] = await Promise.all([
-    new Promise<Exit>((resolve) => {
-      child.onExit(resolve);
-    }),
-    new Promise((resolve) => out.readable.once('close', resolve)),
-  ]);
-  return { out: text, exit };
+/** Runs `script` with /bin/sh in the cgroup of `cgroupFd`, stdout and stderr collected. */
+function run(script: string, cgroupFd: number, method: CgroupMethod): Promise<{ out: string; exit: Exit }> {
+  return collect({
+    file: '/bin/sh',
+    argv: ['sh', '-c', script],
+    env: { PATH: '/usr/bin:/bin' },
+    fds: [-1, OUT, OUT],
+    cgroup: { fd: cgroupFd, method },
+  });
 }
 
 for (const method of ['clone3', 'procs'] as const) {

@@ -2,36 +2,10 @@ import assert from 'node:assert/strict';
 import { spawn as nodeSpawn } from 'node:child_process';
 import { chmodSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { bindTcp, closeRawFd, openPipe, spawnProcess, type Exit, type SpawnRequest } from '../src/index.js';
-import { tempDir, waitFor } from './support.js';
+import { bindTcp, spawnProcess, type Exit, type SpawnRequest } from '../src/index.js';
+import { OUT, collect, tempDir, waitFor } from './support.js';
 
 const devNull = openSync('/dev/null', 'r');
-
-/** An entry of `fds` that stands for the write end of the pipe whose output is collected. */
-const OUT = 'out';
-
-/** Spawns `request`, its OUT fds being one pipe; resolves with what came out of it and the exit. */
-async function collect(
-  request: Omit<SpawnRequest, 'fds'> & { fds: readonly (number | typeof OUT)[] },
-): Promise<{ out: string; exit: Exit; pid: number }> {
-  const out = openPipe();
-  let child;
-  try {
-    child = spawnProcess({ ...request, fds: request.fds.map((fd) => (fd === OUT ? out.writeFd : fd)) });
-  } finally {
-    closeRawFd(out.writeFd);
-  }
-  let text = '';
-  out.readable.setEncoding('utf8');
-  out.readable.on('data', (chunk: string) => (text += chunk));
-  const [exit] = await Promise.all([
-    new Promise<Exit>((resolve) => {
-      child.onExit(resolve);
-    }),
-    new Promise((resolve) => out.readable.once('close', resolve)),
-  ]);
-  return { out: text, exit, pid: child.pid };
-}
 
 /** Runs `script` with /bin/sh, stdout and stderr collected. */
 function run(

@@ -1,6 +1,7 @@
 // Helpers shared by this package's tests: deadlines instead of sleeps, short temp dirs, fixtures.
 import { readFileSync, readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { closeRawFd, openPipe, spawnProcess, type Exit, type SpawnRequest } from '../src/index.js';
 
 export { exitStatus as exited, spawnChild, tempDir, waitFor } from '@emperor/test-support';
 
@@ -31,4 +32,30 @@ export function ownCgroupDir(): string | undefined {
     return rest === '/' ? point : point + rest;
   }
   return undefined;
+}
+
+/** An entry of `fds` that stands for the write end of the pipe whose output is collected. */
+export const OUT = 'out';
+
+/** Spawns `request`, its OUT fds being one pipe; resolves with what came out of it and the exit. */
+export async function collect(
+  request: Omit<SpawnRequest, 'fds'> & { fds: readonly (number | typeof OUT)[] },
+): Promise<{ out: string; exit: Exit; pid: number }> {
+  const out = openPipe();
+  let child;
+  try {
+    child = spawnProcess({ ...request, fds: request.fds.map((fd) => (fd === OUT ? out.writeFd : fd)) });
+  } finally {
+    closeRawFd(out.writeFd);
+  }
+  let text = '';
+  out.readable.setEncoding('utf8');
+  out.readable.on('data', (chunk: string) => (text += chunk));
+  const [exit] = await Promise.all([
+    new Promise<Exit>((resolve) => {
+      child.onExit(resolve);
+    }),
+    new Promise((resolve) => out.readable.once('close', resolve)),
+  ]);
+  return { out: text, exit, pid: child.pid };
 }
