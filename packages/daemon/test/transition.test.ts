@@ -55,6 +55,15 @@ function rollingConfig(overrides: Partial<VassalConfig> = {}): VassalConfig {
   return testConfig({ sockets: TCP, reload: { kind: 'rolling' }, ready: { kind: 'notify' }, ...overrides });
 }
 
+/** A machine of `config` started, every instance (pids 100 on) ready: a generation serving. */
+function serving(config: VassalConfig): { d: Drive; pid: () => number } {
+  const d = new Drive(config);
+  const pid = counter();
+  d.spawned(d.start(0), 0, pid);
+  for (const i of d.v.instances) if (i.pid !== undefined) d.send({ type: 'ready', pid: i.pid, at: 1 });
+  return { d, pid };
+}
+
 void test('start spawns one instance per process and is running once all are spawned (ready = started)', () => {
   const d = new Drive(testConfig({ processes: 3 }));
   const fx = d.send({ type: 'start', at: 0 });
@@ -167,11 +176,7 @@ void test('reload = restart: the old generation is gone before the new one start
 
 void test('rolling reload: the new generation starts beside the old, which is retired once the new one is ready', () => {
   const cfg = rollingConfig({ processes: 2 });
-  const d = new Drive(cfg);
-  const pid = counter();
-  d.spawned(d.start(0), 0, pid);
-  d.send({ type: 'ready', pid: 100, at: 1 });
-  d.send({ type: 'ready', pid: 101, at: 1 });
+  const { d, pid } = serving(cfg);
   assert.equal(d.v.state, 'running');
   const fx = d.send({ type: 'update', config: cfg, at: 10 });
   assert.equal(fx.filter((e) => e.type === 'spawn').length, 2);
@@ -191,11 +196,7 @@ void test('rolling reload: the new generation starts beside the old, which is re
 
 void test('a new instance that was ready and exits before the rest of its generation is: the reload is abandoned, the old generation serves on', () => {
   const cfg = rollingConfig({ processes: 2 });
-  const d = new Drive(cfg);
-  const pid = counter();
-  d.spawned(d.start(0), 0, pid);
-  d.send({ type: 'ready', pid: 100, at: 1 });
-  d.send({ type: 'ready', pid: 101, at: 1 });
+  const { d, pid } = serving(cfg);
   d.spawned(d.send({ type: 'update', config: cfg, at: 10 }), 10, pid); // 102, 103
   d.send({ type: 'ready', pid: 102, at: 11 });
   const fx = d.send({ type: 'exited', pid: 102, code: 1, signal: null, at: 12 });
@@ -533,11 +534,7 @@ void test('watchdog: runs from readiness, and the old generation keeps its own p
 
 void test('every spawn-failed line of a failed reload names the generation of its own instance', () => {
   const cfg = rollingConfig({ processes: 2 });
-  const d = new Drive(cfg);
-  const pid = counter();
-  d.spawned(d.start(0), 0, pid);
-  d.send({ type: 'ready', pid: 100, at: 1 });
-  d.send({ type: 'ready', pid: 101, at: 1 });
+  const { d } = serving(cfg);
   d.send({ type: 'update', config: rollingConfig({ processes: 2, argv: ['gunicron'] }), at: 10 });
   const logged: Effect[] = [];
   for (const index of [0, 1]) {
