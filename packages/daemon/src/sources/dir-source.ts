@@ -192,31 +192,28 @@ export class DirSource {
       persistent: true,
       ignored: (path) => path !== dir,
     });
-    const hint = (path: string, change = false): void => {
-      this.#hint(path, change);
-    };
     watcher
       .on('add', (path) => {
-        hint(path);
+        this.#hint(path);
       })
       .on('change', (path) => {
-        hint(path, true);
+        this.#hint(path, true);
       })
       .on('unlink', (path) => {
-        hint(path);
+        this.#hint(path);
       })
       .on('addDir', (path) => {
-        hint(path);
+        this.#hint(path);
       })
       .on('unlinkDir', (path) => {
-        hint(path);
+        this.#hint(path);
       });
     // chokidar drops `change` for a file replaced by rename twice within ~15 ms (it re-watches the
     // new inode asynchronously), but the raw inotify events of the directory still arrive.
     watcher.on('raw', (event, name, details) => {
       const at = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
       if (typeof at !== 'string' || !name) return;
-      hint(basename(at) === name ? at : join(at, name), event === 'change');
+      this.#hint(basename(at) === name ? at : join(at, name), event === 'change');
     });
     watcher.on('error', (err) => {
       this.#onError(err as Error);
