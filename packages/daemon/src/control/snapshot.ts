@@ -167,8 +167,7 @@ function runnerStatus(
     last_stderr: runner.log.recentLines(STATUS_STDERR_LINES),
     backoff_until:
       v.state === 'backoff' && v.backoffUntil !== undefined ? new Date(v.backoffUntil).toISOString() : null,
-    error: pending ? errorOf(pending) : null,
-    errors: pending ? errorsOf(pending) : [],
+    ...pendingErrors(pending),
     reason: v.reason ?? null,
     retry_at: v.state === 'failed' && retryAt !== undefined ? new Date(retryAt).toISOString() : null,
     uptime_s: oldest === undefined ? null : Math.max(0, Math.floor((now - oldest) / 1000)),
@@ -181,7 +180,7 @@ function errorOnlyStatus(
   name: string,
   pending: { readonly path: string; readonly issues: readonly ConfigIssue[] } | undefined,
 ): VassalStatus {
-  const error = pending ? errorOf(pending) : null;
+  const errors = pendingErrors(pending);
   return {
     name,
     file: pending?.path ?? '',
@@ -194,37 +193,35 @@ function errorOnlyStatus(
     last_exit: null,
     last_stderr: [],
     backoff_until: null,
-    error,
-    errors: pending ? errorsOf(pending) : [],
-    reason: error ? 'the vassal file has errors' : null,
+    ...errors,
+    reason: errors.error ? 'the vassal file has errors' : null,
     retry_at: null,
     uptime_s: null,
     processes: 0,
   };
 }
 
-function errorOf(pending: { readonly path: string; readonly issues: readonly ConfigIssue[] }): ErrorStatus {
-  const first = pending.issues.find((i) => i.severity === 'error') ?? pending.issues[0];
-  return {
-    code: first?.code ?? 'EMP_CONFIG_INVALID',
-    file: first?.file ?? pending.path,
-    line: first?.line ?? null,
-    key: first?.key ?? null,
-    message: first?.message ?? 'the vassal file is invalid',
-  };
-}
-
-function errorsOf(pending: {
-  readonly path: string;
-  readonly issues: readonly ConfigIssue[];
-}): ErrorStatus[] {
-  const errors = pending.issues.filter((i) => i.severity === 'error');
-  if (errors.length === 0) return [errorOf(pending)];
-  return errors.map((i) => ({
+/** `errors`: each error of the pending config (or, with none of error severity, its first issue); `error` the first. */
+function pendingErrors(
+  pending: { readonly path: string; readonly issues: readonly ConfigIssue[] } | undefined,
+): { error: ErrorStatus | null; errors: ErrorStatus[] } {
+  if (!pending) return { error: null, errors: [] };
+  const chosen = pending.issues.filter((i) => i.severity === 'error');
+  const issues = chosen.length > 0 ? chosen : pending.issues.slice(0, 1);
+  const errors: ErrorStatus[] = issues.map((i) => ({
     code: i.code,
     file: i.file,
     line: i.line ?? null,
     key: i.key ?? null,
     message: i.message,
   }));
+  if (errors.length === 0)
+    errors.push({
+      code: 'EMP_CONFIG_INVALID',
+      file: pending.path,
+      line: null,
+      key: null,
+      message: 'the vassal file is invalid',
+    });
+  return { error: errors[0] ?? null, errors };
 }
