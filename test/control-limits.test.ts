@@ -7,6 +7,7 @@ import { chmodSync, readFileSync, readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { request } from 'node:http';
 import {
+  asUserReading,
   controlSocket,
   runCli,
   startEmperor,
@@ -198,7 +199,7 @@ void test('a user who may not open the socket is told so, not told to start the 
   const emp = await startEmperor(t);
   chmodSync(emp.dir, 0o711); // the temp dir is 0700: let the user reach the socket itself
   chmodSync(controlSocket(emp), 0o600);
-  const nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+  const nobody = asUserReading(65534);
   const r = await runCli(['status'], { control: controlSocket(emp), prefix: nobody });
   expectCode(r, 3, 'status as nobody');
   assert.match(r.stderr, /cannot reach the emperor at \S+ \(EACCES\): permission denied/);

@@ -6,10 +6,10 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { request } from 'node:http';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import {
   FIXTURES,
-  ROOT,
+  asUserReading,
   controlSocket,
   freePort,
   getJson,
@@ -422,18 +422,7 @@ void test('users without access to the socket are refused; --control-group lets 
   t.after(() => {
     execFileSync('userdel', [user]);
   });
-  const asUser = ['setpriv', `--reuid=${user}`, `--regid=${user}`, '--clear-groups'];
-  // The user runs the built CLI from this checkout: a clone in a 0700 directory (mktemp -d) would
-  // refuse it before any socket is reached. Let others traverse its ancestors for the test only.
-  for (let dir = ROOT; dir !== dirname(dir); dir = dirname(dir)) {
-    const mode = statSync(dir).mode & 0o7777;
-    if ((mode & 0o001) === 0) {
-      chmodSync(dir, mode | 0o001);
-      t.after(() => {
-        chmodSync(dir, mode);
-      });
-    }
-  }
+  const asUser = asUserReading(user);
 
   const closed = await startEmperor(t);
   chmodSync(closed.dir, 0o711); // the temp dir is 0700: let the user reach the socket itself
@@ -445,7 +434,7 @@ void test('users without access to the socket are refused; --control-group lets 
 
   const shared = await startEmperor(t, { args: ['--control-group', user] });
   chmodSync(shared.dir, 0o711);
-  const member = ['setpriv', `--reuid=${user}`, `--regid=${user}`, '--init-groups'];
+  const member = asUserReading(user, 'init');
   expectCode(
     await runCli(['status'], { control: controlSocket(shared), prefix: member }),
     0,

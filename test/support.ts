@@ -23,6 +23,7 @@ export const FIXTURES = join(ROOT, 'test', 'fixtures');
 import { DEADLINE_MS, waitFor } from '@emperor/test-support';
 
 export { DEADLINE_MS, waitFor };
+export { asUserReading } from '@emperor/test-support';
 
 export type LogLine = Record<string, unknown> & { event?: string; vassal?: string; msg?: string };
 

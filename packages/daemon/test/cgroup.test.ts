@@ -32,7 +32,7 @@ import {
   type CgroupTree,
 } from '../src/os/containment/cgroup-tree.js';
 import { readStat } from '../src/os/process-tree.js';
-import { waitFor } from './fixtures/os-helpers.js';
+import { asUserReading, waitFor } from './fixtures/os-helpers.js';
 import { tempDir } from '@emperor/test-support';
 
 const run = promisify(execFile);
@@ -284,10 +284,14 @@ void test(
     const script = `
     const { openCgroupTree } = await import(${JSON.stringify(treeModule)});
     process.stdout.write(JSON.stringify(openCgroupTree({ name: ${JSON.stringify(name)} })));`;
-    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
-      uid: 65534,
-      gid: 65534,
-    });
+    const [setpriv = 'setpriv', ...asNobody] = asUserReading(65534);
+    const { stdout } = await run(setpriv, [
+      ...asNobody,
+      process.execPath,
+      '--input-type=module',
+      '-e',
+      script,
+    ]);
     const result = JSON.parse(stdout) as { ok: boolean; reason?: string };
     assert.equal(result.ok, false, stdout);
     assert.match(result.reason ?? '', /^cannot spawn into the cgroup .*: (clone3|cgroup): E(ACCES|PERM)$/);

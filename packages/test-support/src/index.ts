@@ -113,3 +113,20 @@ export function tempDir(t: TestContext, prefix = 'emp-'): string {
   });
   return dir;
 }
+
+/**
+ * `setpriv` arguments that run a command as `user` (root only) with CAP_DAC_READ_SEARCH as an
+ * ambient capability: it can read this checkout's code wherever it was cloned (a 0700 `mktemp -d`
+ * refuses other users at its top), while everything that needs write access, such as connecting
+ * to a unix socket or moving a process into a cgroup, is still checked as that user.
+ */
+export function asUserReading(user: string | number, groups: 'clear' | 'init' = 'clear'): string[] {
+  return [
+    'setpriv',
+    `--reuid=${user}`,
+    `--regid=${user}`,
+    groups === 'clear' ? '--clear-groups' : '--init-groups',
+    '--inh-caps=+dac_read_search',
+    '--ambient-caps=+dac_read_search',
+  ];
+}
