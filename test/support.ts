@@ -72,14 +72,16 @@ export async function startEmperor(
     env?: Record<string, string>;
     /** A command that execs the emperor (`prlimit --nofile=64:64 --`): the pid stays the emperor's. */
     prefix?: readonly string[];
+    /** The directory of an earlier emperor: the same vassals, logs and runtime directory (a restart). */
+    dir?: string;
   } = {},
 ): Promise<EmperorProcess> {
   // Not tempDir(t): hooks run in the order they were added, and this directory must outlive the
   // emperor writing its state file and logs there; it is removed in the hook that stops it.
-  const dir = mkdtempSync('/tmp/emp-');
+  const dir = opts.dir ?? mkdtempSync('/tmp/emp-');
   const vassals = join(dir, 'vassals');
   const logDir = join(dir, 'logs');
-  mkdirSync(vassals);
+  mkdirSync(vassals, { recursive: true });
   for (const [name, body] of Object.entries(opts.files ?? {})) writeFileSync(join(vassals, name), body);
   const env = { ...process.env, ...opts.env };
   delete env.NODE_EXTRA_CA_CERTS; // costs ~35 ms per Node start here, and nothing in the tests needs it

@@ -13,9 +13,11 @@ export const RUN_CONFIG_KEYS = [
   'control-group',
   'metrics',
   'log-level',
+  'containment',
 ] as const;
 
 export const LOG_LEVELS: readonly string[] = ['debug', 'info', 'warn', 'error'];
+export const CONTAINMENTS: readonly string[] = ['auto', 'cgroup', 'subreaper'];
 
 export type RunConfigKey = (typeof RUN_CONFIG_KEYS)[number];
 
@@ -82,6 +84,8 @@ export function parseRunConfig(text: string, path: string): RunConfig {
     if (value === '') fail(`\`${key}\` has no value`);
     if (key === 'log-level' && !LOG_LEVELS.includes(value))
       fail(`\`log-level\` must be one of ${LOG_LEVELS.join(', ')}; got \`${value.slice(0, 40)}\``);
+    if (key === 'containment' && !CONTAINMENTS.includes(value))
+      fail(`\`containment\` must be one of ${CONTAINMENTS.join(', ')}; got \`${value.slice(0, 40)}\``);
     if (key === 'vassals') {
       vassals.push(value);
       return;

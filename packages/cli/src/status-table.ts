@@ -134,7 +134,7 @@ export function formatTable(snapshot: StatusSnapshot, opts: TableOptions): strin
       for (const l of lines) out.push(paint(d.color, l));
     }
   });
-  out.push(summary(snapshot), ...missingLines);
+  out.push(summary(snapshot), ...containmentLines(snapshot, width, paint), ...missingLines);
   return out;
 }
 
@@ -232,6 +232,19 @@ function shorten(word: string, width: number): string {
   const keep = Math.max(1, width - 1);
   const head = Math.ceil(keep / 3);
   return `${word.slice(0, head)}…${word.slice(word.length - (keep - head))}`;
+}
+
+/**
+ * How processes are contained: a short line with cgroups; the reason (in yellow) with the
+ * subreaper, where a process that clears its environment can escape. Absent from an older
+ * emperor's answer.
+ */
+function containmentLines(s: StatusSnapshot, width: number, paint: Paint): string[] {
+  const c = s.emperor.containment;
+  if (c === undefined) return [];
+  if (c.mode === 'cgroup') return ['containment: a cgroup per instance'];
+  const text = `containment: child subreaper (no cgroup: ${c.reason ?? 'unknown'})`;
+  return wrap(text, width, '  ').map((l) => paint('33', l));
 }
 
 function summary(s: StatusSnapshot): string {

@@ -1,7 +1,8 @@
 // The emperor's own life: wires sources, reconciler and runners, and tears them down once.
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { vassalNameOf, type SystemLookup, type VassalConfig } from '@emperor/config';
 import { DirSource, parseWatchTarget, type Scan, type WatchNote } from './sources/dir-source.js';
@@ -10,7 +11,9 @@ import { VassalRunner } from './runner/vassal-runner.js';
 import { SpawnGate } from './runner/spawn-gate.js';
 import { openVassalLog, type VassalLog } from './os/vassal-log.js';
 import { openStateFile, cleanupLeftovers } from './os/state-file.js';
-import { killGroup, readStartTime } from './os/process-tree.js';
+import { readStartTime } from './os/process-tree.js';
+import { setUpContainment, type ContainmentMode } from './os/containment/containment.js';
+import { openConfinement, type ContainmentInfo } from './runner/confinement.js';
 import { systemdNotifier } from './os/systemd-notify.js';
 
 /** Names of removed vassals whose log path is remembered. */
@@ -26,10 +29,17 @@ export interface EmperorOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly lookup?: SystemLookup;
   readonly now?: () => number;
+  /**
+   * `auto` (default): a cgroup per instance where one can be had, else the subreaper; `cgroup`:
+   * refuse to start without; `subreaper`: never try cgroups (`run --containment`).
+   */
+  readonly containment?: 'auto' | ContainmentMode;
 }
 
 export interface Emperor {
   readonly reconciler: Reconciler;
+  /** How instances are contained: `emperor.containment` in status. */
+  readonly containment: ContainmentInfo;
   /** Calls `listener` after every event a vassal handled (status readers, `--wait`); returns an unsubscribe. */
   subscribe(listener: (runner: VassalRunner) => void): () => void;
   /** Calls `listener` with the reaction time (ms from a file's first change event to the start or reload). */
@@ -49,7 +59,7 @@ export interface Emperor {
   goneLogPath(name: string): string | undefined;
   /** Stops every vassal in parallel and releases everything; idempotent. */
   close(): Promise<void>;
-  /** A second SIGTERM: SIGKILL every process group now. */
+  /** A second SIGTERM: SIGKILL every process of every instance now. */
   killAll(): void;
 }
 
@@ -63,6 +73,29 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
   if (killed.length > 0)
     logger.warn({ event: 'leftovers-killed', pids: killed.join(',') }, 'leftovers-killed');
   const stateFile = openStateFile({ path: statePath, logger });
+
+  // After the state file: an emperor still running on this runtime directory has refused us,
+  // so the tree below (named after the directory) is no other live emperor's.
+  const containment = setUpContainment({
+    name: treeName(options.runtimeDir),
+    ...(options.containment === 'subreaper' ? { force: 'subreaper' as const } : {}),
+  });
+  if (options.containment === 'cgroup' && containment.mode !== 'cgroup') {
+    throw Object.assign(new Error(`cannot contain vassals in cgroups: ${containment.reason}`), {
+      code: 'EMP_NO_CGROUP',
+    });
+  }
+  const confinement = openConfinement(containment, logger);
+  const { info } = confinement;
+  logger.info(
+    { event: 'containment', mode: info.mode, cgroup: info.cgroup, reason: info.reason },
+    info.mode === 'cgroup'
+      ? `containment: a cgroup per instance under ${info.cgroup}`
+      : `containment: child subreaper (no cgroup: ${info.reason})`,
+  );
+  const leftInTree = await confinement.sweep();
+  if (leftInTree.length > 0)
+    logger.warn({ event: 'leftovers-killed', pids: leftInTree.join(',') }, 'leftovers-killed');
 
   const logs = new Map<string, { log: VassalLog; users: Set<string> }>();
   const logPath = (c: VassalConfig): string => c.log ?? join(options.logDir, `${c.name}.log`);
@@ -126,7 +159,8 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
   };
   const reactionListeners = new Set<(name: string, ms: number) => void>();
   const gate = new SpawnGate();
-  const spawn = { baseEnv: env, emperorUmask: currentUmask() };
+  const emperorId = `${process.pid}.${readStartTime(process.pid) ?? 0n}`;
+  const spawn = { baseEnv: { ...env, EMPEROR_ID: emperorId }, emperorUmask: currentUmask() };
   const reconciler: Reconciler = new Reconciler({
     logger,
     now,
@@ -144,6 +178,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
         now,
         spawn,
         gate,
+        confinement,
         openLog,
         releaseLog,
         onProcess: (pid, instance) => {
@@ -170,6 +205,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
           }
         },
         onDispose: (runner) => {
+          confinement.forget(runner.name);
           reconciler.forget(runner);
           releaseLog(runner);
         },
@@ -212,6 +248,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
 
   return {
     reconciler,
+    containment: info,
     subscribe: (listener) => {
       listeners.add(listener);
       return () => listeners.delete(listener);
@@ -235,8 +272,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
       return existsSync(path) ? path : undefined;
     },
     killAll: () => {
-      for (const r of reconciler.runners.values())
-        for (const i of r.vassal.instances) if (i.pid) killGroup(i.pid, 'SIGKILL');
+      confinement.killAll();
     },
     close: () =>
       (closing ??= (async () => {
@@ -246,6 +282,9 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
         await source.close();
         for (const r of [...reconciler.runners.values()]) r.dispatch({ type: 'remove', at: now() });
         await allGone();
+        const stray = await confinement.close();
+        if (stray.length > 0)
+          logger.warn({ event: 'orphans-killed', pids: stray.join(',') }, 'orphans-killed');
         await Promise.allSettled([...logs.values()].map(({ log }) => log.close()));
         await stateFile.close();
         systemd?.close();
@@ -281,6 +320,11 @@ function summary(reconciler: Reconciler): string {
     counts.set(r.vassal.state, (counts.get(r.vassal.state) ?? 0) + 1);
   const parts = [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([state, n]) => `${n} ${state}`);
   return `${reconciler.runners.size} vassals${parts.length > 0 ? `: ${parts.join(', ')}` : ''}`;
+}
+
+/** `emperor-<hash of the runtime directory>`: one tree per emperor, the same across its restarts. */
+function treeName(runtimeDir: string): string {
+  return `emperor-${createHash('sha256').update(resolve(runtimeDir)).digest('hex').slice(0, 12)}`;
 }
 
 function currentUmask(): number {

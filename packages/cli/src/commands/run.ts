@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { defaultPaths } from '@emperor/daemon/paths';
 import type { FastCommand } from '../fast-command.js';
 import { failure, isUsageError } from '../failure.js';
-import { LOG_LEVELS, readRunConfig, useValue } from '../run-config.js';
+import { CONTAINMENTS, LOG_LEVELS, readRunConfig, useValue } from '../run-config.js';
 import type { CommandModule, Output } from './command.js';
 
 /**
@@ -29,6 +29,7 @@ export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
         metrics: { type: 'string' },
         config: { type: 'string' },
         'log-level': { type: 'string' },
+        containment: { type: 'string' },
       },
       allowPositionals: false,
       strict: true,
@@ -42,6 +43,7 @@ export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
   for (const [name, n] of counts) if (n > 1 && name !== 'vassals') return undefined;
   const v = parsed.values;
   if (v['log-level'] !== undefined && !LOG_LEVELS.includes(v['log-level'])) return undefined;
+  if (v.containment !== undefined && !CONTAINMENTS.includes(v.containment)) return undefined;
   return {
     vassals: v.vassals,
     logDir: v['log-dir'],
@@ -50,6 +52,7 @@ export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
     metrics: v.metrics,
     config: v.config,
     logLevel: v['log-level'],
+    containment: v.containment,
   };
 }
 
@@ -118,6 +121,13 @@ export const runCommand: CommandModule & FastCommand = {
             choices: LOG_LEVELS,
             defaultDescription: 'info',
           })
+          .option('containment', {
+            describe:
+              'How every process of a vassal is tracked and stopped: a cgroup per instance where one can be had (auto), always (cgroup: refuse to start without), or never (subreaper)',
+            type: 'string',
+            choices: CONTAINMENTS,
+            defaultDescription: 'auto',
+          })
           .example('$0 run --vassals /srv/apps --log-dir /var/log/apps', 'Supervise every /srv/apps/*.ini')
           .epilogue(
             'Runs in the foreground; SIGTERM/SIGINT stop every vassal, SIGHUP rescans, SIGUSR1 reopens logs.',
@@ -133,6 +143,7 @@ export const runCommand: CommandModule & FastCommand = {
             metrics: args.metrics,
             config: args.config,
             logLevel: args['log-level'],
+            containment: args.containment,
           }),
         ),
     ),
@@ -146,6 +157,7 @@ export interface RunArgs {
   readonly metrics: string | undefined;
   readonly config: string | undefined;
   readonly logLevel: string | undefined;
+  readonly containment: string | undefined;
 }
 
 export async function run(args: RunArgs): Promise<number> {
@@ -206,7 +218,15 @@ export async function run(args: RunArgs): Promise<number> {
         'metrics-listening',
       );
     const { getentLookup } = await import('../system-lookup.js');
-    emperor = await startEmperor({ vassals, logDir, runtimeDir, logger, lookup: getentLookup() });
+    const containment = (args.containment ?? file.containment ?? 'auto') as 'auto' | 'cgroup' | 'subreaper';
+    emperor = await startEmperor({
+      vassals,
+      logDir,
+      runtimeDir,
+      logger,
+      lookup: getentLookup(),
+      containment,
+    });
   } catch (err) {
     await Promise.allSettled([server.close(), metrics?.close()]);
     throw err;

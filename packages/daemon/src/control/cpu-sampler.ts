@@ -26,13 +26,21 @@ export class CpuSampler {
     this.#now = now;
   }
 
-  /** Usage of each root pid's process tree; `startedAt` (epoch ms) of each root for first samples. */
+  /**
+   * Usage of each root pid's process tree; `startedAt` (epoch ms) of each root for first samples.
+   * `measured`: roots whose usage is known already (their cgroup's), not summed from `procs`.
+   */
   sample(
     roots: ReadonlyMap<number, number>,
     procs: readonly ProcStat[] = scanProcesses(),
+    measured: ReadonlyMap<number, Usage> = new Map(),
   ): Map<number, InstanceUsage> {
     const at = this.#now();
-    const usage: Map<number, Usage> = sampleUsage([...roots.keys()], procs);
+    const usage: Map<number, Usage> = sampleUsage(
+      [...roots.keys()].filter((pid) => !measured.has(pid)),
+      procs,
+    );
+    for (const [pid, u] of measured) usage.set(pid, u);
     const out = new Map<number, InstanceUsage>();
     for (const [pid, u] of usage) {
       const prev = this.#last.get(pid);

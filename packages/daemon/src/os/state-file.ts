@@ -10,12 +10,16 @@
 // - a leader alive with another start time means the number was freed and reused: not ours;
 // - with the leader gone, a member that still carries the pgid is killed only if it started no
 //   earlier than the leader and its environment names the vassal (`EMPEROR_VASSAL`, which every
-//   instance gets); a member without that evidence is left alone and reported.
+//   instance gets); a member without that evidence is left alone and reported;
+// - any other process whose environment says that emperor started it (`EMPEROR_ID=<pid>.<start
+//   time>`, which every instance gets and its descendants inherit) is ours too: that is how a
+//   daemon that left its group (setsid) is found when no cgroup holds it.
 import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { killGroup, readStat, scanProcesses, type ProcStat } from './process-tree.js';
+import { readTags } from './containment/subreaper.js';
 
 const FORMAT_VERSION = 1;
 const RETRY_MS = 1000;
@@ -172,8 +176,11 @@ export interface LeftoverKill {
   readonly generation: number;
   /** Processes that got SIGKILL. */
   readonly pids: number[];
-  /** `leader`: the leader still ran; `environment`: leader gone, members named the vassal. */
-  readonly evidence: 'leader' | 'environment';
+  /**
+   * `leader`: the leader still ran; `environment`: leader gone, members named the vassal;
+   * `emperor-id`: outside any recorded group, started by that emperor (EMPEROR_ID).
+   */
+  readonly evidence: 'leader' | 'environment' | 'emperor-id';
 }
 
 export interface LeftoverSkip {
@@ -270,6 +277,23 @@ export async function cleanupLeftovers(
     }
   }
 
+  const byId = `EMPEROR_ID=${content.emperor.pid}.${content.emperor.startTime}`;
+  const seen = new Set([...report.killed, ...report.skipped].flatMap((k) => k.pids));
+  const emperorStart = BigInt(content.emperor.startTime);
+  for (const p of procs) {
+    if (p.state === 'Z' || p.pid === process.pid || seen.has(p.pid) || p.startTime < emperorStart) continue;
+    if (!carries(p, byId) || !killPid(p)) continue;
+    const tags = readTags(p.pid);
+    report.killed.push({
+      pgid: p.pgid,
+      vassal: tags.EMPEROR_VASSAL ?? '?',
+      instance: Number(tags.EMPEROR_INSTANCE ?? -1),
+      generation: Number(tags.EMPEROR_GENERATION ?? -1),
+      pids: [p.pid],
+      evidence: 'emperor-id',
+    });
+  }
+
   const killedPids = new Set(report.killed.flatMap((k) => k.pids));
   const victims = procs.filter((p) => killedPids.has(p.pid));
   report.stillAlive.push(...(await waitGone(victims, options.waitMs ?? 2000)));
@@ -304,9 +328,14 @@ function parseContent(text: string): FileContent | undefined {
 
 /** True when the process was started with `EMPEROR_VASSAL=<vassal>` (unreadable: false). */
 function namesVassal(p: ProcStat, vassal: string): boolean {
+  return carries(p, `EMPEROR_VASSAL=${vassal}`);
+}
+
+/** True when the process was started with the variable `entry` (`NAME=value`; unreadable: false). */
+function carries(p: ProcStat, entry: string): boolean {
   try {
     const env = readFileSync(`/proc/${p.pid}/environ`);
-    const needle = Buffer.from(`EMPEROR_VASSAL=${vassal}\0`);
+    const needle = Buffer.from(`${entry}\0`);
     for (let i = env.indexOf(needle); i !== -1; i = env.indexOf(needle, i + 1)) {
       if (i === 0 || env[i - 1] === 0) return true;
     }

@@ -52,6 +52,9 @@ export function childEnv(
   }
   for (const file of config.envFiles) Object.assign(env, readEnvFile(file));
   Object.assign(env, config.env);
+  // Which emperor started it (`<pid>.<start time>`): its successor finds what a killed one left
+  // behind by it, even a process that left its group (state-file.ts). Kept with `clear-env` too.
+  if (base.EMPEROR_ID !== undefined) env.EMPEROR_ID = base.EMPEROR_ID;
   env.EMPEROR_VASSAL = config.name;
   env.EMPEROR_INSTANCE = String(id.index);
   env.EMPEROR_GENERATION = String(id.generation);

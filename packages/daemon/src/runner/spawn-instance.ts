@@ -68,8 +68,8 @@ type Pipe = ReturnType<typeof openPipe>;
 type RawPipe = ReturnType<typeof openRawPipe>;
 
 /**
- * Spawns one instance in its own process group (pgid = pid), output piped to the
- * caller, through the native spawn (no fork of the emperor, no wrapper exec'd first). It dies
+ * Spawns one instance in its own process group (pgid = pid) and, given one, its own cgroup,
+ * output piped to the caller, through the native spawn (no fork of the emperor, no wrapper exec'd first). It dies
  * with the emperor (parent-death signal), and its exit is seen through a pidfd.
  */
 export function spawnInstance(
@@ -78,6 +78,8 @@ export function spawnInstance(
   options: SpawnOptions,
   channels: InstanceChannels = NO_CHANNELS,
   nice = 0,
+  /** An open directory fd of the instance's cgroup: the child starts inside it (clone3). */
+  cgroupFd?: number,
 ): SpawnResult {
   const prepared = prepareSpawn(config, id, options.baseEnv);
   if (!prepared.ok) return prepared;
@@ -126,6 +128,7 @@ export function spawnInstance(
       ...identity(config),
       pdeathsig: true,
       pidVars,
+      ...(cgroupFd !== undefined ? { cgroup: { fd: cgroupFd } } : {}),
     });
   } catch (error) {
     for (const p of pipes) p.readable.destroy();

@@ -12,7 +12,8 @@ import { OwnedSockets } from './owned-sockets.js';
 import { precheck } from './precheck.js';
 import type { SpawnGate } from './spawn-gate.js';
 import { NotifyChannel, type NotifyMessage } from './notify-channel.js';
-import { killGroup, readStat } from '../os/process-tree.js';
+import type { Cell, Confinement } from './confinement.js';
+import { readStat } from '../os/process-tree.js';
 import type { VassalLog } from '../os/vassal-log.js';
 
 export interface RunnerDeps {
@@ -21,6 +22,8 @@ export interface RunnerDeps {
   readonly spawn: SpawnOptions;
   /** Shared by every runner: bounds how many spawns run per event-loop turn. */
   readonly gate: SpawnGate;
+  /** Where instances live and how all of their processes are killed (a cgroup each, or the subreaper's view). */
+  readonly confinement: Confinement;
   /** Opens (or reuses) the log file of a vassal. */
   readonly openLog: (config: VassalConfig) => VassalLog;
   /** This runner stopped writing to `log` (its last instance there exited after a move to another path). */
@@ -58,6 +61,10 @@ export class VassalRunner {
   readonly #status = new Map<number, string>();
   /** Instances booting at a lower CPU priority beside a serving generation, by pid (= pgid). */
   readonly #booting = new Set<number>();
+  /** Each live instance's place (cgroup or process group and orphans), by main pid, until all of it is gone. */
+  readonly #cells = new Map<number, Cell>();
+  /** Main processes that have exited (and been reaped) while the rest of their instance is killed. */
+  readonly #exited = new Set<number>();
 
   constructor(config: VassalConfig, deps: RunnerDeps) {
     this.#deps = deps;
@@ -81,6 +88,11 @@ export class VassalRunner {
 
   get disposed(): boolean {
     return this.#disposed;
+  }
+
+  /** The place of a live instance (its processes, its usage), by main pid. */
+  cellOf(pid: number): Cell | undefined {
+    return this.#cells.get(pid);
   }
 
   /** The last `STATUS=` an instance sent, if any. */
@@ -149,6 +161,8 @@ export class VassalRunner {
         });
         return;
       case 'signal':
+        // A reaped main process's pid may belong to another process already.
+        if (this.#exited.has(effect.pid)) return;
         this.#lowerIfRetiring(effect.pid);
         try {
           process.kill(effect.pid, effect.signal);
@@ -157,7 +171,8 @@ export class VassalRunner {
         }
         return;
       case 'kill-group':
-        killGroup(effect.pid, 'SIGKILL');
+        // Only a live cell: once an instance is gone its pid (and group number) may be reused.
+        this.#cells.get(effect.pid)?.kill();
         return;
       case 'arm': {
         const key = timerKey(effect.timer);
@@ -242,6 +257,15 @@ export class VassalRunner {
     // Booting beside a serving generation (a rolling reload), a new instance must not take the
     // CPU the serving ones answer with: it starts at a lower priority until it is ready.
     const beside = CAN_RESTORE_PRIORITY && this.#servingBeside(generation);
+    let cell: Cell;
+    try {
+      cell = this.#deps.confinement.enter({ vassal: config.name, generation, index });
+    } catch (err) {
+      notify?.close();
+      const reason = `cannot create its cgroup: ${(err as Error).message}`;
+      this.dispatch({ type: 'spawn-failed', generation, index, reason, at: this.#deps.now() });
+      return;
+    }
     let result: ReturnType<typeof spawnInstance>;
     try {
       result = spawnInstance(
@@ -255,18 +279,21 @@ export class VassalRunner {
           notifyFd: config.ready.kind === 'fd',
         },
         beside ? Math.min(19, getPriority() + BOOT_NICE) : 0,
+        cell.cgroupFd,
       );
     } catch (err) {
       // The spawn itself failed (EAGAIN, ENOMEM): an outcome like any other, never a stuck instance.
       result = { ok: false, reason: `cannot spawn: ${(err as Error).message}` };
     }
     const at = this.#deps.now();
+    cell.spawned(result.ok ? result.instance.pid : undefined);
     if (!result.ok) {
       notify?.close();
       this.dispatch({ type: 'spawn-failed', generation, index, reason: result.reason, at });
       return;
     }
     const { pid, stdout, stderr } = result.instance;
+    this.#cells.set(pid, cell);
     if (beside) this.#booting.add(pid);
     const label = `${config.name}/${index}`;
     const log = this.#log;
@@ -304,12 +331,25 @@ export class VassalRunner {
     if (result.instance.notify) NotifyChannel.readLines(result.instance.notify, onMessage);
     this.#deps.onProcess(pid, { vassal: config.name, instance: index, generation });
     result.instance.onExit((code, signal) => {
-      this.#logWriterGone(log);
+      const exitedAt = this.#deps.now();
+      this.#exited.add(pid);
       notify?.close();
       this.#status.delete(pid);
       this.#booting.delete(pid);
-      this.#deps.onProcess(pid, undefined);
-      this.dispatch({ type: 'exited', pid, code, signal, at: this.#deps.now() });
+      // systemd's KillMode=mixed: the main process has exited, so whatever it left (a setsid'd
+      // daemon, a worker) is killed, and the instance is gone only once none of it runs.
+      void cell.end(Math.max(MIN_END_MS, config.stopTimeoutMs)).then((left) => {
+        if (left.length > 0)
+          this.#deps.logger.warn(
+            { vassal: this.name, event: 'instance-not-empty', pid, left: left.join(',') },
+            'instance-not-empty',
+          );
+        this.#cells.delete(pid);
+        this.#exited.delete(pid);
+        this.#logWriterGone(log);
+        this.#deps.onProcess(pid, undefined);
+        this.dispatch({ type: 'exited', pid, code, signal, at: exitedAt });
+      });
     });
     this.dispatch({ type: 'spawned', generation, index, pid, at });
   }
@@ -407,6 +447,8 @@ export class VassalRunner {
  * `retire-nice` more (never raised back).
  */
 const BOOT_NICE = 10;
+/** How long the rest of an instance may take to die after SIGKILL, at least (else its stop-timeout). */
+const MIN_END_MS = 2000;
 const CAN_RESTORE_PRIORITY = hasCapability(23); // CAP_SYS_NICE
 
 function hasCapability(bit: number): boolean {

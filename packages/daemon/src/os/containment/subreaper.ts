@@ -8,7 +8,7 @@
 // forks (its orphans cannot be attributed, only counted as the emperor's), one whose parent is
 // still alive and outside the process group (found only when that parent dies), and one that is
 // made a child of another subreaper (a nested `systemd --user`, a container runtime).
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { isChildSubreaper, reapPid, setChildSubreaper } from '@emperor/native';
 import { scanProcesses, type ProcStat } from '../process-tree.js';
 
@@ -84,6 +84,31 @@ export function reapOrphans(orphans: readonly Orphan[]): number[] {
     if (reapPid(o.pid)) reaped.push(o.pid);
   }
   return reaped;
+}
+
+/**
+ * This process's children, from /proc/self/task/TID/children of every thread: an orphan is
+ * re-parented to any live thread of its subreaper. Costs one small read per thread, not a scan
+ * of every process on the host.
+ */
+export function ownChildren(): number[] {
+  const out: number[] = [];
+  let tasks: string[];
+  try {
+    tasks = readdirSync('/proc/self/task');
+  } catch {
+    return out;
+  }
+  for (const tid of tasks) {
+    try {
+      for (const pid of readFileSync(`/proc/self/task/${tid}/children`, 'latin1').split(/\s+/)) {
+        if (pid !== '') out.push(Number(pid));
+      }
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return out;
 }
 
 function toInt(text: string | undefined): number | undefined {
