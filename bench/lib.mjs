@@ -99,6 +99,8 @@ export async function startEmperor({ files = {}, wait = true } = {}) {
       logDir,
       '--control',
       join(dir, 'ctl'),
+      // BENCH_EMPEROR_ARGS: e.g. "--containment subreaper" to measure without cgroups.
+      ...(process.env.BENCH_EMPEROR_ARGS ?? '').split(' ').filter(Boolean),
     ],
     { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
   );

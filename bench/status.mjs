@@ -79,6 +79,8 @@ async function bench(n) {
       String(metricsPort),
       '--log-level',
       'warn',
+      // BENCH_EMPEROR_ARGS: e.g. "--containment subreaper" to measure without cgroups.
+      ...(process.env.BENCH_EMPEROR_ARGS ?? '').split(' ').filter(Boolean),
     ],
     { env, stdio: 'ignore' },
   );

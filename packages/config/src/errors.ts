@@ -73,6 +73,8 @@ export const ERROR_CODES = {
   EMP_STATE_FILE_IN_USE: "The runtime directory's state file belongs to an emperor that is still running.",
   EMP_BAD_PGID:
     'A process group id of 0 or 1 (our own group, or every process) reached the code that kills groups.',
+  EMP_NO_CGROUP:
+    '`emperor run --containment cgroup` was given and no cgroup tree can be had here; the message says why (no cgroup2 mount, not root and no `Delegate=yes`, a read-only hierarchy). Use `--containment auto` to fall back to the subreaper.',
   EMP_BAD_CGROUP_NAME:
     "The name given for the emperor's cgroup subtree is not a plain directory name (letters, digits, '.', '_', '-').",
   EMP_NATIVE_NOT_BUILT:
