@@ -294,6 +294,8 @@ void test('SIGKILL of the emperor: no vassal survives it for long, and the next 
     what: 'every leftover gone',
     seen: () => members.filter(alive),
   });
+  // Stopped once it is up: a SIGTERM during its start-up would leave its cgroup tree to the sweep.
+  await again.waitLine((l) => l.event === 'emperor-ready', 'emperor-ready', 0);
 });
 
 /** Starts a second emperor on the same runtime directory as a previous one. */
