@@ -227,36 +227,38 @@ for (const { mode, args } of MODES) {
     await emp.waitLine((l) => l.event === 'removed' && l.vassal === 'loop', 'removed', from);
     assert.deepEqual(marked(mark), [], 'no daemon once the vassal is removed');
   });
+  void test(`${mode}: status counts the memory of a daemon that left the instance tree`, async (t) => {
+    const mark = `m${process.pid}${mode}`;
+    t.after(() => {
+      killMarked(mark);
+    });
+    // A double-fork daemon that holds 64 MiB: no longer a descendant of the main process nor in its
+    // group; still in the instance's cgroup, or (subreaper) the emperor's child with its tags.
+    const hog =
+      "import os,time\nif os.fork(): os._exit(0)\nos.setsid()\nif os.fork(): os._exit(0)\nx = b'x' * (64 << 20)\ntime.sleep(1000)\n";
+    const dir = tempDir(t);
+    writeFileSync(join(dir, 'hog.py'), hog);
+    const emp = await startEmperor(t, {
+      args,
+      files: {
+        'hog.ini': `[vassal]\nshell = true\nexec = python3 ${join(dir, 'hog.py')}; exec sleep 1000\nenv = MARK=${mark}\n`,
+      },
+    });
+    const control = join(emp.dir, 'run', 'control.sock');
+    await waitFor(() => marked(mark).length >= 2, {
+      what: 'the app and its daemon',
+      seen: () => marked(mark),
+    });
+    const rss = await waitFor(
+      async () => {
+        const r = await runCli(['status', '--json'], { control });
+        const v = (JSON.parse(r.stdout) as { vassals: { instances: { rss_bytes: number | null }[] }[] })
+          .vassals[0];
+        const bytes = v?.instances[0]?.rss_bytes ?? 0;
+        return bytes >= 64 << 20 && bytes;
+      },
+      { what: "the instance's RSS to include the daemon's 64 MiB" },
+    );
+    assert.ok(rss < 256 << 20, `RSS ${rss}`);
+  });
 }
-
-void test('cgroup: status counts the memory of a daemon that left the instance tree', async (t) => {
-  const mark = `m${process.pid}`;
-  t.after(() => {
-    killMarked(mark);
-  });
-  // A double-fork daemon that holds 64 MiB: no longer a descendant of the main process, still in
-  // the instance's cgroup.
-  const hog =
-    "import os,time\nif os.fork(): os._exit(0)\nos.setsid()\nif os.fork(): os._exit(0)\nx = b'x' * (64 << 20)\ntime.sleep(1000)\n";
-  const dir = tempDir(t);
-  writeFileSync(join(dir, 'hog.py'), hog);
-  const emp = await startEmperor(t, {
-    args: ['--containment', 'cgroup'],
-    files: {
-      'hog.ini': `[vassal]\nshell = true\nexec = python3 ${join(dir, 'hog.py')}; exec sleep 1000\nenv = MARK=${mark}\n`,
-    },
-  });
-  const control = join(emp.dir, 'run', 'control.sock');
-  await waitFor(() => marked(mark).length >= 2, { what: 'the app and its daemon', seen: () => marked(mark) });
-  const rss = await waitFor(
-    async () => {
-      const r = await runCli(['status', '--json'], { control });
-      const v = (JSON.parse(r.stdout) as { vassals: { instances: { rss_bytes: number | null }[] }[] })
-        .vassals[0];
-      const bytes = v?.instances[0]?.rss_bytes ?? 0;
-      return bytes >= 64 << 20 && bytes;
-    },
-    { what: "the instance's RSS to include the daemon's 64 MiB" },
-  );
-  assert.ok(rss < 256 << 20, `RSS ${rss}`);
-});

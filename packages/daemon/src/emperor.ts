@@ -11,7 +11,7 @@ import { VassalRunner } from './runner/vassal-runner.js';
 import { SpawnGate } from './runner/spawn-gate.js';
 import { openVassalLog, type VassalLog } from './os/vassal-log.js';
 import { openStateFile, cleanupLeftovers } from './os/state-file.js';
-import { readStartTime } from './os/process-tree.js';
+import { readStartTime, type ProcStat } from './os/process-tree.js';
 import { setUpContainment, type ContainmentMode } from './os/containment/containment.js';
 import { openConfinement, type ContainmentInfo } from './runner/confinement.js';
 import { systemdNotifier } from './os/systemd-notify.js';
@@ -40,6 +40,8 @@ export interface Emperor {
   readonly reconciler: Reconciler;
   /** How instances are contained: `emperor.containment` in status. */
   readonly containment: ContainmentInfo;
+  /** Processes that left their instance's tree and group, by `instanceKey`, for usage (status). */
+  escapees(procs: readonly ProcStat[]): Map<string, number[]>;
   /** Calls `listener` after every event a vassal handled (status readers, `--wait`); returns an unsubscribe. */
   subscribe(listener: (runner: VassalRunner) => void): () => void;
   /** Calls `listener` with the reaction time (ms from a file's first change event to the start or reload). */
@@ -249,6 +251,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
   return {
     reconciler,
     containment: info,
+    escapees: (procs) => confinement.escapees(procs),
     subscribe: (listener) => {
       listeners.add(listener);
       return () => listeners.delete(listener);

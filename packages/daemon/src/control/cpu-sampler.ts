@@ -28,19 +28,15 @@ export class CpuSampler {
 
   /**
    * Usage of each root pid's process tree; `startedAt` (epoch ms) of each root for first samples.
-   * `measured`: roots whose usage is known already (their cgroup's), not summed from `procs`.
+   * `extra`: more pids whose trees count for a root (escapees its containment attributes to it).
    */
   sample(
     roots: ReadonlyMap<number, number>,
     procs: readonly ProcStat[] = scanProcesses(),
-    measured: ReadonlyMap<number, Usage> = new Map(),
+    extra: ReadonlyMap<number, readonly number[]> = new Map(),
   ): Map<number, InstanceUsage> {
     const at = this.#now();
-    const usage: Map<number, Usage> = sampleUsage(
-      [...roots.keys()].filter((pid) => !measured.has(pid)),
-      procs,
-    );
-    for (const [pid, u] of measured) usage.set(pid, u);
+    const usage: Map<number, Usage> = sampleUsage([...roots.keys()], procs, extra);
     const out = new Map<number, InstanceUsage>();
     for (const [pid, u] of usage) {
       const prev = this.#last.get(pid);

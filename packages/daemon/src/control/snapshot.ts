@@ -4,8 +4,8 @@ import type { ConfigIssue } from '@emperor/config';
 import type { Emperor } from '../emperor.js';
 import type { VassalRunner } from '../runner/vassal-runner.js';
 import type { VassalState } from '../machine/types.js';
-import { pageSize, scanProcesses, type ProcStat, type Usage } from '../os/process-tree.js';
-import type { Cell } from '../runner/confinement.js';
+import { scanProcesses } from '../os/process-tree.js';
+import { instanceKey } from '../runner/confinement.js';
 import type { CpuSampler, InstanceUsage } from './cpu-sampler.js';
 
 /** How many stderr lines a status carries per vassal. */
@@ -103,20 +103,23 @@ export function buildStatus(
 ): StatusSnapshot {
   const runners = emperor.reconciler.runners;
   const roots = new Map<number, number>();
-  const cells = new Map<number, Cell>();
-  for (const name of names) {
-    const runner = runners.get(name);
-    for (const i of runner?.vassal.instances ?? []) {
+  const keys = new Map<string, number>();
+  for (const name of names)
+    for (const i of runners.get(name)?.vassal.instances ?? []) {
       if (i.pid === undefined) continue;
       roots.set(i.pid, i.startedAt);
-      const cell = runner?.cellOf(i.pid);
-      if (cell !== undefined) cells.set(i.pid, cell);
+      keys.set(instanceKey({ vassal: name, generation: i.generation, index: i.index }), i.pid);
     }
-  }
   let usage = new Map<number, InstanceUsage>();
   if (roots.size > 0) {
     const procs = scanProcesses();
-    usage = sampler.sample(roots, procs, cgroupUsage(cells, procs));
+    // Daemons that left their instance's tree and group still count for it.
+    const extra = new Map<number, number[]>();
+    for (const [key, pids] of emperor.escapees(procs)) {
+      const root = keys.get(key);
+      if (root !== undefined) extra.set(root, pids);
+    }
+    usage = sampler.sample(roots, procs, extra);
   }
   const vassals = names.map((name) => {
     const runner = runners.get(name);
@@ -192,29 +195,6 @@ function runnerStatus(
     uptime_s: oldest === undefined ? null : Math.max(0, Math.floor((now - oldest) / 1000)),
     processes: v.config.processes,
   };
-}
-
-/**
- * Instances with a cgroup: CPU from its `cpu.stat` (every process that ever ran there, escapees
- * included), memory from `memory.current` where the memory controller is on, else the RSS of the
- * processes the cgroup lists (not only the main process's tree).
- */
-function cgroupUsage(cells: ReadonlyMap<number, Cell>, procs: readonly ProcStat[]): Map<number, Usage> {
-  const out = new Map<number, Usage>();
-  let byPid: Map<number, ProcStat> | undefined;
-  for (const [pid, cell] of cells) {
-    const u = cell.usage();
-    if (u === undefined) continue;
-    let rssBytes = u.memoryBytes;
-    if (rssBytes === undefined) {
-      byPid ??= new Map(procs.map((p) => [p.pid, p]));
-      let pages = 0;
-      for (const member of cell.pids()) pages += byPid.get(member)?.rssPages ?? 0;
-      rssBytes = pages * pageSize();
-    }
-    out.set(pid, { cpuSeconds: u.cpuSeconds, rssBytes });
-  }
-  return out;
 }
 
 /** A file that has never parsed: nothing runs; it shows as `failed` with its error. */

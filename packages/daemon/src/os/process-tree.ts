@@ -131,12 +131,14 @@ export function killGroup(pgid: number, signal: NodeJS.Signals | number): boolea
 
 /**
  * RSS and CPU time of each root summed over its process tree: its descendants, plus members of
- * its process group that were re-parented away (a daemonized grandchild still counts). One /proc
- * scan serves every root. Roots that are gone are missing from the result.
+ * its process group that were re-parented away (a daemonized grandchild still counts), plus the
+ * trees of `extra[root]` (escapees its containment attributes to it). One /proc scan serves every
+ * root. Roots that are gone are missing from the result.
  */
 export function sampleUsage(
   rootPids: readonly number[],
   procs: readonly ProcStat[] = scanProcesses(),
+  extra: ReadonlyMap<number, readonly number[]> = new Map(),
 ): Map<number, Usage> {
   const byPid = new Map<number, ProcStat>();
   const children = new Map<number, number[]>();
@@ -151,7 +153,7 @@ export function sampleUsage(
   for (const root of rootPids) {
     if (!byPid.has(root)) continue;
     const seen = new Set<number>();
-    const todo = [root, ...(groups.get(root) ?? [])];
+    const todo = [root, ...(groups.get(root) ?? []), ...(extra.get(root) ?? [])];
     let rss = 0;
     let ticks = 0;
     for (let pid = todo.pop(); pid !== undefined; pid = todo.pop()) {

@@ -6,21 +6,21 @@
 //   orphans a child subreaper receives) that carry the instance's EMPEROR_* environment.
 // Either way the runner sees one `Cell` per instance and never asks which kind it is.
 import { closeSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { reapPid } from '@emperor/native';
 import type { CgroupTree } from '../os/containment/cgroup-tree.js';
 import {
+  instanceOfPath,
   prepareInstanceCgroup,
   stopCgroup,
   sweepTree,
-  usageOf,
   vassalCgroup,
 } from '../os/containment/cgroup-tree.js';
+import { parseProcCgroup } from '../os/containment/cgroup-location.js';
 import { cgroupPids, killCgroup, removeCgroup } from '../os/containment/cgroup.js';
 import type { Containment } from '../os/containment/containment.js';
 import { ownChildren, readTags } from '../os/containment/subreaper.js';
-import { killGroup, readStat } from '../os/process-tree.js';
+import { killGroup, readStat, type ProcStat } from '../os/process-tree.js';
 
 export interface InstanceTag {
   readonly vassal: string;
@@ -41,10 +41,6 @@ export interface Cell {
    * after `ms` with the pids still there (uninterruptible sleep): they are left to the sweep.
    */
   end(ms: number): Promise<number[]>;
-  /** The instance's processes now, main process first where it runs. */
-  pids(): number[];
-  /** The whole instance's CPU and (with the memory controller) memory; undefined in subreaper mode. */
-  usage(): { cpuSeconds: number; memoryBytes: number | undefined } | undefined;
 }
 
 export interface ContainmentInfo {
@@ -63,10 +59,21 @@ export interface Confinement {
   forget(vassal: string): void;
   /** Kills whatever a killed emperor left in this tree; returns the pids it found. */
   sweep(): Promise<number[]>;
+  /**
+   * The processes that left their instance's tree and process group (a double-fork daemon), by
+   * instance (`instanceKey`), from a /proc scan: status adds their usage (and their descendants')
+   * to their instance's.
+   */
+  escapees(procs: readonly ProcStat[]): Map<string, number[]>;
   /** A second SIGTERM: SIGKILL to every process of every instance. */
   killAll(): void;
   /** Every vassal is gone: kills what no instance claims and removes the tree. */
   close(): Promise<number[]>;
+}
+
+/** The key of an instance in `escapees`. */
+export function instanceKey(tag: InstanceTag): string {
+  return `${tag.vassal}/${tag.generation}/${tag.index}`;
 }
 
 export function openConfinement(containment: Containment, logger: Logger): Confinement {
@@ -91,7 +98,6 @@ class CgroupConfinement implements Confinement {
     const tree = this.#tree;
     const { dir, fd } = prepareInstanceCgroup(tree, tag.vassal, tag.generation, tag.index);
     let open = true;
-    let main: number | undefined;
     const close = (): void => {
       if (open) closeSync(fd);
       open = false;
@@ -100,7 +106,6 @@ class CgroupConfinement implements Confinement {
       cgroupFd: fd,
       spawned: (pid) => {
         close();
-        main = pid;
         if (pid === undefined) removeCgroup(dir);
       },
       kill: () => {
@@ -115,13 +120,26 @@ class CgroupConfinement implements Confinement {
           return cgroupPids(dir);
         }
       },
-      pids: () => {
-        const pids = leafPids(dir);
-        // The main process first: the table shows it, and a cgroup lists pids in no set order.
-        return main !== undefined && pids.includes(main) ? [main, ...pids.filter((p) => p !== main)] : pids;
-      },
-      usage: () => usageOf(tree, dir),
     };
+  }
+
+  /**
+   * An escapee's parent died, so it was re-parented to init (pid 1, or the nearest subreaper):
+   * only those processes are asked for their cgroup (a few on a host), not every process. Reading
+   * each instance's `cpu.stat` and `cgroup.procs` instead cost 100-270 ms per 1000 populated
+   * cgroups here (docs/architecture.md, "Containment"), more than the whole status.
+   */
+  escapees(procs: readonly ProcStat[]): Map<string, number[]> {
+    const out = new Map<string, number[]>();
+    const present = new Set(procs.map((p) => p.pid));
+    for (const p of procs) {
+      if (p.ppid !== 1 && present.has(p.ppid)) continue;
+      const tag = instanceOfPath(this.#tree, ownCgroupOf(p.pid) ?? '');
+      if (tag === undefined) continue;
+      const key = instanceKey(tag);
+      out.set(key, [...(out.get(key) ?? []), p.pid]);
+    }
+    return out;
   }
 
   forget(vassal: string): void {
@@ -208,9 +226,21 @@ class SubreaperConfinement implements Confinement {
           this.#scan();
         });
       },
-      pids: () => (main === undefined ? [] : this.#members(tag, main)),
-      usage: () => undefined,
     };
+  }
+
+  /** Orphans are our children (a subreaper's): attributed by their cached tags. */
+  escapees(procs: readonly ProcStat[]): Map<string, number[]> {
+    const out = new Map<string, number[]>();
+    const ours = new Set(ownChildren());
+    for (const p of procs) {
+      if (!ours.has(p.pid) || this.#live.has(p.pid) || p.state === 'Z') continue;
+      const tag = this.#tagOf(p.pid, p.startTime);
+      if (tag === undefined) continue;
+      const key = instanceKey(tag);
+      out.set(key, [...(out.get(key) ?? []), p.pid]);
+    }
+    return out;
   }
 
   forget(): void {
@@ -342,15 +372,12 @@ class SubreaperConfinement implements Confinement {
   }
 }
 
-/** The pids of an instance's cgroup, a leaf (no walk of the subtree: one read, for status at 1000 vassals). */
-function leafPids(dir: string): number[] {
+/** The cgroup2 path of a process (the `0::` line of /proc/PID/cgroup), or undefined. */
+function ownCgroupOf(pid: number): string | undefined {
   try {
-    return readFileSync(join(dir, 'cgroup.procs'), 'latin1')
-      .split('\n')
-      .filter((l) => l !== '')
-      .map(Number);
+    return parseProcCgroup(readFileSync(`/proc/${pid}/cgroup`, 'latin1'));
   } catch {
-    return []; // removed meanwhile: nothing left in it
+    return undefined; // gone meanwhile
   }
 }
 

@@ -90,11 +90,6 @@ export class VassalRunner {
     return this.#disposed;
   }
 
-  /** The place of a live instance (its processes, its usage), by main pid. */
-  cellOf(pid: number): Cell | undefined {
-    return this.#cells.get(pid);
-  }
-
   /** The last `STATUS=` an instance sent, if any. */
   statusOf(pid: number): string | undefined {
     return this.#status.get(pid);

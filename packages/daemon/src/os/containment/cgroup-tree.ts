@@ -31,6 +31,8 @@ const ACCOUNTING = ['cpu', 'memory', 'pids'];
 export interface CgroupTree {
   /** The subtree's directory, e.g. /sys/fs/cgroup/system.slice/emperor.service/emperor-1a2b3c. */
   readonly dir: string;
+  /** The same as /proc/PID/cgroup names it (`/system.slice/emperor.service/emperor-1a2b3c`). */
+  readonly path: string;
   readonly killMethod: KillMethod;
   /** Controllers the tree's children have (none on a hybrid host: no memory.current then). */
   readonly controllers: readonly string[];
@@ -95,7 +97,11 @@ export function openCgroupTree(options: OpenTreeOptions): TreeResult {
     }
   }
   const controllers = enableControllers(dir, ACCOUNTING);
-  return { ok: true, tree: { dir, killMethod: options.killMethod ?? defaultKillMethod(dir), controllers } };
+  const path = join(where.path, options.name);
+  return {
+    ok: true,
+    tree: { dir, path, killMethod: options.killMethod ?? defaultKillMethod(dir), controllers },
+  };
 }
 
 /**
@@ -193,6 +199,21 @@ export function prepareInstanceCgroup(
   const dir = instanceCgroup(tree, vassal, generation, index);
   mkdirSync(dir, { recursive: true });
   return { dir, fd: openSync(dir, 'r') };
+}
+
+/**
+ * Which instance of the tree a process's cgroup (as /proc/PID/cgroup names it) is, if any:
+ * `{vassal, generation, index}`.
+ */
+export function instanceOfPath(
+  tree: CgroupTree,
+  cgroupPath: string,
+): { vassal: string; generation: number; index: number } | undefined {
+  const prefix = `${tree.path}/`;
+  if (!cgroupPath.startsWith(prefix)) return undefined;
+  const m = /^([^/]+)\.vassal\/(\d+)\.(\d+)$/.exec(cgroupPath.slice(prefix.length));
+  if (m === null) return undefined;
+  return { vassal: m[1] as string, generation: Number(m[2]), index: Number(m[3]) };
 }
 
 /** A vassal's or an instance's usage (`dir` from vassalCgroup or instanceCgroup). */
