@@ -20,6 +20,14 @@ import { ROOT, freePort, getJson, node, tempDir, waitFor } from './support.js';
 
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
+/** The `[emperor]` file that docs/install.md shows for `--config`. */
+function documentedIni(): string {
+  const doc = readFileSync(join(ROOT, 'docs', 'install.md'), 'utf8');
+  const block = /```ini\n(\[emperor\]\n[^`]*)```/.exec(doc);
+  assert.ok(block?.[1], 'docs/install.md shows an [emperor] file');
+  return block[1];
+}
+
 /** npm's own script: `npm` on PATH is a symlink to it, and the bare PATH below has no npm. */
 function npmCli(): string {
   const which = spawnSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' });
@@ -76,6 +84,12 @@ void test('npm pack, then npm i -g --prefix with no compiler: a working emperor'
   assert.equal(version.status, 0, version.stderr);
   assert.equal(version.stdout.trim(), VERSION);
 
+  // docs/install.md copies the unit from the installed package.
+  assert.equal(
+    readFileSync(join(pkg, 'systemd', 'emperor.service'), 'utf8'),
+    readFileSync(join(ROOT, 'systemd', 'emperor.service'), 'utf8'),
+  );
+
   const examples = join(pkg, 'vassals.example');
   const check = run(['check', examples]);
   assert.equal(check.status, 0, `${check.stdout}${check.stderr}`);
@@ -88,15 +102,30 @@ void test('npm pack, then npm i -g --prefix with no compiler: a working emperor'
   const port = await freePort();
   const vassals = join(dir, 'vassals');
   mkdirSync(vassals);
+  mkdirSync(join(dir, 'more'));
   writeFileSync(
     join(vassals, 'pool.ini'),
     `[vassal]\nexec = node ${join(examples, 'apps', 'pool.mjs')}\nsocket = http=127.0.0.1:${port}\nready = fd\n`,
   );
-  const config = join(dir, 'emperor.ini');
+  // The emperor.ini of docs/install.md, its paths moved into the temp directory.
   const control = join(dir, 'run', 'control.sock');
+  const metricsPort = await freePort();
+  const moved: Record<string, string> = {
+    '/etc/emperor/vassals': vassals,
+    '/srv/apps/*.ini': join(dir, 'more', '*.ini'),
+    '/var/log/emperor': join(dir, 'logs'),
+    '/run/emperor/control.sock': control,
+    emperor: String(process.getgid?.() ?? 0), // control-group: one this user has
+    '127.0.0.1:9101': `127.0.0.1:${metricsPort}`,
+  };
+  const config = join(dir, 'emperor.ini');
   writeFileSync(
     config,
-    `[emperor]\nvassals = ${vassals}\nlog-dir = ${join(dir, 'logs')}\ncontrol = ${control}\n`,
+    documentedIni().replace(/^([\w-]+) = (.*)$/gm, (_line, key: string, value: string) => {
+      const to = moved[value];
+      assert.ok(to !== undefined, `docs/install.md: no stand-in for ${key} = ${value}`);
+      return `${key} = ${to}`;
+    }),
   );
   const daemon = spawnChild(t, emperor, ['run', '--config', config], {
     env,
@@ -108,6 +137,9 @@ void test('npm pack, then npm i -g --prefix with no compiler: a working emperor'
   daemon.stderr?.setEncoding('utf8').on('data', (c: string) => (log += c));
   const answer = await waitFor(() => getJson(port), { what: `pool on 127.0.0.1:${port}`, seen: () => log });
   assert.equal(answer.vassal, 'pool');
+  const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+  assert.equal(metrics.status, 200);
+  await metrics.text();
   const status = run(['status', '--control', control, '--json']);
   assert.equal(status.status, 0, status.stderr);
   assert.match(status.stdout, /"pool"/);
