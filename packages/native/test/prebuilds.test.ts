@@ -26,15 +26,24 @@ interface Elf {
   type: number;
   machine: number;
   needed: string[];
+  /** Symbol versions required from shared libraries (`GLIBC_2.28`). */
+  versions: string[];
 }
 
-/** The ELF header and the DT_NEEDED libraries (64-bit little-endian files only). */
+/** The ELF header, the DT_NEEDED libraries and the needed symbol versions (64-bit little-endian only). */
 function readElf(path: string): Elf {
   const b = readFileSync(path);
   assert.deepEqual([...b.subarray(0, 4)], [0x7f, 0x45, 0x4c, 0x46], `${path}: ELF magic`);
   const class64 = b[4] === 2;
   const littleEndian = b[5] === 1;
-  const elf = { class64, littleEndian, type: b.readUInt16LE(16), machine: b.readUInt16LE(18), needed: [] };
+  const elf = {
+    class64,
+    littleEndian,
+    type: b.readUInt16LE(16),
+    machine: b.readUInt16LE(18),
+    needed: [],
+    versions: [],
+  };
   if (!class64 || !littleEndian) return elf;
   const shoff = Number(b.readBigUInt64LE(0x28));
   const shentsize = b.readUInt16LE(0x3a);
@@ -49,8 +58,26 @@ function readElf(path: string): Elf {
     };
   };
   const needed: string[] = [];
+  const versions: string[] = [];
+  const text = (at: number) => b.toString('latin1', at, b.indexOf(0, at));
   for (let i = 0; i < shnum; i++) {
     const s = section(i);
+    if (s.type === 0x6ffffffe) {
+      // SHT_GNU_verneed: Verneed entries (vn_cnt at +2, vn_aux at +8, vn_next at +12), each with
+      // Vernaux entries (vna_name at +8, vna_next at +12).
+      const strtab = section(s.link);
+      for (let vn = s.offset, more = true; more;) {
+        const count = b.readUInt16LE(vn + 2);
+        for (let k = 0, aux = vn + b.readUInt32LE(vn + 8); k < count; k++) {
+          versions.push(text(strtab.offset + b.readUInt32LE(aux + 8)));
+          aux += b.readUInt32LE(aux + 12);
+        }
+        const next = b.readUInt32LE(vn + 12);
+        more = next !== 0;
+        vn += next;
+      }
+      continue;
+    }
     if (s.type !== 6) continue; // SHT_DYNAMIC
     const strtab = section(s.link);
     for (let at = s.offset; at < s.offset + s.size; at += 16) {
@@ -58,10 +85,10 @@ function readElf(path: string): Elf {
       if (tag === 0n) break; // DT_NULL
       if (tag !== 1n) continue; // DT_NEEDED
       const start = strtab.offset + Number(b.readBigUInt64LE(at + 8));
-      needed.push(b.toString('latin1', start, b.indexOf(0, start)));
+      needed.push(text(start));
     }
   }
-  return { ...elf, needed };
+  return { ...elf, needed, versions };
 }
 
 for (const t of TARGETS) {
@@ -75,9 +102,17 @@ for (const t of TARGETS) {
     assert.equal(elf.machine, t.machine, 'e_machine');
     // glibc's libc is libc.so.6; musl's (libc.so here, libc.musl-<arch>.so.1 on Alpine) is musl's
     // dynamic loader itself, which answers for any `libc.*` name.
-    if (t.libc === 'glibc')
+    if (t.libc === 'glibc') {
       assert.ok(elf.needed.includes('libc.so.6'), `needs libc.so.6: ${elf.needed.join(' ')}`);
-    else
+      // Loads wherever Node 20 runs (its own binaries need glibc 2.28), as packages/native/README.md says.
+      const glibc = elf.versions.filter((v) => v.startsWith('GLIBC_'));
+      assert.ok(glibc.length > 0, 'versioned glibc symbols found');
+      const tooNew = glibc.filter((v) => {
+        const [major = 0, minor = 0] = v.slice('GLIBC_'.length).split('.').map(Number);
+        return major > 2 || (major === 2 && minor > 28);
+      });
+      assert.deepEqual(tooNew, [], `needs a glibc newer than 2.28 (all: ${glibc.join(' ')})`);
+    } else
       assert.ok(
         elf.needed.length > 0 && elf.needed.every((n) => n.startsWith('libc.') && n !== 'libc.so.6'),
         `needs musl's libc only: ${elf.needed.join(' ')}`,
