@@ -3,10 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { defaultPaths } from '@emperor/daemon/paths';
-import { ROOT, runCli } from './support.js';
+import { FIXTURES, ROOT, getJson, node, runCli, startEmperor, tempDir, waitFor } from './support.js';
 
 const UNIT = join(ROOT, 'systemd', 'emperor.service');
 
@@ -84,3 +85,74 @@ void test("ExecStart runs `emperor run` with options it has, on the root default
   assert.equal(root.logDir, '/var/log/emperor', 'LogsDirectory=emperor');
   assert.equal(root.runtimeDir, '/run/emperor', 'RuntimeDirectory=emperor');
 });
+
+/** A port below 1024 that nothing listens on now (only root can bind it). */
+async function lowPort(): Promise<number> {
+  for (let port = 1023; port > 600; port--) {
+    const free = await new Promise<boolean>((done) => {
+      const srv = createServer();
+      srv.once('error', () => {
+        done(false);
+      });
+      srv.listen(port, '127.0.0.1', () => {
+        srv.close(() => {
+          done(true);
+        });
+      });
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port between 601 and 1023');
+}
+
+void test(
+  "under the unit's capability bounding set the emperor binds a low port, runs a vassal as another user, and a root vassal writes into another user's directory",
+  { skip: process.getuid?.() === 0 ? false : 'needs root (the unit runs the emperor as root)' },
+  async (t) => {
+    const bounding = one(serviceKeys(), 'CapabilityBoundingSet');
+    assert.ok(bounding.startsWith('~'), 'a list of capabilities taken away');
+    const drop = bounding
+      .slice(1)
+      .split(/\s+/)
+      .map((c) => `-${c.toLowerCase().replace(/^cap_/, '')}`)
+      .join(',');
+    // The app where `nobody` can read it, and a directory only `nobody` may write.
+    const dir = tempDir(t);
+    chmodSync(dir, 0o755);
+    const app = join(dir, 'app.mjs');
+    copyFileSync(join(FIXTURES, 'socket-app.mjs'), app);
+    chmodSync(app, 0o644);
+    const theirs = join(dir, 'theirs');
+    mkdirSync(theirs, { mode: 0o700 });
+    chownSync(theirs, 65534, 65534);
+    const port = await lowPort();
+    const emp = await startEmperor(t, {
+      prefix: ['setpriv', `--bounding-set=${drop}`, '--'],
+      files: {
+        'web.ini': `[vassal]\nexec = ${node()} ${app}\nsocket = http=127.0.0.1:${port}\nuser = nobody\n`,
+        'writer.ini': `[vassal]\nexec = /bin/sh -c 'echo written > ${theirs}/out; exec sleep 100'\n`,
+      },
+    });
+    const bnd = /\nCapBnd:\t([0-9a-f]+)\n/.exec(
+      readFileSync(`/proc/${emp.child.pid ?? 0}/status`, 'utf8'),
+    )?.[1];
+    assert.equal(BigInt(`0x${bnd ?? '0'}`) & (1n << 21n), 0n, 'the emperor runs without CAP_SYS_ADMIN');
+    const answer = await waitFor(() => getJson(port), {
+      what: `web on 127.0.0.1:${port}`,
+      seen: () => emp.lines,
+    });
+    assert.equal(answer.inherited, true, 'served on the socket the emperor bound');
+    const uid = /\nUid:\t(\d+)\t/.exec(readFileSync(`/proc/${String(answer.pid)}/status`, 'utf8'))?.[1];
+    assert.equal(uid, '65534', 'runs as nobody');
+    await waitFor(
+      () => {
+        try {
+          return readFileSync(join(theirs, 'out'), 'utf8') === 'written\n';
+        } catch {
+          return false;
+        }
+      },
+      { what: `${theirs}/out written by the root vassal`, seen: () => emp.lines },
+    );
+  },
+);
