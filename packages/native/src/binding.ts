@@ -84,7 +84,8 @@ export function addon(): Addon {
       new Error(
         `cannot load the @emperor/native addon from ${PACKAGE_DIR} (${process.platform}-${process.arch}): ` +
           'no prebuilt binary fits and none was compiled; with gcc, make and python3 installed, ' +
-          '`npm rebuild @emperor/native --build-from-source` compiles it',
+          '`npm rebuild -g emperor --build-from-source` compiles it (in a checkout: ' +
+          '`npm rebuild -w packages/native --build-from-source`)',
         { cause },
       ),
       { code: 'EMP_NATIVE_NOT_BUILT' },
