@@ -10,6 +10,7 @@
 #include "emperor_native.h"
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <node_api.h>
 #include <poll.h>
@@ -132,9 +133,17 @@ static napi_value bind_tcp(napi_env env, napi_callback_info info) {
 // A socket file is stale when nobody listens on it: connect() is refused. Returns 0 once it is
 // removed, EEXIST for something that is not a socket (never deleted), EADDRINUSE if it is alive.
 static int remove_stale_socket(const struct sockaddr_un *addr) {
+#ifdef __GLIBC__
+  // statx rather than lstat: glibc 2.33 gave lstat a new symbol version, and the prebuilt addon
+  // must load with glibc 2.28, the oldest Node 20 itself runs on.
+  struct statx st;
+  if (statx(AT_FDCWD, addr->sun_path, AT_SYMLINK_NOFOLLOW, STATX_TYPE, &st) < 0) return errno == ENOENT ? 0 : errno;
+  if (!S_ISSOCK(st.stx_mode)) return EEXIST;
+#else
   struct stat st;
   if (lstat(addr->sun_path, &st) < 0) return errno == ENOENT ? 0 : errno;
   if (!S_ISSOCK(st.st_mode)) return EEXIST;
+#endif
   int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (probe < 0) return errno;
   // Non-blocking: a live listener with a full backlog answers EAGAIN instead of blocking us.

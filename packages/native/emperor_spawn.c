@@ -20,8 +20,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <malloc.h>
-#include <linux/sched.h>
+#ifdef __GLIBC__
+#include <malloc.h> // malloc_trim: glibc only
+#endif
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -46,6 +47,10 @@
 #endif
 #ifndef SYS_clone3
 #define SYS_clone3 435 // the same number on every architecture (asm-generic numbering since 5.3)
+#endif
+// Headers older than 5.9 lack it; at run time an older kernel answers ENOSYS (the loop below).
+#ifndef SYS_close_range
+#define SYS_close_range 436 // the same number on every architecture, as clone3's
 #endif
 // struct clone_args as of Linux 5.7 (CLONE_ARGS_SIZE_VER2), our own copy for the same reason.
 typedef struct {
@@ -570,7 +575,11 @@ napi_value emperor_pipe_size(napi_env env, napi_callback_info info) {
 napi_value emperor_trim_memory(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value result;
+#ifdef __GLIBC__
   CHECK(napi_get_boolean(env, malloc_trim(0) == 1, &result));
+#else
+  CHECK(napi_get_boolean(env, false, &result)); // musl returns free memory by itself
+#endif
   return result;
 }
 

@@ -78,7 +78,7 @@ export const ERROR_CODES = {
   EMP_BAD_CGROUP_NAME:
     "The name given for the emperor's cgroup subtree is not a plain directory name (letters, digits, '.', '_', '-').",
   EMP_NATIVE_NOT_BUILT:
-    'The @emperor/native addon is missing or cannot load; `npm rebuild @emperor/native` builds it.',
+    'The @emperor/native addon cannot load: no prebuilt binary fits this platform and none was compiled; `npm rebuild -g emperor --build-from-source` compiles it (gcc, make, python3; in a checkout `npm rebuild -w packages/native --build-from-source`).',
   // The control socket and the CLI (docs/protocol.md has the HTTP statuses).
   EMP_CONTROL_BAD_REQUEST:
     'HTTP 400: malformed HTTP, a bad parameter, or a name that is not a vassal name or glob.',

@@ -1,5 +1,6 @@
-// Loads the compiled addon (built by node-gyp during `npm ci`) on first use, never at import time.
+// Loads the addon on first use, never at import time: a prebuilt binary, or one compiled at install.
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 declare const watchHandle: unique symbol;
 /** An active uv_poll_t inside the addon; only `unwatch` may use it. */
@@ -67,19 +68,24 @@ export interface RawChild {
   pidfd: number;
 }
 
-const ADDON_PATH = '../../build/Release/emperor_native.node'; // from dist/src/
+const PACKAGE_DIR = fileURLToPath(new URL('../..', import.meta.url)); // from dist/src/
 let loaded: Addon | undefined;
 
 export function addon(): Addon {
   if (loaded) return loaded;
   const require = createRequire(import.meta.url);
   try {
-    loaded = require(ADDON_PATH) as Addon;
+    // build/Release (a local compile) first, else the prebuilt binary for this platform, arch and
+    // libc from prebuilds/ (docs/architecture.md, "Packaging").
+    const load = require('node-gyp-build') as (dir: string) => unknown;
+    loaded = load(PACKAGE_DIR) as Addon;
   } catch (cause) {
     throw Object.assign(
       new Error(
-        `cannot load the @emperor/native addon (${ADDON_PATH} from ${import.meta.url}): ` +
-          'it is built by `npm ci`; run `npm rebuild @emperor/native` to build it again',
+        `cannot load the @emperor/native addon from ${PACKAGE_DIR} (${process.platform}-${process.arch}): ` +
+          'no prebuilt binary fits and none was compiled; with gcc, make and python3 installed, ' +
+          '`npm rebuild -g emperor --build-from-source` compiles it (in a checkout: ' +
+          '`npm rebuild -w packages/native --build-from-source`)',
         { cause },
       ),
       { code: 'EMP_NATIVE_NOT_BUILT' },
