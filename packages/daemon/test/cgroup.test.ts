@@ -23,6 +23,7 @@ import {
   parseProcCgroup,
 } from '../src/os/containment/cgroup-location.js';
 import {
+  instanceOfPath,
   listTree,
   openCgroupTree,
   prepareInstanceCgroup,
@@ -302,3 +303,31 @@ void test(
     );
   },
 );
+
+void test('instanceOfPath names the instance of a process from its /proc/PID/cgroup path, and nothing else', () => {
+  const tree: CgroupTree = {
+    dir: '/sys/fs/cgroup/system.slice/emperor.service/emperor-abc',
+    path: '/system.slice/emperor.service/emperor-abc',
+    killMethod: 'kill',
+    controllers: [],
+  };
+  assert.deepEqual(instanceOfPath(tree, '/system.slice/emperor.service/emperor-abc/shop.vassal/3.1'), {
+    vassal: 'shop',
+    generation: 3,
+    index: 1,
+  });
+  // A vassal name with dots, as names may have.
+  assert.deepEqual(instanceOfPath(tree, '/system.slice/emperor.service/emperor-abc/a.b.vassal/1.0'), {
+    vassal: 'a.b',
+    generation: 1,
+    index: 0,
+  });
+  for (const other of [
+    '/system.slice/emperor.service/emperor-abcd/shop.vassal/3.1', // another emperor's tree
+    '/system.slice/emperor.service/emperor-abc/shop.vassal', // the vassal level holds no process
+    '/system.slice/emperor.service/emperor-abc/probe',
+    '/system.slice/emperor.service/emperor-abc/shop.vassal/3.1/x',
+    '/user.slice',
+  ])
+    assert.equal(instanceOfPath(tree, other), undefined, other);
+});
