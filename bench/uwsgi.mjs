@@ -7,7 +7,7 @@
 //              costs up to 3 s of polling, plus a random 0-3 s pause).
 //   footprint: the Emperor process's VmRSS and idle CPU with 0 and 100 vassals (each vassal is two
 //              uWSGI processes, so 1000 are left out on this shared machine).
-// Usage: node bench/uwsgi.mjs reaction|footprint
+// Usage: node bench/uwsgi.mjs reaction [TOUCHES] | footprint [N...]
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import {
   fmt,
   nowMs,
   printTable,
+  result,
   removeDir,
   rssKb,
   sleep,
@@ -26,6 +27,7 @@ import {
   track,
   untrack,
   latencyRow,
+  median,
 } from './lib.mjs';
 
 const mode = process.argv[2] ?? 'reaction';
@@ -133,6 +135,7 @@ if (mode === 'reaction') {
     if (r) reload.push(r.at - t0);
   }
   await em.stop();
+  result('touch-spawn', 'uwsgi', median(worker), { reload: median(reload) });
   printTable(
     `uWSGI Emperor reaction: touch -> reload (${TOUCHES} touches, default 3 s polling), ms from just before utimes(), line arrival`,
     ['measured to', 'p50', 'p90', 'p99', 'min', 'max'],
@@ -140,17 +143,23 @@ if (mode === 'reaction') {
   );
 } else {
   const rows = [];
-  for (const n of [0, 100]) {
+  // SETTLE_S and IDLE_S as in footprint.mjs (defaults 8 and 10 here); sizes from argv.
+  const SETTLE_S = Number(process.env.SETTLE_S ?? 8);
+  const IDLE_S = Number(process.env.IDLE_S ?? 10);
+  const sizes = process.argv.slice(3).map(Number);
+  for (const n of sizes.length > 0 ? sizes : [0, 100]) {
     const em = startUwsgiEmperor(n);
     if (n > 0) await em.waitLines(/\[emperor\] vassal .* is ready to accept requests/, n, 0, 60_000);
     else await em.waitLines(/\*\*\* starting uWSGI Emperor \*\*\*/, 1);
     const busy = rssKb(em.pid);
-    await sleep(8000);
+    await sleep(SETTLE_S * 1000);
     const c0 = cpuTicks(em.pid);
     const t0 = nowMs();
-    await sleep(10_000);
+    await sleep(IDLE_S * 1000);
     const ticks = cpuTicks(em.pid) - c0;
     const pct = (100 * ticks) / CLK_TCK / ((nowMs() - t0) / 1000);
+    result(`rss-${n}`, 'uwsgi', rssKb(em.pid) / 1024);
+    result(`idle-cpu-${n}`, 'uwsgi', pct);
     rows.push([
       `uWSGI Emperor, ${n} vassals`,
       fmt(busy / 1024),
@@ -161,7 +170,7 @@ if (mode === 'reaction') {
     await em.stop();
   }
   printTable(
-    'uWSGI Emperor footprint (the Emperor process only): RSS in MiB; idle CPU over 10 s after 8 s settling',
+    `uWSGI Emperor footprint (the Emperor process only): RSS in MiB; idle CPU over ${IDLE_S} s after ${SETTLE_S} s settling`,
     ['process', 'VmRSS when all run', 'VmRSS, steady', 'VmHWM (peak)', 'idle CPU %'],
     rows,
   );
