@@ -211,7 +211,8 @@ for (const n of sizes) {
   }
   const ratio = median(drop) / median(d);
   ratios.push(ratio);
-  result(`cold-drop-${kind}-${n}`, 'emperor', ratio, { ms: median(drop), direct: median(d) });
+  result(`cold-drop-${kind}-${n}`, 'emperor', median(drop));
+  result(`cold-drop-${kind}-${n}`, 'direct', median(d));
   result(`cold-boot-${kind}-${n}`, 'emperor', median(boot));
   result(`cold-boot-${kind}-${n}`, 'direct', median(d));
   agedRatios.push(median(dropAged) / median(d));

@@ -31,6 +31,15 @@ export function cleanEnv(extra = {}) {
 /** Milliseconds with sub-ms resolution, comparable to Date.now() (the epoch). */
 export const nowMs = () => performance.timeOrigin + performance.now();
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/**
+ * `promise`'s value, or undefined after `ms`; the timer is cleared either way, so that a bench
+ * that is done exits at once instead of waiting it out.
+ */
+export function within(promise, ms) {
+  let timer;
+  const late = new Promise((r) => (timer = setTimeout(r, ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
 
 // --- cleanup of everything started here ----------------------------------------------------------
 const started = new Set(); // pids
@@ -193,7 +202,7 @@ export async function startEmperor({ files = {}, wait = true } = {}) {
     /** SIGTERM, wait for the exit, remove the temp dir. */
     async stop() {
       if (!dead) child.kill('SIGTERM');
-      const r = await Promise.race([exited, sleep(15_000).then(() => undefined)]);
+      const r = await within(exited, 15_000);
       if (!r) child.kill('SIGKILL');
       await exited;
       // Vassals die with the emperor (SIGTERM stops them; setpriv --pdeathsig covers SIGKILL).

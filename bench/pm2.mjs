@@ -5,10 +5,9 @@
 // daemon ("God") and its files are this bench's own; PM2_KILL_SIGNAL=SIGTERM (PM2's default is
 // SIGINT) so that apps stop on the same signal as under the emperor. Apps run in fork mode with
 // `interpreter: none` (PM2 spawns the command itself), except the reload, which needs cluster mode.
-//   cold     : one `pm2.connect()` (the daemon starts) + start of N /bin/sleep apps -> every one of
-//              the daemon's children runs /bin/sleep; then, with the daemon running, deleted and
-//              started again (the emperor's "files dropped into a running emperor")
-//   footprint: the daemon's VmRSS and idle CPU with N apps, then with none (after delete)
+//   footprint: the daemon's VmRSS and idle CPU, freshly started with no app, then with N
+//   cold     : start of N /bin/sleep apps on the running daemon -> every one of the daemon's
+//              children runs /bin/sleep (the emperor's "files dropped into a running emperor")
 //   stop     : `pm2.delete('all')` -> every app pid gone
 //   reaction : `pm2.restart(name)` of one /bin/sleep app -> a new child runs /bin/sleep
 //   log      : a program writing BYTES to stdout as fast as it can -> PM2's out_file has them
@@ -140,14 +139,18 @@ async function idle() {
 
 const rows = [];
 try {
-  // cold, footprint, stop
-  let t0 = nowMs();
+  // footprint, cold start, stop
   await connect();
+  const without = await idle();
+  result('rss-0', 'pm2', without.rss);
+  result('idle-cpu-0', 'pm2', without.cpu);
+  rows.push(['daemon VmRSS with 0 apps, MiB / idle CPU %', `${fmt(without.rss)} / ${fmt(without.cpu, 2)}`]);
+  let t0 = nowMs();
   await call('start', { apps: sleepApps(N) });
-  let pids = await sleepers(N);
-  const boot = nowMs() - t0;
-  result(`cold-boot-sleep-${N}`, 'pm2', boot);
-  rows.push([`daemon start + ${N} apps -> all exec'd /bin/sleep`, fmt(boot)]);
+  const pids = await sleepers(N);
+  const added = nowMs() - t0;
+  result(`cold-drop-sleep-${N}`, 'pm2', added);
+  rows.push([`${N} apps started on the running daemon -> all exec'd /bin/sleep`, fmt(added)]);
   const withN = await idle();
   result(`rss-${N}`, 'pm2', withN.rss);
   result(`idle-cpu-${N}`, 'pm2', withN.cpu);
@@ -157,21 +160,6 @@ try {
   const stop = (await gone(pids)) - t0;
   result(`stop-delete-sleep-${N}`, 'pm2', stop);
   rows.push([`delete all ${N} -> pids gone`, fmt(stop)]);
-  const without = await idle();
-  result('rss-0', 'pm2', without.rss);
-  result('idle-cpu-0', 'pm2', without.cpu);
-  rows.push([
-    `daemon VmRSS with 0 apps (after the delete), MiB / idle CPU %`,
-    `${fmt(without.rss)} / ${fmt(without.cpu, 2)}`,
-  ]);
-  t0 = nowMs();
-  await call('start', { apps: sleepApps(N) });
-  pids = await sleepers(N, new Set(pids));
-  const added = nowMs() - t0;
-  result(`cold-drop-sleep-${N}`, 'pm2', added);
-  rows.push([`${N} apps started on the running daemon -> all exec'd`, fmt(added)]);
-  await call('delete', 'all');
-  await gone(pids);
 
   // reaction
   await call('start', sleepApps(1)[0]);

@@ -200,9 +200,11 @@ for (const { app, name, rounds } of subjects) {
   const control = rounds[0].control
     ? `; control (direct starts) p99 / steady: ${rounds.map((p) => `${fmt(p.control.p99 / p.steady.p99, 2)}x`).join(', ')}`
     : '';
-  const tool = app === 'node' ? 'emperor' : `emperor (${app})`;
-  result('reload-failed', tool, failed, { requests: rounds.reduce((a, p) => a + p.reloaded.requests, 0) });
-  result('reload-p99-ratio', tool, ofMedians, {
+  const suffix = app === 'node' ? '' : `-${app}`;
+  result(`reload-failed${suffix}`, 'emperor', failed, {
+    requests: rounds.reduce((a, p) => a + p.reloaded.requests, 0),
+  });
+  result(`reload-p99-ratio${suffix}`, 'emperor', ofMedians, {
     steady: median(rounds.map((p) => p.steady.p99)),
     reloaded: median(rounds.map((p) => p.reloaded.p99)),
   });
