@@ -5,7 +5,7 @@
 // daemon ("God") and its files are this bench's own; PM2_KILL_SIGNAL=SIGTERM (PM2's default is
 // SIGINT) so that apps stop on the same signal as under the emperor. Apps run in fork mode with
 // `interpreter: none` (PM2 spawns the command itself), except the reload, which needs cluster mode.
-//   footprint: the daemon's VmRSS and idle CPU, freshly started with no app, then with N
+//   footprint: the daemon's VmRSS and idle CPU with N apps
 //   cold     : start of N /bin/sleep apps on the running daemon -> every one of the daemon's
 //              children runs /bin/sleep (the emperor's "files dropped into a running emperor")
 //   stop     : `pm2.delete('all')` -> every app pid gone
@@ -141,10 +141,6 @@ const rows = [];
 try {
   // footprint, cold start, stop
   await connect();
-  const without = await idle();
-  result('rss-0', 'pm2', without.rss);
-  result('idle-cpu-0', 'pm2', without.cpu);
-  rows.push(['daemon VmRSS with 0 apps, MiB / idle CPU %', `${fmt(without.rss)} / ${fmt(without.cpu, 2)}`]);
   let t0 = nowMs();
   await call('start', { apps: sleepApps(N) });
   const pids = await sleepers(N);
