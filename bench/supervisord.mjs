@@ -229,7 +229,7 @@ try {
   untrack(pid);
 }
 printTable(
-  `${sv.argv.at(-1)} ${version} (XML-RPC on its unix socket), ms unless said`,
+  `supervisord ${version} (XML-RPC on its unix socket), ms unless said`,
   ['measured', 'supervisord'],
   rows,
 );
