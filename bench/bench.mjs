@@ -163,9 +163,10 @@ function ratioGoal(v, limit = 1.2, op = '<=') {
 function fetchOthers() {
   mkdirSync(CACHE, { recursive: true });
   console.log(`fetching PM2 into ${join(CACHE, 'pm2')} (npm)`);
+  // npm keeps the environment as it is: a registry behind a TLS proxy needs NODE_EXTRA_CA_CERTS.
   execFileSync('npm', ['i', '--no-audit', '--no-fund', '--prefix', join(CACHE, 'pm2'), 'pm2@7'], {
     stdio: 'inherit',
-    env: cleanEnv(),
+    timeout: 300_000,
   });
   try {
     const tmp = join(CACHE, 'deb');
@@ -292,8 +293,9 @@ console.log(row(head));
 console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 for (const l of lines) console.log(row(l));
 console.log('');
+const loadRange = loads.length > 0 ? `${fmt(Math.min(...loads))}-${fmt(Math.max(...loads))}` : 'no step ran';
 console.log(
-  `(x): ratio of the figure to the emperor's. Load average (1 min) before the steps: ${fmt(Math.min(...loads))}-${fmt(Math.max(...loads))}; after: ${load()}. Run time: ${fmt(minutes, 1)} min.`,
+  `(x): ratio of the figure to the emperor's. Load average (1 min) before the steps: ${loadRange}; after: ${load()}. Run time: ${fmt(minutes, 1)} min.`,
 );
 console.log(`per-step tables and details: ${LOG}`);
 process.exitCode = failed > 0 ? 1 : 0;
