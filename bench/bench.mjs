@@ -1,5 +1,5 @@
 // `npm run bench`: every benchmark of SPEC §7 in a quick mode (fewer repetitions, smaller sizes,
-// shorter idle windows; about 4 minutes on 2 cores), then the same measurements against uWSGI's
+// shorter idle windows; 4-5 minutes on 2 cores), then the same measurements against uWSGI's
 // Emperor, PM2 and supervisord where they are found, and one table of it all: each figure of
 // another supervisor is also given as a ratio to the emperor's.
 //

@@ -28,6 +28,7 @@ import {
   untrack,
   latencyRow,
   median,
+  shell,
   within,
 } from './lib.mjs';
 import { WSGI_DIR, freePort, probe, runRate, runWrk } from './sockets-lib.mjs';
@@ -145,6 +146,10 @@ if (mode === 'reaction') {
     `uWSGI Emperor reaction: touch -> reload (${TOUCHES} touches, default 3 s polling), ms from just before utimes(), line arrival`,
     ['measured to', 'p50', 'p90', 'p99', 'min', 'max'],
     [latencyRow('"[emperor] reload" line', reload), latencyRow('new "spawned uWSGI worker" line', worker)],
+  );
+} else if (mode === 'reload' && /UNABLE to load/.test(shell(`${uwsgi} --plugin python3 --version 2>&1`))) {
+  console.log(
+    'uwsgi has no python3 plugin (Debian: apt-get install -y uwsgi-plugin-python3); reload skipped',
   );
 } else if (mode === 'reload') {
   // Reload under load, as sockets-reload.mjs for the emperor: a Python WSGI app
