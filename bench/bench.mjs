@@ -32,12 +32,14 @@ const RESULTS = join('/tmp', `emperor-bench-${stamp}.jsonl`);
 // Node settles for some seconds after a start (lazy compilation, V8's memory reducer): 10 s before
 // the idle window, on every side alike (footprint.mjs alone waits 15 s).
 const QUICK = { BENCH_QUICK: '1', BENCH_REPS: '1', SETTLE_S: '10', IDLE_S: '5' };
+// Without wrk, the reload runs use the bench's own open-loop client at 1000 requests/s.
+const LOAD = shell('command -v wrk') === '?' ? { BENCH_RATE: '1000' } : {};
 const STEPS = [
   ['emperor reaction', 'reaction', ['15'], {}, 60],
   ['emperor stop', 'stop', ['100'], QUICK, 60],
   ['emperor cold-start', 'cold-start', ['sleep', '10', '100'], QUICK, 90],
   ['emperor footprint', 'footprint', ['100', '1000'], QUICK, 120],
-  ['emperor reload', 'sockets-reload', ['node,gunicorn-ready+rn', '5', '3', '1'], QUICK, 120],
+  ['emperor reload', 'sockets-reload', ['node,gunicorn-ready+rn', '5', '3', '1'], { ...QUICK, ...LOAD }, 120],
   ['emperor on-demand', 'sockets-ondemand', ['6'], {}, 90],
   ['emperor touch-answer', 'sockets-touch', ['8'], {}, 60],
   [
@@ -49,8 +51,8 @@ const STEPS = [
   ],
   ['uwsgi reaction', 'uwsgi', ['reaction', '3'], {}, 60],
   ['uwsgi footprint', 'uwsgi', ['footprint', '100'], QUICK, 90],
-  ['uwsgi reload', 'uwsgi', ['reload'], {}, 60],
-  ['pm2', 'pm2', ['100'], { ...QUICK, TOUCHES: '10', SECONDS: '5', RELOADS: '3' }, 170],
+  ['uwsgi reload', 'uwsgi', ['reload'], LOAD, 60],
+  ['pm2', 'pm2', ['100'], { ...QUICK, ...LOAD, TOUCHES: '10', SECONDS: '5', RELOADS: '3' }, 170],
   ['supervisord', 'supervisord', ['100'], { ...QUICK, TOUCHES: '10' }, 170],
 ];
 
@@ -228,6 +230,7 @@ const header = [
   `machine: ${shell('nproc')} cores (${shell("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").trim()}), ${shell('free -m | awk \'/Mem:/{print $2" MiB"}\'')}, kernel ${shell('uname -r')}, ${shell('. /etc/os-release && echo $PRETTY_NAME')}`,
   `versions: emperor ${JSON.parse(readFileSync(join(ROOT, 'packages', 'cli', 'package.json'), 'utf8')).version} (${shell(`git -C ${ROOT} rev-parse --short HEAD`)}), node ${process.version}, uWSGI ${versionOf('uwsgi --version')}, PM2 ${pm2Version()}, supervisord ${supervisordVersion()}, wrk ${versionOf('wrk -v 2>&1 | head -1 | cut -d" " -f2')}`,
   'NODE_EXTRA_CA_CERTS: unset for every process of every side',
+  ...(LOAD.BENCH_RATE ? ['wrk not found: the reload runs use bench/rate-load.mjs at 1000 requests/s'] : []),
 ];
 for (const h of header) console.log(h);
 console.log(`per-step output: ${LOG}`);
