@@ -12,6 +12,7 @@ import {
   fmt,
   nowMs,
   printTable,
+  result,
   rssKb,
   sleep,
   startEmperor,
@@ -86,6 +87,8 @@ for (const [i, n] of sizes.entries()) {
       `${fmt(r.floor.cpu.pct, 2)} (${r.floor.cpu.ticks} ticks)`,
     ]);
   }
+  result(`rss-${n}`, 'emperor', r.rss / 1024, { hwm: r.hwm / 1024 });
+  result(`idle-cpu-${n}`, 'emperor', r.cpu.pct);
   rows.push([
     `emperor, ${n} vassals`,
     fmt(r.busy / 1024),

@@ -2,7 +2,17 @@
 // arrival, /proc readers, statistics and table printing. Every process started here is recorded
 // and killed by pid when the bench ends, however it ends.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -21,6 +31,15 @@ export function cleanEnv(extra = {}) {
 /** Milliseconds with sub-ms resolution, comparable to Date.now() (the epoch). */
 export const nowMs = () => performance.timeOrigin + performance.now();
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/**
+ * `promise`'s value, or undefined after `ms`; the timer is cleared either way, so that a bench
+ * that is done exits at once instead of waiting it out.
+ */
+export function within(promise, ms) {
+  let timer;
+  const late = new Promise((r) => (timer = setTimeout(r, ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
 
 // --- cleanup of everything started here ----------------------------------------------------------
 const started = new Set(); // pids
@@ -185,7 +204,7 @@ export async function startEmperor({ files = {}, wait = true } = {}) {
     /** SIGTERM, wait for the exit, remove the temp dir. */
     async stop() {
       if (!dead) child.kill('SIGTERM');
-      const r = await Promise.race([exited, sleep(15_000).then(() => undefined)]);
+      const r = await within(exited, 15_000);
       if (!r) child.kill('SIGKILL');
       await exited;
       // Vassals die with the emperor (SIGTERM stops them; setpriv --pdeathsig covers SIGKILL).
@@ -216,6 +235,32 @@ export function exeOf(pid) {
     return undefined;
   }
 }
+/** The pids of a process's children (every thread's /proc/PID/task/TID/children). */
+export function childrenOf(pid) {
+  const pids = [];
+  let tasks = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return pids;
+  }
+  for (const tid of tasks) {
+    try {
+      const text = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+      if (text) pids.push(...text.split(' ').map(Number));
+    } catch {
+      // the thread is gone
+    }
+  }
+  return pids;
+}
+
+/**
+ * Where the other supervisors are, for the side-by-side runs: on PATH, or in the cache that
+ * `npm run bench -- --fetch` fills (BENCH_CACHE, default ~/.cache/emperor-bench).
+ */
+export const CACHE = process.env.BENCH_CACHE ?? join(homedir(), '.cache', 'emperor-bench');
+
 export function alive(pid) {
   try {
     process.kill(pid, 0);
@@ -274,6 +319,16 @@ export function printTable(title, header, rows) {
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const r of cells.slice(1)) console.log(line(r));
   console.log('');
+}
+
+/**
+ * One figure for the summary table of `npm run bench` (bench/bench.mjs): appended as a JSON line to
+ * the file named by BENCH_RESULTS, when set. `id` names the row, `tool` the column (emperor, uwsgi,
+ * pm2, supervisord); `value` is a number in the row's unit.
+ */
+export function result(id, tool, value, extra = {}) {
+  if (!process.env.BENCH_RESULTS) return;
+  appendFileSync(process.env.BENCH_RESULTS, `${JSON.stringify({ id, tool, value, ...extra })}\n`);
 }
 
 export function verdict(ok) {

@@ -29,6 +29,7 @@ import {
   median,
   nowMs,
   printTable,
+  result,
   rssKb,
   shell,
   sleep,
@@ -222,5 +223,9 @@ console.log(
   `goal RSS within 10 MiB of its baseline ${AFTER_S} s after: ${verdict(grewMiB <= 10)} (${fmt(grewMiB)} MiB)`,
 );
 console.log(`emperor CPU: ${fmt(cpuPerGiB, 2)} s per GiB (median)`);
-// lib's stop() leaves a 15 s fallback timer behind: the bench is over.
-process.exit(0);
+result('log-rate', 'emperor', median(via.map((v) => v.rate / MiB)), { cpuPerGiB, dropped });
+result('log-rate', 'direct', median(direct_.map((v) => v.rate / MiB)));
+result('log-rate', 'cat', median(cat.map((v) => v.rate / MiB)));
+result('log-cpu', 'emperor', cpuPerGiB);
+result('log-dropped', 'emperor', dropped, { wrong });
+result('log-rss-growth', 'emperor', grewMiB);

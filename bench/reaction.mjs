@@ -16,6 +16,7 @@ import {
   nowMs,
   percentile,
   printTable,
+  result,
   sleep,
   startEmperor,
   verdict,
@@ -82,6 +83,8 @@ printTable(
 );
 const p50 = median(line);
 const p99 = percentile(line, 99);
+result('touch-spawn', 'emperor', p50, { p99 });
+result('touch-exec', 'emperor', median(execd));
 console.log(
   `goal median <= 20 ms: ${verdict(p50 <= 20)} (${fmt(p50)}); p99 < 100 ms: ${verdict(p99 < 100)} (${fmt(p99)}) [spawn line arrival]`,
 );

@@ -9,6 +9,7 @@ import {
   fmt,
   median,
   printTable,
+  result,
   sleep,
   startEmperor,
   verdict,
@@ -97,6 +98,8 @@ const over = median(firstAnswer) - median(direct);
 const overWaited = median(firstAnswer) - median(directWaited);
 // Paired per wake-up (the direct start ran right before it), which cancels slow drifts of load.
 const paired = median(firstAnswer.map((v, i) => v - directWaited[i]));
+result('ondemand-over', 'emperor', over, { firstAnswer: median(firstAnswer), appStart: median(direct) });
+result('ondemand-failed', 'emperor', failures.length);
 console.log(
   `failed or wrong first connections: ${failures.length}${failures.length ? ` (${failures.join('; ')})` : ''}`,
 );

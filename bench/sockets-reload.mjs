@@ -18,7 +18,7 @@
 // SDK's drain waits for before closing an idle connection (KEEPALIVE_MS in its env changes it).
 import { existsSync, readFileSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
-import { deadline, fmt, median, printTable, sleep, startEmperor, verdict } from './lib.mjs';
+import { deadline, fmt, median, printTable, result, sleep, startEmperor, verdict } from './lib.mjs';
 import {
   GUNICORN,
   RATE_WARMUP_S,
@@ -153,7 +153,10 @@ function subject(app, name, port, firstGeneration) {
   const kinds = [
     ['steady', steadyRun],
     [`${RELOADS} reloads`, reloadRun],
-    ...(isGunicorn(app) ? [] : [[`${RELOADS}x3 direct starts`, controlRun]]),
+    // BENCH_QUICK=1 (npm run bench): no control run.
+    ...(isGunicorn(app) || process.env.BENCH_QUICK === '1'
+      ? []
+      : [[`${RELOADS}x3 direct starts`, controlRun]]),
   ];
   return { app, name, kinds, rounds: [] };
 }
@@ -197,6 +200,14 @@ for (const { app, name, rounds } of subjects) {
   const control = rounds[0].control
     ? `; control (direct starts) p99 / steady: ${rounds.map((p) => `${fmt(p.control.p99 / p.steady.p99, 2)}x`).join(', ')}`
     : '';
+  const suffix = app === 'node' ? '' : `-${app}`;
+  result(`reload-failed${suffix}`, 'emperor', failed, {
+    requests: rounds.reduce((a, p) => a + p.reloaded.requests, 0),
+  });
+  result(`reload-p99-ratio${suffix}`, 'emperor', ofMedians, {
+    steady: median(rounds.map((p) => p.steady.p99)),
+    reloaded: median(rounds.map((p) => p.reloaded.p99)),
+  });
   verdicts.push(
     `${app}: goal 0 failed under reload: ${verdict(failed === 0)} (${failed}; other runs: ${otherFailed}); ` +
       `p99 within 2x of steady: ${verdict(ratios.every((x) => x <= 2))} (per round ${ratios.map((x) => `${fmt(x, 2)}x`).join(', ')}; ` +

@@ -11,6 +11,7 @@ import {
   median,
   nowMs,
   printTable,
+  result,
   sleep,
   startEmperor,
   verdict,
@@ -125,6 +126,8 @@ const over = median(toAnswer) - median(direct);
 const overAnswer = median(toAnswer) - median(directAnswer);
 // Paired per touch (the direct start ran right after it), which cancels slow drifts of load.
 const paired = median(toAnswer.map((v, i) => v - direct[i]));
+result('touch-answer-over', 'emperor', over, { toAnswer: median(toAnswer), appStart: median(direct) });
+result('touch-answer-failed', 'emperor', failures.length);
 console.log(
   `probes: ${answers.length} answered, ${failures.length} failed${failures.length ? `: ${JSON.stringify(failures.slice(0, 10))}` : ''}`,
 );

@@ -15,6 +15,7 @@ import {
   median,
   nowMs,
   printTable,
+  result,
   sleep,
   startEmperor,
   tempDir,
@@ -24,6 +25,8 @@ import {
 
 const N = Number(process.argv[2] ?? 100);
 const REPS = Number(process.env.BENCH_REPS ?? 3);
+// BENCH_QUICK=1 (npm run bench): /bin/sleep vassals only.
+const KINDS = process.env.BENCH_QUICK === '1' ? ['sleep'] : ['sleep', 'node'];
 deadline(115_000, 'stop');
 const MARKER_APP = join(ROOT, 'bench', 'fixtures', 'marker-app.mjs');
 
@@ -82,7 +85,7 @@ async function bySigterm(kind) {
 
 const rows = [];
 let worst = 0;
-for (const kind of ['sleep', 'node']) {
+for (const kind of KINDS) {
   for (const [how, fn] of [
     ['delete all files', byDelete],
     ['SIGTERM the emperor', bySigterm],
@@ -95,6 +98,7 @@ for (const kind of ['sleep', 'node']) {
       gone.push(x.gone);
     }
     worst = Math.max(worst, median(done), median(gone));
+    result(`stop-${fn === byDelete ? 'delete' : 'sigterm'}-${kind}-${N}`, 'emperor', median(gone));
     rows.push([
       kind === 'node' ? 'tiny Node app' : '/bin/sleep',
       how,
