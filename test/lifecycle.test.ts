@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import {
   existsSync,
+  mkdirSync,
   readdirSync,
   readFileSync,
   readlinkSync,
@@ -353,6 +354,24 @@ void test(
     assert.match(status, /\nGroups:\t(65534 )?\n/, 'its own groups, none of root');
     const environ = readFileSync(`/proc/${spawned.pid as number}/environ`, 'utf8').split('\0');
     assert.ok(environ.includes('USER=nobody') && environ.includes('LOGNAME=nobody'), 'USER and LOGNAME');
+  },
+);
+
+void test(
+  'user: a program the user cannot reach fails with a reason that names the user',
+  { skip: process.getuid?.() === 0 ? false : 'needs root to switch users' },
+  async (t) => {
+    const emp = await startEmperor(t);
+    // Root can run it (the emperor's lookup finds it); nobody cannot enter the 0700 directory.
+    const dir = join(emp.dir, 'private');
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(join(dir, 'app.sh'), '#!/bin/sh\nexec sleep 100\n', { mode: 0o755 });
+    emp.write('hidden.ini', `[vassal]\nexec = ${join(dir, 'app.sh')}\nuser = nobody\n`);
+    const line = await emp.waitLine(
+      (l) => l.vassal === 'hidden' && typeof l.reason === 'string' && l.reason.includes('EACCES'),
+      'a failure for EACCES',
+    );
+    assert.match(String(line.reason), /user nobody cannot run it/);
   },
 );
 

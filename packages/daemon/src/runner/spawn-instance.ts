@@ -135,7 +135,14 @@ export function spawnInstance(
     for (const p of outputs) closeRawFd(p.readFd);
     const { code, errno, message } = error as NodeJS.ErrnoException;
     const emfile = code === 'EMFILE' || errno === constants.errno.EMFILE; // a spawn's, or a pipe's
-    return { ok: false, reason: emfile ? fdBudget().explain() : message };
+    if (emfile) return { ok: false, reason: fdBudget().explain() };
+    // The program was found on the emperor's PATH; the user the vassal runs as may not reach it.
+    if (code === 'EACCES' && config.user)
+      return {
+        ok: false,
+        reason: `${message}: user ${config.user.name} cannot run it (give \`exec\` a path that user can reach)`,
+      };
+    return { ok: false, reason: message };
   } finally {
     // The child has its copies; ours would keep the pipes open after it exits.
     for (const p of [...pipes, ...outputs]) closeRawFd(p.writeFd);
