@@ -3,6 +3,7 @@
 import type { VassalConfig } from '@emperor/config';
 import type { Instance, StopGoal, Transition } from './types.js';
 import { sameSockets } from './process-spec.js';
+import { sidesStopping, stopSides, syncSides } from './side-processes.js';
 import { Step, current, findPid, idleProbeMs, replaceInstance, configOf } from './step.js';
 
 /** Spawns the given slots of `generation` with `config`. */
@@ -14,6 +15,7 @@ export function spawnSlots(
   at: number,
 ): Step {
   const fresh: Instance[] = indexes.map((index) => ({
+    kind: 'app',
     generation,
     index,
     pid: undefined,
@@ -44,6 +46,8 @@ export function startGeneration(s: Step, config: VassalConfig, at: number): Step
   });
   s.log('info', 'generation-start', { processes: config.processes });
   const indexes = Array.from({ length: config.processes }, (_, i) => i);
+  // Side processes start with the first generation and follow the config of each later one.
+  syncSides(s, config, at);
   return spawnSlots(s, config, generation, indexes, at);
 }
 
@@ -73,7 +77,7 @@ export function closeSockets(s: Step): Step {
 
 /** Cannot start: `failed` (sockets closed, clients refused) until a retry, a change or a restart. */
 export function fail(s: Step, reason: string, retryMs = s.v.config.restartDelayMaxMs): Step {
-  return closeSockets(s)
+  return closeSockets(stopSides(s))
     .set({ state: 'failed', reason })
     .log('error', 'failed', { reason, retry_in_ms: retryMs })
     .emit({ type: 'arm', timer: { kind: 'retry' }, ms: retryMs });
@@ -102,16 +106,22 @@ export function stopInstances(s: Step, which: (i: Instance) => boolean): Step {
 export function stopAll(s: Step, goal: StopGoal, at: number): Transition {
   s.emit({ type: 'cancel', timer: { kind: 'backoff' } }, { type: 'cancel', timer: { kind: 'retry' } });
   stopInstances(s, () => true).set({ stopGoal: goal, backoffUntil: undefined, binding: false });
+  // A restart or an on-demand sleep keeps the side processes; every other stop takes them along.
+  if (stopsSides(goal)) stopSides(s);
   if (goal.kind === 'restart') s.set({ state: 'reloading' });
   else s.set({ state: 'stopping' });
   return settle(s, at);
+}
+
+function stopsSides(goal: StopGoal): boolean {
+  return goal.kind !== 'restart' && goal.kind !== 'sleep';
 }
 
 /** Derives what follows from the instances left: a finished stop, or a generation now fully ready. */
 export function settle(s: Step, at: number): Transition {
   const v = s.v;
   if (v.stopGoal) {
-    if (v.instances.length > 0) return s.done();
+    if (v.instances.length > 0 || (stopsSides(v.stopGoal) && sidesStopping(v))) return s.done();
     const goal = v.stopGoal;
     s.set({ stopGoal: undefined });
     switch (goal.kind) {

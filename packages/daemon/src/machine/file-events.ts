@@ -2,7 +2,8 @@
 // They differ by state inside their handlers (see docs/lifecycle.md).
 import type { VassalConfig } from '@emperor/config';
 import type { Transition, Vassal } from './types.js';
-import { sameProcessSpec, sameSockets } from './process-spec.js';
+import { sameButSides, sameProcessSpec, sameSockets } from './process-spec.js';
+import { syncSides } from './side-processes.js';
 import { Step, current, type Handler } from './step.js';
 import { begin, settle, startGeneration, stopAll, stopInstances } from './builders.js';
 
@@ -35,7 +36,11 @@ export function reload(
     // The app reloads itself: same processes, same generation.
     for (const i of serving)
       if (i.pid !== undefined) s.emit({ type: 'signal', pid: i.pid, signal: strategy.signal });
-    return s.set({ config }).done();
+    return syncSides(s.set({ config }), config, at).done();
+  }
+  if (v.state === 'running' && sameButSides(v.config, config)) {
+    // Only `attach-daemon` lines changed: the app is left alone, the changed lines are applied.
+    return syncSides(s.set({ config }), config, at).done();
   }
   // A restart already under way has nothing left to protect: its config is replaced below.
   if (unrunnable !== undefined && v.stopGoal === undefined) return refuse(s, 'reload', unrunnable);

@@ -4,9 +4,11 @@ import { BACKOFF_RESET_MS } from './backoff.js';
 import { Step, current, findPid, replaceInstance, configOf, same, type Handler } from './step.js';
 import { failGeneration, markReady, settle, stopAll, stopInstances } from './builders.js';
 import type { Instance } from './types.js';
+import { findSide, onSideExited, onSideSpawnFailed, onSideSpawned } from './side-processes.js';
 
 export const onSpawned: Handler<'spawned'> = (v, e) => {
   const s = new Step(v);
+  if (e.kind === 'attach') return settle(onSideSpawned(s, e.index, e.pid, e.at), e.at);
   const inst = v.instances.find(
     (i) => i.generation === e.generation && i.index === e.index && i.pid === undefined,
   );
@@ -52,6 +54,7 @@ export const onHeartbeat: Handler<'heartbeat'> = (v, e) => {
 
 export const onSpawnFailed: Handler<'spawn-failed'> = (v, e) => {
   const s = new Step(v);
+  if (e.kind === 'attach') return settle(onSideSpawnFailed(s, e.index, e.reason, e.at), e.at);
   const inst = v.instances.find(
     (i) => i.generation === e.generation && i.index === e.index && i.pid === undefined,
   );
@@ -72,7 +75,10 @@ export function notRunnable(code: number | null): string | undefined {
 export const onExited: Handler<'exited'> = (v, e) => {
   const s = new Step(v);
   const inst = findPid(v, e.pid);
-  if (!inst) return s.done();
+  if (!inst) {
+    const side = findSide(v, e.pid);
+    return side ? settle(onSideExited(s, side, e.code, e.signal, e.at), e.at) : s.done();
+  }
   s.set({ instances: replaceInstance(v, inst, undefined) });
   s.emit(
     { type: 'kill-group', pid: e.pid },

@@ -1,5 +1,6 @@
 // A timer of the vassal's fired: backoff, retry, and the per-instance deadlines.
 import { Step, current, findPid, configOf, type Handler } from './step.js';
+import { findSide, onSideBackoffOver } from './side-processes.js';
 import { begin, failGeneration, markReady, spawnSlots } from './builders.js';
 
 export const onTimer: Handler<'timer'> = (v, e) => {
@@ -13,11 +14,13 @@ export const onTimer: Handler<'timer'> = (v, e) => {
       s.set({ state: 'starting', backoffUntil: undefined, restarts: v.restarts + missing.length });
       return spawnSlots(s, v.config, v.generation, missing, e.at).done();
     }
+    case 'side-backoff':
+      return onSideBackoffOver(s, t.index, e.at).done();
     case 'retry':
       if (v.state !== 'failed') return s.done();
       return begin(s, v.fileConfig, e.at).done();
     case 'stop-timeout':
-      if (findPid(v, t.pid)?.state !== 'stopping') return s.done();
+      if ((findPid(v, t.pid) ?? findSide(v, t.pid))?.state !== 'stopping') return s.done();
       return s.log('warn', 'stop-timeout', { pid: t.pid }).emit({ type: 'kill-group', pid: t.pid }).done();
     case 'ready-delay':
       return markReady(s, t.pid, e.at);

@@ -25,6 +25,7 @@ export function createVassal(config: VassalConfig): Vassal {
     generation: 0,
     lastGeneration: 0,
     instances: [],
+    sides: [],
     restarts: 0,
     backoffStep: 0,
     backoffUntil: undefined,
