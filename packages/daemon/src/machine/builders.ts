@@ -54,7 +54,7 @@ export function startGeneration(s: Step, config: VassalConfig, at: number): Step
 /** The first state of a vassal that is meant to run: bind its sockets if needed, then wait or start. */
 export function begin(s: Step, config: VassalConfig, at: number): Step {
   s.emit({ type: 'cancel', timer: { kind: 'retry' } }, { type: 'cancel', timer: { kind: 'backoff' } });
-  s.set({ reason: undefined, stopGoal: undefined });
+  s.set({ reason: undefined, stopGoal: undefined, bindFailure: undefined });
   if (config.sockets.length > 0 && !(s.v.bound && sameSockets(s.v.config, config))) {
     // The outcome (`bound` or `bind-failed`) continues in afterBind or fail.
     return s.set({ config, state: 'starting', binding: true }).emit({ type: 'bind', config });

@@ -14,7 +14,8 @@ export const onBindFailed: Handler<'bind-failed'> = (v, e) => {
   // vassal stopping right now (a renamed file, a port moved between vassals).
   const c = v.config;
   const retryMs = Math.min(c.restartDelayMs * 2 ** v.backoffStep, c.restartDelayMaxMs);
-  return fail(new Step(v).set({ backoffStep: v.backoffStep + 1 }), e.reason, retryMs).done();
+  const s = new Step(v).set({ backoffStep: v.backoffStep + 1, bindFailure: e.code });
+  return fail(s, e.reason, retryMs).done();
 };
 
 /** Only in `waiting` (the table). */

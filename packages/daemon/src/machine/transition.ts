@@ -33,6 +33,7 @@ export function createVassal(config: VassalConfig): Vassal {
     reason: undefined,
     stopGoal: undefined,
     bound: false,
+    bindFailure: undefined,
     binding: false,
     busyAt: undefined,
   };

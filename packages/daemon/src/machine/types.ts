@@ -110,6 +110,11 @@ export interface Vassal {
   readonly stopGoal: StopGoal | undefined;
   /** The owned sockets of `config` are bound (they stay bound across generations and idle periods). */
   readonly bound: boolean;
+  /**
+   * The errno code (`EADDRINUSE`) of the bind that made the vassal `failed`, until its next start:
+   * the emperor retries such a vassal at once when another one releases its sockets.
+   */
+  readonly bindFailure: string | undefined;
   /** A `bind` effect is out; its `bound` or `bind-failed` outcome continues the start. */
   readonly binding: boolean;
   /** On-demand with `idle`: when a probe last saw a client (epoch ms). */
@@ -182,7 +187,13 @@ export type VassalEvent =
   | { readonly type: 'heartbeat'; readonly pid: number; readonly at: number }
   /** Outcomes of a `bind` effect. */
   | { readonly type: 'bound'; readonly at: number }
-  | { readonly type: 'bind-failed'; readonly reason: string; readonly at: number }
+  | {
+      readonly type: 'bind-failed';
+      readonly reason: string;
+      /** The errno code of the failure (`EADDRINUSE`, `EACCES`, ...), when the OS gave one. */
+      readonly code?: string | undefined;
+      readonly at: number;
+    }
   /** A client waits on a socket of a `waiting` vassal. */
   | { readonly type: 'activate'; readonly at: number }
   /** Outcome of a `probe-idle` effect: whether any client is connected or waiting. */

@@ -200,7 +200,8 @@ export class VassalRunner {
           this.#sockets.bind(effect.config);
           this.#queue.push({ type: 'bound', at: now() });
         } catch (err) {
-          this.#queue.push({ type: 'bind-failed', reason: (err as Error).message, at: now() });
+          const { message, code } = err as NodeJS.ErrnoException;
+          this.#queue.push({ type: 'bind-failed', reason: message, code, at: now() });
         }
         return;
       case 'close-sockets': {
