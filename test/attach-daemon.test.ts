@@ -16,6 +16,7 @@ interface Marked {
   readonly instance: string;
   readonly generation: string;
   readonly cmdline: string;
+  readonly emperorId: string;
 }
 
 /** Every live process whose environment carries `MARK=<mark>` (a vassal's processes and theirs). */
@@ -37,6 +38,7 @@ function marked(mark: string): Marked[] {
         instance: get('EMPEROR_INSTANCE'),
         generation: get('EMPEROR_GENERATION'),
         cmdline: readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0').join(' ').trim(),
+        emperorId: get('EMPEROR_ID'),
       });
     } catch {
       // gone meanwhile, or not readable
@@ -73,7 +75,7 @@ async function status(control: string, name: string): Promise<Status['vassals'][
   return (JSON.parse(r.stdout) as Status).vassals.find((v) => v.name === name);
 }
 
-/** The side daemon running `word` (its `sleep 10<word>` is the main process after the shell's exec). */
+/** The side daemon running `word`: the `sleep 100<word>` its script ends as (the main process is the `sh -c` above it). */
 function side(mark: string, word: string): Marked | undefined {
   return marked(mark).find((p) => p.attach !== '' && p.cmdline === `sleep 100${word}`);
 }
@@ -251,3 +253,39 @@ void test('an attach-daemon is stopped with the vassal by `emperor stop` and sta
   assert.equal(start.code, 0, start.stderr);
   await waitFor(() => side(mark, '4'), { what: 'side daemon 4 again' });
 });
+
+for (const { mode, args } of MODES) {
+  void test(`${mode}: what a killed emperor's side daemon left is killed by the next emperor`, async (t) => {
+    const dir = tempDir(t);
+    const mark = `k${process.pid}${mode}`;
+    t.after(() => {
+      killMarked(mark);
+    });
+    const script = sideScript(dir);
+    const body = `[vassal]\nexec = sleep 1000\nenv = MARK=${mark}\nattach-daemon = /bin/sh ${script} 5\n`;
+    const emp = await startEmperor(t, { args, files: { 'side.ini': body } });
+    await waitFor(() => side(mark, '5'), { what: 'side daemon 5' });
+    await waitFor(() => marked(mark).some((p) => p.cmdline === 'sleep 3005'), { what: 'its setsid child' });
+    await waitFor(() => readFileSync(join(emp.dir, 'run', 'emperor.state.json'), 'utf8').includes('"side"'), {
+      what: 'the state file to record the vassal',
+    });
+    const oldId = side(mark, '5')?.emperorId;
+    emp.child.kill('SIGKILL');
+    await emp.exited;
+    // The shell dies with the emperor (parent-death signal); what it started does not.
+    assert.ok(
+      marked(mark).some((p) => p.cmdline === 'sleep 3005'),
+      'its setsid child outlived it',
+    );
+
+    const again = await startEmperor(t, { args, dir: emp.dir });
+    assert.deepEqual(
+      marked(mark).filter((p) => p.emperorId === oldId),
+      [],
+      'the old emperor left nothing once the new one is ready',
+    );
+    await waitFor(() => side(mark, '5'), { what: 'side daemon 5 started by the new emperor' });
+    await again.stop();
+    assert.deepEqual(marked(mark), [], 'nothing left after a clean shutdown');
+  });
+}
