@@ -289,3 +289,27 @@ for (const { mode, args } of MODES) {
     assert.deepEqual(marked(mark), [], 'nothing left after a clean shutdown');
   });
 }
+
+void test(
+  'a root emperor runs an attach-daemon as the vassal’s user and group',
+  { skip: process.getuid?.() === 0 ? false : 'needs root to switch users' },
+  async (t) => {
+    const mark = `u${process.pid}`;
+    t.after(() => {
+      killMarked(mark);
+    });
+    const emp = await startEmperor(t);
+    emp.write(
+      'low.ini',
+      `[vassal]\nexec = sleep 1000\nuser = nobody\nenv = MARK=${mark}\nattach-daemon = exec sleep 1007\n`,
+    );
+    const daemon = await waitFor(() => marked(mark).find((p) => p.cmdline === 'sleep 1007'), {
+      what: 'the side daemon exec-ed',
+    });
+    const status = readFileSync(`/proc/${daemon.pid}/status`, 'utf8');
+    assert.match(status, /\nUid:\t65534\t65534\t65534\t65534\n/);
+    assert.match(status, /\nGid:\t65534\t65534\t65534\t65534\n/);
+    const environ = readFileSync(`/proc/${daemon.pid}/environ`, 'utf8').split('\0');
+    assert.ok(environ.includes('USER=nobody'), 'USER');
+  },
+);
