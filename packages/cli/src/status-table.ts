@@ -187,6 +187,17 @@ export function details(v: VassalStatus, now: number): Detail[] {
   } else if (v.reason !== null && v.state === 'running') {
     out.push({ text: `  ${v.reason}`, color: '33' });
   }
+  // Side daemons, one line each (`side_daemons` is absent from an older emperor's answer).
+  for (const d of v.side_daemons ?? []) {
+    const up = d.uptime_s === null ? d.state : `up ${formatDuration(d.uptime_s)}`;
+    const pid = d.pid === null ? '-' : String(d.pid);
+    const restarts = `${d.restarts} restart${d.restarts === 1 ? '' : 's'}`;
+    out.push({
+      text: `  attach-${d.index}: pid ${pid}, ${up}, ${restarts}: ${d.command}`,
+      color: d.state === 'backoff' ? '33' : '2',
+      oneLine: true,
+    });
+  }
   // The stderr tail explains an exit; under a failure with no exit since the vassal last ran
   // (a program gone missing) it would be an older run's output, shown as if it were the cause.
   if ((v.state === 'backoff' || v.state === 'failed') && exit !== undefined)

@@ -198,11 +198,11 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
         },
         onSocketsReleased: (released) => {
           if (closing) return; // shutting down: nothing starts again
-          // A vassal that could not bind (EADDRINUSE: the address was this one's, e.g. a renamed
-          // file) tries again at once instead of waiting for its retry timer.
+          // A vassal that could not bind because the address was in use (this one's, e.g. a
+          // renamed file) tries again at once instead of waiting for its retry timer.
           for (const r of reconciler.runners.values()) {
             const v = r.vassal;
-            if (r !== released && v.state === 'failed' && v.reason?.includes('EADDRINUSE'))
+            if (r !== released && v.state === 'failed' && v.bindFailure === 'EADDRINUSE')
               r.dispatch({ type: 'control', action: 'start', at: now() });
           }
         },

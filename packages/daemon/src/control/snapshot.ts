@@ -32,6 +32,22 @@ export interface InstanceStatus {
   readonly status: string | null;
 }
 
+/** A side process of the vassal (`attach-daemon`). */
+export interface SideDaemonStatus {
+  /** `attach-<index>` in its log lines and cgroup. */
+  readonly index: number;
+  readonly command: string;
+  /** Null while it waits out its backoff (or its spawn is out). */
+  readonly pid: number | null;
+  readonly state: string;
+  /** Seconds since its last start; null when it does not run. */
+  readonly uptime_s: number | null;
+  /** Times it was started again after dying. */
+  readonly restarts: number;
+  readonly rss_bytes: number | null;
+  readonly cpu_percent: number | null;
+}
+
 export interface ErrorStatus {
   readonly code: string;
   readonly file: string;
@@ -53,6 +69,8 @@ export interface VassalStatus {
    */
   readonly sockets_open: boolean;
   readonly instances: InstanceStatus[];
+  /** Side daemons (`attach-daemon`): not instances, never counted for readiness or `uptime_s`. */
+  readonly side_daemons?: SideDaemonStatus[];
   readonly last_exit: { code: number | null; signal: string | null; at: string } | null;
   readonly last_stderr: string[];
   readonly backoff_until: string | null;
@@ -104,12 +122,18 @@ export function buildStatus(
   const runners = emperor.reconciler.runners;
   const roots = new Map<number, number>();
   const keys = new Map<string, number>();
-  for (const name of names)
+  for (const name of names) {
     for (const i of runners.get(name)?.vassal.instances ?? []) {
       if (i.pid === undefined) continue;
       roots.set(i.pid, i.startedAt);
       keys.set(instanceKey({ vassal: name, generation: i.generation, index: i.index }), i.pid);
     }
+    for (const d of runners.get(name)?.vassal.sides ?? []) {
+      if (d.pid === undefined) continue;
+      roots.set(d.pid, d.startedAt);
+      keys.set(instanceKey({ vassal: name, kind: 'attach', generation: 0, index: d.index }), d.pid);
+    }
+  }
   let usage = new Map<number, InstanceUsage>();
   if (roots.size > 0) {
     const procs = scanProcesses();
@@ -183,6 +207,19 @@ function runnerStatus(
           status: (i.pid === undefined ? undefined : runner.statusOf(i.pid)) ?? null,
         };
       }),
+    side_daemons: v.sides.map((d) => {
+      const u = d.pid === undefined ? undefined : usage.get(d.pid);
+      return {
+        index: d.index,
+        command: d.command,
+        pid: d.pid ?? null,
+        state: d.state,
+        uptime_s: d.pid === undefined ? null : Math.max(0, Math.floor((now - d.startedAt) / 1000)),
+        restarts: d.restarts,
+        rss_bytes: u?.rssBytes ?? null,
+        cpu_percent: u?.cpuPercent ?? null,
+      };
+    }),
     last_exit: v.lastExit
       ? { code: v.lastExit.code, signal: v.lastExit.signal, at: new Date(v.lastExit.at).toISOString() }
       : null,
@@ -212,6 +249,7 @@ function errorOnlyStatus(
     sockets: [],
     sockets_open: false,
     instances: [],
+    side_daemons: [],
     last_exit: null,
     last_stderr: [],
     backoff_until: null,

@@ -33,3 +33,9 @@ export function sameSockets(a: VassalConfig, b: VassalConfig): boolean {
 function socketSpec(c: VassalConfig): unknown[] {
   return [c.sockets.map((s) => [s.name, s.address]), c.backlog, c.socketMode, c.socketOwner];
 }
+
+/** True when two configs differ in their `attach-daemon` lines and in nothing else. */
+export function sameButSides(a: VassalConfig, b: VassalConfig): boolean {
+  if (JSON.stringify(a.attachDaemons) === JSON.stringify(b.attachDaemons)) return false;
+  return JSON.stringify({ ...a, attachDaemons: [] }) === JSON.stringify({ ...b, attachDaemons: [] });
+}

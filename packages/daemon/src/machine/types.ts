@@ -16,7 +16,17 @@ export type VassalState = (typeof VASSAL_STATES)[number];
 
 export type InstanceState = 'starting' | 'running' | 'stopping';
 
+/**
+ * What a process of the vassal is. `app`: an instance of a generation (readiness, rolling reloads,
+ * the vassal's backoff). `attach`: a side daemon (`attach-daemon`): never counts for readiness or
+ * generations, restarts with its own backoff, kept across reloads unless its own line changed.
+ * App instances are kept in `Vassal.instances`, side processes in `Vassal.sides`, so that the
+ * generation rules never see a side process. (Cron jobs and smart-attach-daemons come as more kinds.)
+ */
+export type ProcessKind = 'app' | 'attach';
+
 export interface Instance {
+  readonly kind: 'app';
   readonly generation: number;
   readonly index: number;
   /** Undefined between the spawn effect and its `spawned` outcome. */
@@ -26,6 +36,27 @@ export interface Instance {
   readonly startedAt: number;
   /** From the config of the instance's own generation, which may differ from the vassal's current one. */
   readonly stopSignal: SignalName;
+  readonly stopTimeoutMs: number;
+}
+
+export type SideState = 'starting' | 'running' | 'stopping' | 'backoff';
+
+/** A side process of the vassal: one `attach-daemon` line. */
+export interface SideProcess {
+  readonly kind: 'attach';
+  /** `attach-<n>`: its cgroup leaf, EMPEROR_ATTACH, its log prefix. Unique among the vassal's side processes. */
+  readonly index: number;
+  /** Its config line (run with `/bin/sh -c`): a reload keeps the process unless this line is gone. */
+  readonly command: string;
+  /** Undefined between the spawn effect and its `spawned` outcome, and in `backoff`. */
+  readonly pid: number | undefined;
+  readonly state: SideState;
+  /** Epoch ms of the last spawn. */
+  readonly startedAt: number;
+  /** Times it was started again after dying. */
+  readonly restarts: number;
+  /** Its own consecutive quick exits: the exponent of its next backoff delay. */
+  readonly backoffStep: number;
   readonly stopTimeoutMs: number;
 }
 
@@ -64,8 +95,10 @@ export interface Vassal {
   readonly generation: number;
   /** The highest generation number ever used: an abandoned reload never reuses its number. */
   readonly lastGeneration: number;
-  /** Every live process, of any generation, including those being stopped. */
+  /** Every live app process, of any generation, including those being stopped. */
   readonly instances: readonly Instance[];
+  /** Side processes (`attach-daemon`), live, being stopped or waiting out their backoff. */
+  readonly sides: readonly SideProcess[];
   /** Instances restarted after exiting by themselves, over the vassal's life. */
   readonly restarts: number;
   /** Consecutive quick exits: the exponent of the next backoff delay. */
@@ -77,6 +110,11 @@ export interface Vassal {
   readonly stopGoal: StopGoal | undefined;
   /** The owned sockets of `config` are bound (they stay bound across generations and idle periods). */
   readonly bound: boolean;
+  /**
+   * The errno code (`EADDRINUSE`) of the bind that made the vassal `failed`, until its next start:
+   * the emperor retries such a vassal at once when another one releases its sockets.
+   */
+  readonly bindFailure: string | undefined;
   /** A `bind` effect is out; its `bound` or `bind-failed` outcome continues the start. */
   readonly binding: boolean;
   /** On-demand with `idle`: when a probe last saw a client (epoch ms). */
@@ -93,10 +131,13 @@ export type Timer =
   /** On-demand with `idle`: time to look for clients again. */
   | { readonly kind: 'idle' }
   /** `watchdog`: the instance sent no `WATCHDOG=1` in time. */
-  | { readonly kind: 'watchdog'; readonly pid: number };
+  | { readonly kind: 'watchdog'; readonly pid: number }
+  /** A side process's own backoff is over: start it again. */
+  | { readonly kind: 'side-backoff'; readonly index: number };
 
 export function timerKey(t: Timer): string {
-  return 'pid' in t ? `${t.kind}:${t.pid}` : t.kind;
+  if ('pid' in t) return `${t.kind}:${t.pid}`;
+  return 'index' in t ? `${t.kind}:${t.index}` : t.kind;
 }
 
 export type ControlAction = 'start' | 'stop' | 'restart' | 'reload';
@@ -126,6 +167,8 @@ export type VassalEvent =
     }
   | {
       readonly type: 'spawned';
+      /** Omitted for `app`; a side process's `generation` is 0 and `index` its own. */
+      readonly kind?: ProcessKind;
       readonly generation: number;
       readonly index: number;
       readonly pid: number;
@@ -133,6 +176,7 @@ export type VassalEvent =
     }
   | {
       readonly type: 'spawn-failed';
+      readonly kind?: ProcessKind;
       readonly generation: number;
       readonly index: number;
       readonly reason: string;
@@ -143,7 +187,13 @@ export type VassalEvent =
   | { readonly type: 'heartbeat'; readonly pid: number; readonly at: number }
   /** Outcomes of a `bind` effect. */
   | { readonly type: 'bound'; readonly at: number }
-  | { readonly type: 'bind-failed'; readonly reason: string; readonly at: number }
+  | {
+      readonly type: 'bind-failed';
+      readonly reason: string;
+      /** The errno code of the failure (`EADDRINUSE`, `EACCES`, ...), when the OS gave one. */
+      readonly code?: string | undefined;
+      readonly at: number;
+    }
   /** A client waits on a socket of a `waiting` vassal. */
   | { readonly type: 'activate'; readonly at: number }
   /** Outcome of a `probe-idle` effect: whether any client is connected or waiting. */
@@ -164,6 +214,14 @@ export type Effect =
       readonly type: 'spawn';
       readonly generation: number;
       readonly index: number;
+      readonly config: VassalConfig;
+    }
+  /** A side process: `/bin/sh -c command` with the vassal's user, chdir, environment and log. */
+  | {
+      readonly type: 'spawn-side';
+      readonly kind: 'attach';
+      readonly index: number;
+      readonly command: string;
       readonly config: VassalConfig;
     }
   /** To the main process only (stop-signal, or a `signal:` reload). */

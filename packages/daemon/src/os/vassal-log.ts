@@ -83,7 +83,7 @@ export interface VassalLog {
    * Reads `stream` (a raw pipe fd, which the log then owns, or a Readable) until it ends;
    * `label` (`shop/0`) names the instance in timestamp prefixes.
    */
-  attach(stream: Readable | number, label: string, source?: OutputSource): void;
+  attach(stream: Readable | number, label: string, source?: OutputSource, prefixed?: boolean): void;
   /** Reopens the file by path (SIGUSR1, after an external logrotate moved it). Never rejects. */
   reopen(): Promise<void>;
   /** The last `n` lines the attached stderr streams wrote (oldest first, without `\n`). */
@@ -117,6 +117,8 @@ export interface LogSubscription {
 
 interface Attachment {
   readonly label: string;
+  /** Every line starts with `label` even without timestamps (a side daemon's, told apart from the app's). */
+  readonly prefixed: boolean;
   readonly source: OutputSource;
   reader?: OutputReader;
   /** Timestamps only: the start of a line whose `\n` has not arrived yet. */
@@ -207,8 +209,8 @@ class VassalLogImpl implements VassalLog {
     this.#now = opts.now ?? Date.now;
   }
 
-  attach(stream: Readable | number, label: string, source: OutputSource = 'stdout'): void {
-    const att: Attachment = { label, source, carry: [], carryBytes: 0, carryTime: 0, tail: '' };
+  attach(stream: Readable | number, label: string, source: OutputSource = 'stdout', prefixed = false): void {
+    const att: Attachment = { label, prefixed, source, carry: [], carryBytes: 0, carryTime: 0, tail: '' };
     // The pipe is read until it closes, after close() too (the output is then discarded), and
     // paused only while the disk is behind (bounded by MAX_PAUSE_MS).
     att.reader = readOutput(
@@ -276,9 +278,9 @@ class VassalLogImpl implements VassalLog {
     if (this.#opts.timestamps && !options.timestamps) {
       // An unfinished stamped line goes out with its prefix; its end follows unstamped.
       for (const att of this.#attachments) {
-        if (att.carryBytes === 0 || this.#closing) continue;
+        if (att.carryBytes === 0 || att.prefixed || this.#closing) continue;
         const bytes = att.carryBytes;
-        const head = Buffer.concat([this.#prefix(att.carryTime, att.label), ...att.carry]);
+        const head = Buffer.concat([this.#prefix(att.carryTime, att), ...att.carry]);
         att.carry = [];
         att.carryBytes = 0;
         this.#enqueue(head, bytes, true);
@@ -338,7 +340,7 @@ class VassalLogImpl implements VassalLog {
       this.#drop(chunk.length); // counted in stats(): the file is closing, no report follows
       return;
     }
-    if (!this.#opts.timestamps) {
+    if (!this.#opts.timestamps && !att.prefixed) {
       // The hot path: no per-line work, the chunk is copied into the current slab.
       this.#enqueue(chunk, chunk.length, false);
       return;
@@ -358,10 +360,10 @@ class VassalLogImpl implements VassalLog {
       att.carryBytes += chunk.length;
       return undefined;
     }
-    const prefix = this.#prefix(now, att.label);
+    const prefix = this.#prefix(now, att);
     const parts: Buffer[] = [];
     if (att.carryBytes > 0) {
-      parts.push(this.#prefix(att.carryTime, att.label), ...att.carry);
+      parts.push(this.#prefix(att.carryTime, att), ...att.carry);
       att.carry = [];
       att.carryBytes = 0;
     } else {
@@ -385,15 +387,16 @@ class VassalLogImpl implements VassalLog {
   /** Writes an unfinished line as a line of its own (stream end, close, overlong line). */
   #endLine(att: Attachment): void {
     if (att.carryBytes === 0 || this.#closing) return;
-    const line = Buffer.concat([this.#prefix(att.carryTime, att.label), ...att.carry, Buffer.of(NL)]);
+    const line = Buffer.concat([this.#prefix(att.carryTime, att), ...att.carry, Buffer.of(NL)]);
     const bytes = att.carryBytes;
     att.carry = [];
     att.carryBytes = 0;
     this.#enqueue(line, bytes, true);
   }
 
-  #prefix(time: number, label: string): Buffer {
-    return Buffer.from(`${new Date(time).toISOString()} ${label} `);
+  #prefix(time: number, att: Attachment): Buffer {
+    if (!this.#opts.timestamps) return Buffer.from(`${att.label} `);
+    return Buffer.from(`${new Date(time).toISOString()} ${att.label} `);
   }
 
   /** Keeps the last lines of stderr; looks only at the end of big chunks. */

@@ -4,7 +4,9 @@ import type { VassalConfig } from '@emperor/config';
 /** Variables systemd gives the emperor itself; passing them on would make apps talk to systemd. */
 const SYSTEMD_OWN = /^(NOTIFY_SOCKET|LISTEN_[A-Z_]+|WATCHDOG_[A-Z_]+)$/;
 
+/** Which process of the vassal: an app instance, or (`kind: 'attach'`, generation 0) side daemon `index`. */
 export interface InstanceIdentity {
+  readonly kind?: 'app' | 'attach';
   readonly generation: number;
   readonly index: number;
 }
@@ -56,6 +58,14 @@ export function childEnv(
   // behind by it, even a process that left its group (state-file.ts). Kept with `clear-env` too.
   if (base.EMPEROR_ID !== undefined) env.EMPEROR_ID = base.EMPEROR_ID;
   env.EMPEROR_VASSAL = config.name;
+  if (id.kind === 'attach') {
+    // A side daemon is no instance (the SDK must not take it for one): its own tag instead.
+    delete env.EMPEROR_INSTANCE;
+    delete env.EMPEROR_GENERATION;
+    env.EMPEROR_ATTACH = String(id.index);
+    return env;
+  }
+  delete env.EMPEROR_ATTACH; // an emperor run as another's side daemon: its apps are not
   env.EMPEROR_INSTANCE = String(id.index);
   env.EMPEROR_GENERATION = String(id.generation);
   return env;

@@ -22,7 +22,9 @@ import type { Containment } from '../os/containment/containment.js';
 import { ownChildren, readTags } from '../os/containment/subreaper.js';
 import { killGroup, readStat, type ProcStat } from '../os/process-tree.js';
 
+/** An app instance, or (`kind: 'attach'`, generation 0) side daemon `index` of the vassal. */
 export interface InstanceTag {
+  readonly kind?: 'app' | 'attach';
   readonly vassal: string;
   readonly generation: number;
   readonly index: number;
@@ -73,6 +75,7 @@ export interface Confinement {
 
 /** The key of an instance in `escapees`. */
 export function instanceKey(tag: InstanceTag): string {
+  if (tag.kind === 'attach') return `${tag.vassal}/attach-${tag.index}`;
   return `${tag.vassal}/${tag.generation}/${tag.index}`;
 }
 
@@ -96,7 +99,7 @@ class CgroupConfinement implements Confinement {
 
   enter(tag: InstanceTag): Cell {
     const tree = this.#tree;
-    const { dir, fd } = prepareInstanceCgroup(tree, tag.vassal, tag.generation, tag.index);
+    const { dir, fd } = prepareInstanceCgroup(tree, tag.vassal, tag.generation, tag.index, tag.kind);
     let open = true;
     const close = (): void => {
       if (open) closeSync(fd);
@@ -363,10 +366,13 @@ class SubreaperConfinement implements Confinement {
     const t = readTags(pid);
     const generation = Number(t.EMPEROR_GENERATION);
     const index = Number(t.EMPEROR_INSTANCE);
-    const tag =
-      t.EMPEROR_VASSAL !== undefined && Number.isInteger(generation) && Number.isInteger(index)
-        ? { vassal: t.EMPEROR_VASSAL, generation, index }
-        : undefined;
+    const attach = Number(t.EMPEROR_ATTACH);
+    let tag: InstanceTag | undefined;
+    if (t.EMPEROR_VASSAL === undefined) tag = undefined;
+    else if (t.EMPEROR_ATTACH !== undefined && Number.isInteger(attach))
+      tag = { vassal: t.EMPEROR_VASSAL, kind: 'attach', generation: 0, index: attach };
+    else if (Number.isInteger(generation) && Number.isInteger(index))
+      tag = { vassal: t.EMPEROR_VASSAL, generation, index };
     this.#tags.set(pid, { startTime, tag });
     return tag;
   }
@@ -382,7 +388,13 @@ function ownCgroupOf(pid: number): string | undefined {
 }
 
 function sameTag(a: InstanceTag | undefined, b: InstanceTag): boolean {
-  return a !== undefined && a.vassal === b.vassal && a.generation === b.generation && a.index === b.index;
+  return (
+    a !== undefined &&
+    (a.kind ?? 'app') === (b.kind ?? 'app') &&
+    a.vassal === b.vassal &&
+    a.generation === b.generation &&
+    a.index === b.index
+  );
 }
 
 /** Whether any process (zombies aside from the kernel's view) is still in the group. */

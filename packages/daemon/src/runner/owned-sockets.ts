@@ -62,7 +62,9 @@ export class OwnedSockets {
           next.push({ key, spec, socket: bindOne(spec, config) });
         } catch (err) {
           const where = spec.line === undefined ? config.file : `${config.file}:${spec.line}`;
-          throw new Error(`${where}: ${(err as Error).message}`, { cause: err });
+          // The errno code stays data (`bind-failed` carries it): nobody parses the message.
+          const { code } = err as NodeJS.ErrnoException;
+          throw Object.assign(new Error(`${where}: ${(err as Error).message}`, { cause: err }), { code });
         }
       }
     } catch (err) {

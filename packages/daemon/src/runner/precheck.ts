@@ -16,6 +16,8 @@ export function prepareSpawn(
   config: VassalConfig,
   id: InstanceIdentity,
   baseEnv: Readonly<Record<string, string | undefined>>,
+  /** What to exec: the app's `exec`, or a side process's own command line. */
+  argv: readonly string[] = config.argv,
 ): Prepared {
   let env: Record<string, string>;
   try {
@@ -25,7 +27,7 @@ export function prepareSpawn(
   }
   const problem = identityProblem(config);
   if (problem) return { ok: false, reason: problem };
-  const program = resolveProgram(config.argv, config.chdir, env.PATH);
+  const program = resolveProgram(argv, config.chdir, env.PATH);
   return program.ok ? { ok: true, file: program.file, env } : program;
 }
 

@@ -67,21 +67,28 @@ let devNull: number | undefined;
 type Pipe = ReturnType<typeof openPipe>;
 type RawPipe = ReturnType<typeof openRawPipe>;
 
+/** What to spawn: its identity (its EMPEROR_* tags) and the argv to exec. */
+export interface SpawnWhat {
+  readonly id: InstanceIdentity;
+  readonly argv: readonly string[];
+}
+
 /**
- * Spawns one instance in its own process group (pgid = pid) and, given one, its own cgroup,
+ * Spawns one process of a vassal (an app instance or a side process, with the argv and channels
+ * it is given) in its own process group (pgid = pid) and, given one, its own cgroup,
  * output piped to the caller, through the native spawn (no fork of the emperor, no wrapper exec'd first). It dies
  * with the emperor (parent-death signal), and its exit is seen through a pidfd.
  */
 export function spawnInstance(
   config: VassalConfig,
-  id: InstanceIdentity,
+  what: SpawnWhat,
   options: SpawnOptions,
   channels: InstanceChannels = NO_CHANNELS,
   nice = 0,
   /** An open directory fd of the instance's cgroup: the child starts inside it (clone3). */
   cgroupFd?: number,
 ): SpawnResult {
-  const prepared = prepareSpawn(config, id, options.baseEnv);
+  const prepared = prepareSpawn(config, what.id, options.baseEnv, what.argv);
   if (!prepared.ok) return prepared;
   const { env } = prepared;
   const { fds } = channels;
@@ -90,13 +97,16 @@ export function spawnInstance(
     env.LISTEN_FDNAMES = channels.fdNames.join(':');
   }
   if (channels.notifySocket !== undefined) env.NOTIFY_SOCKET = channels.notifySocket;
-  if (config.watchdogMs !== undefined) env.WATCHDOG_USEC = String(config.watchdogMs * 1000);
+  // `watchdog` is the app's: a side process gets none.
+  const watchdogMs = what.id.kind === 'attach' ? undefined : config.watchdogMs;
+  const watchdog = watchdogMs !== undefined;
+  if (watchdog) env.WATCHDOG_USEC = String(watchdogMs * 1000);
   const notifyAt = 3 + fds.length;
   if (channels.notifyFd) env.EMPEROR_NOTIFY_FD = String(notifyAt);
   // sd_listen_fds() and sd_watchdog_enabled() want LISTEN_PID / WATCHDOG_PID = the app's own pid.
   const pidVars: string[] = [];
   if (fds.length > 0) pidVars.push('LISTEN_PID');
-  if (config.watchdogMs !== undefined) pidVars.push('WATCHDOG_PID');
+  if (watchdog) pidVars.push('WATCHDOG_PID');
   // The last fds are the control socket's: the operator must still reach a full emperor.
   const shortage = fdBudget().spawnShortage();
   if (shortage !== undefined) return { ok: false, reason: shortage };
@@ -119,7 +129,7 @@ export function spawnInstance(
     const notify = channels.notifyFd ? pipe() : undefined;
     child = spawnProcess({
       file: prepared.file,
-      argv: config.argv,
+      argv: what.argv,
       env,
       fds: [devNull, stdout.writeFd, stderr.writeFd, ...fds, ...(notify ? [notify.writeFd] : [])],
       cwd: config.chdir,

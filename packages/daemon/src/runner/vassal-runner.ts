@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { VassalConfig } from '@emperor/config';
 import { createVassal, transition } from '../machine/transition.js';
 import { timerKey, type Effect, type Vassal, type VassalEvent } from '../machine/types.js';
-import { spawnInstance, type SpawnOptions } from './spawn-instance.js';
+import { NO_CHANNELS, spawnInstance, type SpawnOptions } from './spawn-instance.js';
 import { OwnedSockets } from './owned-sockets.js';
 import { precheck } from './precheck.js';
 import type { SpawnGate } from './spawn-gate.js';
@@ -151,6 +151,7 @@ export class VassalRunner {
     const { logger, now } = this.#deps;
     switch (effect.type) {
       case 'spawn':
+      case 'spawn-side':
         this.#deps.gate.run(() => {
           this.#spawn(effect);
         });
@@ -199,7 +200,8 @@ export class VassalRunner {
           this.#sockets.bind(effect.config);
           this.#queue.push({ type: 'bound', at: now() });
         } catch (err) {
-          this.#queue.push({ type: 'bind-failed', reason: (err as Error).message, at: now() });
+          const { message, code } = err as NodeJS.ErrnoException;
+          this.#queue.push({ type: 'bind-failed', reason: message, code, at: now() });
         }
         return;
       case 'close-sockets': {
@@ -220,15 +222,31 @@ export class VassalRunner {
   }
 
   /** Outcomes go through dispatch: queued when called while draining, handled at once when deferred by the gate. */
-  #spawn(effect: Extract<Effect, { type: 'spawn' }>): void {
-    const { generation, index, config } = effect;
-    const wanted = this.#vassal.instances.find(
-      (i) => i.generation === generation && i.index === index && i.pid === undefined,
-    );
+  #spawn(effect: Extract<Effect, { type: 'spawn' | 'spawn-side' }>): void {
+    const { index, config } = effect;
+    // One spawn path for every kind of process: a side process differs only in its argv, its
+    // tags, its channels (none) and its cgroup leaf.
+    const side = effect.type === 'spawn-side';
+    const generation = side ? 0 : effect.generation;
+    const kind = side ? ('attach' as const) : undefined;
+    const failed = (reason: string): void => {
+      this.dispatch({
+        type: 'spawn-failed',
+        ...(kind ? { kind } : {}),
+        generation,
+        index,
+        reason,
+        at: this.#deps.now(),
+      });
+    };
+    const wanted = side
+      ? this.#vassal.sides.find((d) => d.index === index && d.pid === undefined)
+      : this.#vassal.instances.find(
+          (i) => i.generation === generation && i.index === index && i.pid === undefined,
+        );
     if (this.#disposed || wanted?.state !== 'starting') {
       // Stopped while it waited at the gate: answer without spawning.
-      const reason = 'stopped before it was spawned';
-      this.dispatch({ type: 'spawn-failed', generation, index, reason, at: this.#deps.now() });
+      failed('stopped before it was spawned');
       return;
     }
     if (logKey(config) !== this.#logKey) {
@@ -243,36 +261,40 @@ export class VassalRunner {
     try {
       // libsystemd clients send WATCHDOG=1 only to a NOTIFY_SOCKET, so `watchdog` needs one too.
       notify =
-        config.ready.kind === 'notify' || config.watchdogMs !== undefined ? NotifyChannel.open() : undefined;
+        !side && (config.ready.kind === 'notify' || config.watchdogMs !== undefined)
+          ? NotifyChannel.open()
+          : undefined;
     } catch (err) {
-      const reason = `cannot open NOTIFY_SOCKET: ${(err as Error).message}`;
-      this.dispatch({ type: 'spawn-failed', generation, index, reason, at: this.#deps.now() });
+      failed(`cannot open NOTIFY_SOCKET: ${(err as Error).message}`);
       return;
     }
     // Booting beside a serving generation (a rolling reload), a new instance must not take the
     // CPU the serving ones answer with: it starts at a lower priority until it is ready.
-    const beside = CAN_RESTORE_PRIORITY && this.#servingBeside(generation);
+    const beside = !side && CAN_RESTORE_PRIORITY && this.#servingBeside(generation);
+    const id = { ...(kind ? { kind } : {}), generation, index };
     let cell: Cell;
     try {
-      cell = this.#deps.confinement.enter({ vassal: config.name, generation, index });
+      cell = this.#deps.confinement.enter({ vassal: config.name, ...id });
     } catch (err) {
       notify?.close();
-      const reason = `cannot create its cgroup: ${(err as Error).message}`;
-      this.dispatch({ type: 'spawn-failed', generation, index, reason, at: this.#deps.now() });
+      failed(`cannot create its cgroup: ${(err as Error).message}`);
       return;
     }
     let result: ReturnType<typeof spawnInstance>;
     try {
       result = spawnInstance(
         config,
-        { generation, index },
+        // uWSGI runs an attach-daemon line with /bin/sh -c too.
+        { id, argv: side ? ['/bin/sh', '-c', effect.command] : config.argv },
         this.#deps.spawn,
-        {
-          fds: this.#sockets.fds,
-          fdNames: this.#sockets.names(config.name),
-          notifySocket: notify?.address,
-          notifyFd: config.ready.kind === 'fd',
-        },
+        side
+          ? NO_CHANNELS
+          : {
+              fds: this.#sockets.fds,
+              fdNames: this.#sockets.names(config.name),
+              notifySocket: notify?.address,
+              notifyFd: config.ready.kind === 'fd',
+            },
         beside ? Math.min(19, getPriority() + BOOT_NICE) : 0,
         cell.cgroupFd,
       );
@@ -284,13 +306,14 @@ export class VassalRunner {
     cell.spawned(result.ok ? result.instance.pid : undefined);
     if (!result.ok) {
       notify?.close();
-      this.dispatch({ type: 'spawn-failed', generation, index, reason: result.reason, at });
+      failed(result.reason);
       return;
     }
     const { pid, stdout, stderr } = result.instance;
     this.#cells.set(pid, cell);
     if (beside) this.#booting.add(pid);
-    const label = `${config.name}/${index}`;
+    // A side daemon's lines are told apart by their prefix: `shop/attach-0` beside `shop/0`.
+    const label = side ? `${config.name}/attach-${index}` : `${config.name}/${index}`;
     const log = this.#log;
     // The instance runs: whatever happens to its output, it is tracked below and stopped with
     // the vassal. A pipe that cannot be read (it never could so far) is closed, not leaked.
@@ -299,7 +322,7 @@ export class VassalRunner {
       [stderr, 'stderr'],
     ] as const) {
       try {
-        log.attach(fd, label, source);
+        log.attach(fd, label, source, side);
       } catch (err) {
         if (typeof fd === 'number') closeRawFd(fd);
         this.#deps.logger.error(
@@ -324,7 +347,8 @@ export class VassalRunner {
       return senderUid !== undefined && senderUid === instanceUid;
     });
     if (result.instance.notify) NotifyChannel.readLines(result.instance.notify, onMessage);
-    this.#deps.onProcess(pid, { vassal: config.name, instance: index, generation });
+    // The state file has no kind: a side daemon is recorded as generation -1 (its group is killed alike).
+    this.#deps.onProcess(pid, { vassal: config.name, instance: index, generation: side ? -1 : generation });
     result.instance.onExit((code, signal) => {
       const exitedAt = this.#deps.now();
       this.#exited.add(pid);
@@ -346,7 +370,7 @@ export class VassalRunner {
         this.dispatch({ type: 'exited', pid, code, signal, at: exitedAt });
       });
     });
-    this.dispatch({ type: 'spawned', generation, index, pid, at });
+    this.dispatch({ type: 'spawned', ...(kind ? { kind } : {}), generation, index, pid, at });
   }
 
   /**

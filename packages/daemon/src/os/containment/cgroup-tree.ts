@@ -179,8 +179,15 @@ export function vassalCgroup(tree: CgroupTree, vassal: string): string {
   return join(tree.dir, `${vassal}.vassal`);
 }
 
-export function instanceCgroup(tree: CgroupTree, vassal: string, generation: number, index: number): string {
-  return join(vassalCgroup(tree, vassal), `${generation}.${index}`);
+/** An app instance's leaf is `<generation>.<index>`; a side daemon's (`kind` attach) `attach-<index>`. */
+export function instanceCgroup(
+  tree: CgroupTree,
+  vassal: string,
+  generation: number,
+  index: number,
+  kind: 'app' | 'attach' = 'app',
+): string {
+  return join(vassalCgroup(tree, vassal), kind === 'attach' ? `attach-${index}` : `${generation}.${index}`);
 }
 
 /**
@@ -192,11 +199,12 @@ export function prepareInstanceCgroup(
   vassal: string,
   generation: number,
   index: number,
+  kind: 'app' | 'attach' = 'app',
 ): { dir: string; fd: number } {
   const parent = vassalCgroup(tree, vassal);
   mkdirSync(parent, { recursive: true });
   if (tree.controllers.length > 0) enableControllers(parent, tree.controllers);
-  const dir = instanceCgroup(tree, vassal, generation, index);
+  const dir = instanceCgroup(tree, vassal, generation, index, kind);
   mkdirSync(dir, { recursive: true });
   return { dir, fd: openSync(dir, 'r') };
 }
@@ -208,10 +216,14 @@ export function prepareInstanceCgroup(
 export function instanceOfPath(
   tree: CgroupTree,
   cgroupPath: string,
-): { vassal: string; generation: number; index: number } | undefined {
+): { vassal: string; generation: number; index: number; kind?: 'attach' } | undefined {
   const prefix = `${tree.path}/`;
   if (!cgroupPath.startsWith(prefix)) return undefined;
-  const m = /^([^/]+)\.vassal\/(\d+)\.(\d+)$/.exec(cgroupPath.slice(prefix.length));
+  const rest = cgroupPath.slice(prefix.length);
+  const side = /^([^/]+)\.vassal\/attach-(\d+)$/.exec(rest);
+  if (side !== null)
+    return { vassal: side[1] as string, kind: 'attach', generation: 0, index: Number(side[2]) };
+  const m = /^([^/]+)\.vassal\/(\d+)\.(\d+)$/.exec(rest);
   if (m === null) return undefined;
   return { vassal: m[1] as string, generation: Number(m[2]), index: Number(m[3]) };
 }

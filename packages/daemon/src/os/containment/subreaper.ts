@@ -26,7 +26,7 @@ export interface Orphan {
   readonly exited: boolean;
 }
 
-const TAGS = ['EMPEROR_VASSAL', 'EMPEROR_GENERATION', 'EMPEROR_INSTANCE'] as const;
+const TAGS = ['EMPEROR_VASSAL', 'EMPEROR_GENERATION', 'EMPEROR_INSTANCE', 'EMPEROR_ATTACH'] as const;
 type Tags = Partial<Record<(typeof TAGS)[number], string>>;
 
 /** The EMPEROR_* variables a process was started with ({} when unreadable or a zombie). */
