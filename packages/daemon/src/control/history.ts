@@ -14,7 +14,7 @@ import type { VassalRunner } from '../runner/vassal-runner.js';
 import { scanProcesses } from '../os/process-tree.js';
 import { tcpAcceptQueues } from '../os/connections.js';
 import { instanceKey } from '../runner/confinement.js';
-import { CpuSampler } from './cpu-sampler.js';
+import { CpuSampler, type InstanceUsage } from './cpu-sampler.js';
 
 export const INTERVAL_MS = 3_000;
 export const SAMPLES = 300;
@@ -205,7 +205,8 @@ export class History {
       const root = keys.get(key);
       if (root !== undefined) extra.set(root, pids);
     }
-    const usage = roots.size > 0 ? this.#sampler.sample(roots, procs, extra) : new Map();
+    const usage =
+      roots.size > 0 ? this.#sampler.sample(roots, procs, extra) : new Map<number, InstanceUsage>();
     const queues = tcp ? tcpAcceptQueues() : new Map<number, number>();
 
     this.#times ??= new Float64Array(SAMPLES);
