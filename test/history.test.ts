@@ -136,6 +136,12 @@ void test('history: CPU and memory per vassal and instance, waiting connections,
     'oldest first',
   );
 
+  const two = await history(control, '?name=web&name=idle&points=2');
+  assert.deepEqual(
+    two.vassals.map((v) => v.name),
+    ['idle', 'web'],
+    'name repeats: only those vassals',
+  );
   const bad = await get(control, '/v1/history?points=100000');
   assert.equal(bad.status, 400);
   const post = await new Promise<number>((resolve, reject) => {

@@ -25,22 +25,29 @@ const SORTS: Readonly<Record<string, SortKey>> = { c: 'cpu', m: 'mem', n: 'name'
 
 async function fetchFrame(
   socket: string,
+  state: ViewState,
+  rows: number,
 ): Promise<{ status: StatusSnapshot; history: HistorySnapshot | undefined }> {
-  const [status, history] = await Promise.all([
-    call<StatusSnapshot>(socket, '/v1/status'),
-    // An older daemon without history: the table still works, without sparklines.
-    call<HistorySnapshot>(socket, `/v1/history?points=${SPARK_WIDTH}`).catch((err: unknown) => {
+  const status = await call<StatusSnapshot>(socket, '/v1/status');
+  // Only the rows that can be on screen: at 1000 vassals the whole history is 100 times more.
+  const shown = visible(status, state).slice(0, rows);
+  if (shown.length === 0) return { status, history: undefined };
+  const query = new URLSearchParams(shown.map((v): [string, string] => ['name', v.name]));
+  query.set('points', String(SPARK_WIDTH));
+  // An older daemon without history, or a vassal gone since: this frame has no sparklines.
+  const history = await call<HistorySnapshot>(socket, `/v1/history?${query.toString()}`).catch(
+    (err: unknown) => {
       if (err instanceof DaemonError) return undefined;
       throw err;
-    }),
-  ]);
+    },
+  );
   return { status, history };
 }
 
 /** Not a terminal: one frame as plain text, for a pipe or a log. */
 export async function printOnce(options: TopOptions, output: Output): Promise<number> {
-  const { status, history } = await fetchFrame(options.socket);
   const state = initialState(options);
+  const { status, history } = await fetchFrame(options.socket, state, 1000);
   const lines = render({
     status,
     history,
@@ -155,7 +162,9 @@ export async function runTop(options: TopOptions): Promise<number> {
     if (polling || restored) return;
     polling = true;
     try {
-      ({ status, history } = await fetchFrame(options.socket));
+      // The selected row may be far down the list: ask for everything up to it too.
+      const at = visible(status, state).findIndex((v) => v.name === state.selected);
+      ({ status, history } = await fetchFrame(options.socket, state, Math.max(stdout.rows || 24, at + 1)));
       if (state.message.startsWith('lost')) state.message = '';
     } catch (err) {
       if (err instanceof UnreachableError) {

@@ -136,8 +136,11 @@ export async function openControlServer(options: ControlServerOptions): Promise<
     }
     if (route === '/v1/history') {
       expect(method, 'GET');
-      const name = url.searchParams.get('name');
-      const names = name === null ? knownNames(emp) : resolveTargets([name], knownNames(emp));
+      // `name` may repeat (at most 1000): `emperor top` asks only for the rows it shows.
+      const wanted = url.searchParams.getAll('name');
+      if (wanted.length > 1000)
+        throw new ControlError('EMP_CONTROL_BAD_REQUEST', '`name` may be given at most 1000 times');
+      const names = wanted.length === 0 ? knownNames(emp) : resolveTargets(wanted, knownNames(emp));
       send(res, 200, history.read(names, intParam(url, 'points', SAMPLES, SAMPLES)));
       return;
     }
