@@ -96,7 +96,9 @@ export class History {
   observe(runner: VassalRunner): void {
     const v = runner.vassal;
     if (runner.disposed) {
-      this.#series.delete(v.name);
+      // Unless a new runner of the same name took its place already (a file removed and re-added).
+      const current = this.#emperor?.reconciler.runners.get(v.name);
+      if (current === undefined || current === runner) this.#series.delete(v.name);
       return;
     }
     const s = this.#get(v.name);
@@ -141,16 +143,6 @@ export class History {
     clearTimeout(this.#dropTimer);
     this.#timer = undefined;
     this.#dropTimer = undefined;
-  }
-
-  /** Bytes held by sample arrays (for tests and benchmarks; events are small objects besides). */
-  sampleBytes(): number {
-    let bytes = this.#times?.byteLength ?? 0;
-    for (const s of this.#series.values()) {
-      bytes += s.waiting?.byteLength ?? 0;
-      for (const slot of s.slots.values()) bytes += slot.values.byteLength;
-    }
-    return bytes;
   }
 
   #get(name: string): Series {
