@@ -14,6 +14,7 @@ const NODE = process.execPath;
 interface Terminal {
   screen(): string;
   keys(...keys: string[]): void;
+  resize(columns: number, rows: number): void;
   /** Waits until the screen satisfies `pred`; fails with the last screen seen. */
   until(pred: (screen: string) => boolean, what: string): Promise<string>;
   /** tmux's own view of the pane: alternate screen on, cursor shown. */
@@ -48,6 +49,9 @@ function terminal(t: TestContext, command: string): Terminal {
     screen,
     keys: (...keys) => {
       tmux('send-keys', ...keys);
+    },
+    resize: (columns, rows) => {
+      tmux('resize-window', '-x', String(columns), '-y', String(rows));
     },
     until: (pred, what) =>
       waitFor(
@@ -148,6 +152,13 @@ void test(
       (s) => row(s, 'zzz-big') >= 0 && row(s, 'aaa-quiet') < 0 && row(s, 'mmm-new') < 0,
       'filtered',
     );
+
+    // SIGWINCH: a narrower, shorter terminal gets a frame that fits, the keys line at the bottom.
+    term.resize(80, 12);
+    await term.until((s) => {
+      const lines = s.split('\n').filter((l, k, all) => k < all.length - 1 || l !== '');
+      return lines.length === 12 && lines.every((l) => l.length <= 80) && /quit|filter/.test(lines[11] ?? '');
+    }, 'a frame of 80x12');
 
     // Ctrl-C: top exits 130 and the shell finds its terminal as it was.
     term.keys('C-c');
