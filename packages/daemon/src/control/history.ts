@@ -51,9 +51,8 @@ export interface VassalHistory {
 export interface HistorySnapshot {
   readonly interval_s: number;
   readonly window_s: number;
-  /** Whether CPU and memory are being sampled (until `sampling_until`). */
-  readonly sampling: boolean;
-  readonly sampling_until: string | null;
+  /** CPU and memory are sampled until then (LEASE_MS after the last read). */
+  readonly sampling_until: string;
   /** Epoch milliseconds of each sample, oldest first; every series has one value per time. */
   readonly times: number[];
   readonly vassals: VassalHistory[];
@@ -130,7 +129,6 @@ export class History {
     return {
       interval_s: INTERVAL_MS / 1000,
       window_s: WINDOW_MS / 1000,
-      sampling: true,
       sampling_until: new Date(this.#leaseUntil).toISOString(),
       times,
       vassals: names.map((name) => this.#vassal(name, first, count)),
