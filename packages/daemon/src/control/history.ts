@@ -64,9 +64,17 @@ interface Slot {
   lastTick: number;
 }
 
+/** A state change as kept: epoch ms, not an ISO string, until it is read (1000 vassals idle). */
+interface Change {
+  readonly at: number;
+  readonly state: string;
+  readonly restarts: number;
+}
+
 interface Series {
-  readonly events: HistoryEvent[];
-  slots: Map<number, Slot>;
+  readonly events: Change[];
+  /** Created by the first sample: a vassal nobody watched holds only its changes. */
+  slots: Map<number, Slot> | undefined;
   waiting: Float32Array | undefined;
 }
 
@@ -104,7 +112,7 @@ export class History {
     const last = s.events.at(-1);
     if (last?.state === v.state && last.restarts === v.restarts) return;
     if (s.events.length >= MAX_EVENTS) s.events.shift();
-    s.events.push({ at: new Date(this.#now()).toISOString(), state: v.state, restarts: v.restarts });
+    s.events.push({ at: this.#now(), state: v.state, restarts: v.restarts });
   }
 
   /** The history of `names`, its last `points` samples; (re)starts sampling for LEASE_MS. */
@@ -145,7 +153,7 @@ export class History {
 
   #get(name: string): Series {
     let s = this.#series.get(name);
-    if (!s) this.#series.set(name, (s = { events: [], slots: new Map(), waiting: undefined }));
+    if (!s) this.#series.set(name, (s = { events: [], slots: undefined, waiting: undefined }));
     return s;
   }
 
@@ -157,7 +165,7 @@ export class History {
     this.#times = undefined;
     this.#ticks = 0;
     for (const s of this.#series.values()) {
-      s.slots = new Map();
+      s.slots = undefined;
       s.waiting = undefined;
     }
   }
@@ -217,6 +225,7 @@ export class History {
         sums.set(i.index, sum);
       }
       for (const [index, sum] of sums) {
+        s.slots ??= new Map();
         let slot = s.slots.get(index);
         if (!slot)
           s.slots.set(index, (slot = { values: new Float32Array(2 * SAMPLES).fill(NaN), lastTick: tick }));
@@ -224,10 +233,10 @@ export class History {
         slot.values[SAMPLES + pos] = sum.rss;
         slot.lastTick = tick;
       }
-      for (const [index, slot] of s.slots) {
+      for (const [index, slot] of s.slots ?? []) {
         if (sums.has(index)) continue;
         // A slot with no process for a whole window holds nothing worth its memory.
-        if (tick - slot.lastTick >= SAMPLES) s.slots.delete(index);
+        if (tick - slot.lastTick >= SAMPLES) s.slots?.delete(index);
         else {
           slot.values[pos] = NaN;
           slot.values[SAMPLES + pos] = NaN;
@@ -269,6 +278,13 @@ export class History {
         waiting.push(Number.isNaN(w) ? null : w);
       }
     }
-    return { name, cpu_percent: cpu, rss_bytes: rss, waiting, instances, events: [...(s?.events ?? [])] };
+    return {
+      name,
+      cpu_percent: cpu,
+      rss_bytes: rss,
+      waiting,
+      instances,
+      events: (s?.events ?? []).map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
+    };
   }
 }
