@@ -53,6 +53,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./commands/actions.js')).reloadCommand,
   },
   {
+    name: 'top',
+    describe: 'A live view of every vassal: CPU and memory with sparklines, logs, and keys to act',
+    load: async () => (await import('./commands/top.js')).topCommand,
+  },
+  {
     name: 'signal',
     describe: 'Send a signal to the main process of every instance of vassals (NAME or GLOB)',
     load: async () => (await import('./commands/signal.js')).signalCommand,

@@ -15,7 +15,7 @@ const ERRORS_SHOWN = 10;
 
 type Paint = (code: string, text: string) => string;
 
-const STATE_COLOR: Readonly<Record<string, string>> = {
+export const STATE_COLOR: Readonly<Record<string, string>> = {
   running: '32', // green
   waiting: '36', // cyan
   starting: '33',

@@ -3,3 +3,4 @@ export { openMetricsServer, parseListenAddress, type MetricsServer } from './met
 export { ControlSocketError, CONTROL_ERRORS, type ControlErrorCode } from './errors.js';
 export type { StatusSnapshot, VassalStatus, InstanceStatus, SideDaemonStatus } from './snapshot.js';
 export type { ActionResult, SignalResult } from './actions.js';
+export type { HistorySnapshot, VassalHistory, InstanceHistory, HistoryEvent } from './history.js';

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { Emperor } from '../emperor.js';
 import type { VassalRunner } from '../runner/vassal-runner.js';
 import { CpuSampler } from './cpu-sampler.js';
+import { History, SAMPLES } from './history.js';
 import { ControlError } from './errors.js';
 import { buildStatus, knownNames, type EmperorInfo, type StatusSnapshot } from './snapshot.js';
 import { performActions, parseAction, parseSignal, signalVassals } from './actions.js';
@@ -78,6 +79,7 @@ export async function openControlServer(options: ControlServerOptions): Promise<
     vassalDirs: options.vassalDirs,
   };
   const sampler = new CpuSampler(now);
+  const history = new History(now);
   const ready = new Histogram();
   const reaction = new Histogram();
   let unsubscribeReaction: (() => void) | undefined;
@@ -90,6 +92,7 @@ export async function openControlServer(options: ControlServerOptions): Promise<
   // What the runners do not record but status and metrics show: when a failed vassal retries,
   // and how long each instance took from spawn to ready.
   const observe = (runner: VassalRunner): void => {
+    history.observe(runner);
     const v = runner.vassal;
     if (v.state === 'failed') {
       if (!retryAt.has(runner)) retryAt.set(runner, now() + v.config.restartDelayMaxMs);
@@ -129,6 +132,16 @@ export async function openControlServer(options: ControlServerOptions): Promise<
       const name = url.searchParams.get('name');
       const names = name === null ? knownNames(emp) : resolveTargets([name], knownNames(emp));
       send(res, 200, status(names));
+      return;
+    }
+    if (route === '/v1/history') {
+      expect(method, 'GET');
+      // `name` may repeat (at most 1000): `emperor top` asks only for the rows it shows.
+      const wanted = url.searchParams.getAll('name');
+      if (wanted.length > 1000)
+        throw new ControlError('EMP_CONTROL_BAD_REQUEST', '`name` may be given at most 1000 times');
+      const names = wanted.length === 0 ? knownNames(emp) : resolveTargets(wanted, knownNames(emp));
+      send(res, 200, history.read(names, intParam(url, 'points', SAMPLES, SAMPLES)));
       return;
     }
     if (route === '/v1/actions') {
@@ -324,6 +337,7 @@ export async function openControlServer(options: ControlServerOptions): Promise<
     path,
     attach(e) {
       emperor = e;
+      history.attach(e);
       for (const r of e.reconciler.runners.values()) observe(r);
       unsubscribe = e.subscribe(observe);
       unsubscribeReaction = e.onReaction((_name, ms) => {
@@ -339,6 +353,7 @@ export async function openControlServer(options: ControlServerOptions): Promise<
       (closing ??= new Promise<void>((resolve) => {
         unsubscribe?.();
         unsubscribeReaction?.();
+        history.close();
         for (const a of inflight) a.abort();
         server.close(() => {
           resolve();

@@ -58,3 +58,24 @@ export function unixPathsInUse(): Set<string> {
   }
   return paths;
 }
+
+/**
+ * Connections waiting to be accepted on each listening TCP port (the accept queue, which
+ * /proc/net/tcp reports as rx_queue of a LISTEN row), summed over IPv4 and IPv6. Unix sockets
+ * have no such column: their queues are not known.
+ */
+export function tcpAcceptQueues(): Map<number, number> {
+  const queues = new Map<number, number>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const lines = read(table).split('\n');
+    for (let i = 1; i < lines.length; i++) {
+      const f = lines[i]?.trim().split(/\s+/);
+      if (!f || f.length < 5 || f[3] !== TCP_LISTEN) continue;
+      const local = f[1] ?? '';
+      const port = parseInt(local.slice(local.lastIndexOf(':') + 1), 16);
+      const queued = parseInt((f[4] ?? '').split(':')[1] ?? '0', 16);
+      queues.set(port, (queues.get(port) ?? 0) + (Number.isFinite(queued) ? queued : 0));
+    }
+  }
+  return queues;
+}
