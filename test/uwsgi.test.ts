@@ -1,0 +1,215 @@
+// `[uwsgi]` vassal files, run unchanged with Debian's uWSGI 2.0: the emperor owns the sockets it
+// can be sure of, hands them over keeping each one's protocol, and rolls reloads; the rest uWSGI
+// binds itself and reloads in place on SIGHUP.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import {
+  FIXTURES,
+  alive,
+  controlSocket,
+  freePort,
+  getJson,
+  runCli,
+  startEmperor,
+  startLoad,
+  waitFor,
+  type EmperorProcess,
+  type LogLine,
+} from './support.js';
+
+const UWSGI = '/usr/bin/uwsgi';
+const UWSGI_PYTHON = '/usr/lib/uwsgi/plugins/python3_plugin.so';
+const skip =
+  existsSync(UWSGI) && existsSync(UWSGI_PYTHON)
+    ? false
+    : 'uwsgi is not installed (apt-get install uwsgi uwsgi-plugin-python3)';
+
+const spawnOf = (name: string) => (l: LogLine) => l.event === 'spawn' && l.vassal === name;
+const runningOf = (name: string, generation?: number) => (l: LogLine) =>
+  l.event === 'running' && l.vassal === name && (generation === undefined || l.generation === generation);
+
+/** A uWSGI vassal file as uWSGI users write them: nothing in it is for the emperor. */
+const appFile = (sockets: string, extra = ''): string =>
+  `[uwsgi]\nplugins = python3\n${sockets}\nmaster = true\nprocesses = 2\nwsgi-file = ${join(FIXTURES, 'wsgi_app.py')}\ncallable = app\n${extra}`;
+
+function refused(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      done(false);
+    });
+    s.once('error', (err: NodeJS.ErrnoException) => {
+      done(err.code === 'ECONNREFUSED');
+    });
+  });
+}
+
+const logOf = (emp: EmperorProcess, name: string): string => {
+  try {
+    return readFileSync(join(emp.logDir, `${name}.log`), 'utf8');
+  } catch {
+    return '';
+  }
+};
+
+/** Pids of a uWSGI master's workers (its children), from /proc. */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+void test(
+  'an unchanged [uwsgi] file runs, its http-socket is owned, a touch under load rolls with 0 failed requests, a delete leaves nothing',
+  { skip },
+  async (t) => {
+    const port = await freePort();
+    const emp = await startEmperor(t);
+    const body = appFile(`http-socket = 127.0.0.1:${port}`);
+    emp.write('uw.ini', body);
+    const spawned = await emp.waitLine(spawnOf('uw'), 'spawn');
+    const master = spawned.pid as number;
+    await emp.waitLine(runningOf('uw', 1), 'READY=1 from uWSGI');
+    const first = await getJson(port);
+    assert.equal(first.master, master, "a worker of the emperor's uWSGI master answers over HTTP");
+    assert.equal(first.generation, '1');
+    const workers = await waitFor(() => childrenOf(master).length >= 2 && childrenOf(master), {
+      what: 'processes = 2: two uWSGI workers',
+    });
+
+    // The socket is the emperor's: LISTEN_FDS reached uWSGI, which took fd 3 as the file's http-socket.
+    const log = await waitFor(
+      () => {
+        const text = logOf(emp, 'uw');
+        return (
+          text.includes('SystemD socket activation detected') &&
+          text.includes('inherited INET address') &&
+          text
+        );
+      },
+      { what: "uWSGI's lines about the inherited socket in the vassal's log" },
+    );
+    assert.match(log, new RegExp(`inherited INET address 127\\.0\\.0\\.1:${port} fd 3`));
+    assert.doesNotMatch(log, /invalid request block size|Address already in use/);
+    const shown = await runCli(['show', 'uw', '--json'], { control: controlSocket(emp) });
+    assert.equal(shown.code, 0, shown.stderr);
+    const s = JSON.parse(shown.stdout) as {
+      argv: string[];
+      sockets: { address: string; fd: number }[];
+      uwsgi_sockets: {
+        key: string;
+        address: string;
+        owned: boolean;
+        fd: number | null;
+        reason: string | null;
+      }[];
+    };
+    assert.deepEqual(s.sockets, [{ name: null, address: `127.0.0.1:${port}`, fd: 3 }]);
+    assert.deepEqual(s.uwsgi_sockets, [
+      { key: 'http-socket', address: `127.0.0.1:${port}`, line: 3, owned: true, fd: 3, reason: null },
+    ]);
+    assert.ok(s.argv.includes('fd://3'), s.argv.join(' '));
+    const text = await runCli(['show', 'uw'], { control: controlSocket(emp) });
+    assert.match(text.stdout, new RegExp(`http-socket 127\\.0\\.0\\.1:${port}: owned, fd 3`));
+
+    // A touch: a new master on the same socket, ready before the old one stops gracefully.
+    // uWSGI 2.0's http-socket closes each connection after its answer (no keep-alive: a kept-alive
+    // client fails on its second request with or without a reload), so clients connect per request.
+    const load = startLoad(() => getJson(port), 4);
+    await waitFor(() => load.ok() >= 20, { what: 'requests before the reload' });
+    const from = emp.lines.length;
+    emp.write('uw.ini', body + 'env = DEPLOY=2\n');
+    const second = await emp.waitLine(spawnOf('uw'), 'the new master', from);
+    await emp.waitLine(runningOf('uw', 2), 'generation 2 ready', from);
+    await waitFor(() => !alive(master), { what: 'the old master gone' });
+    const okThen = load.ok();
+    await waitFor(() => load.ok() >= okThen + 20, { what: 'requests after the reload' });
+    await load.stop();
+    assert.deepEqual(load.failures, [], 'no request failed during the rolling reload');
+    const after = await getJson(port);
+    assert.equal(after.generation, '2');
+    assert.equal(after.master, second.pid);
+    assert.ok(
+      workers.every((w) => !alive(w)),
+      'the old workers are gone',
+    );
+
+    const newWorkers = childrenOf(second.pid as number);
+    rmSync(join(emp.vassals, 'uw.ini'));
+    await emp.waitLine((l) => l.event === 'removed' && l.vassal === 'uw', 'removed', from);
+    for (const pid of [second.pid as number, ...newWorkers])
+      assert.ok(!alive(pid), `uWSGI process ${pid} is gone`);
+    assert.ok(await refused(port), 'the port is closed');
+  },
+);
+
+void test(
+  'a [uwsgi] file with an include runs with uWSGI binding its socket, and a touch reloads it gracefully in place',
+  { skip },
+  async (t) => {
+    const port = await freePort();
+    const emp = await startEmperor(t);
+    const extra = join(emp.dir, 'extra.ini');
+    writeFileSync(extra, '[uwsgi]\nenable-threads = true\n');
+    const body = appFile(`http-socket = 127.0.0.1:${port}`, `ini = ${extra}\n`);
+    emp.write('inc.ini', body);
+    const spawned = await emp.waitLine(spawnOf('inc'), 'spawn');
+    await emp.waitLine(runningOf('inc', 1), 'READY=1 from uWSGI');
+    const warning = emp.lines.find((l) => l.event === 'config-warning' && l.vassal === 'inc');
+    assert.equal(warning?.code, 'EMP_CONFIG_UWSGI_NOT_OWNED');
+    assert.match(String(warning.msg), /includes config the emperor does not read/);
+    assert.equal((await getJson(port)).master, spawned.pid);
+    await waitFor(() => logOf(emp, 'inc').includes(`bound to TCP address 127.0.0.1:${port}`), {
+      what: 'uWSGI binding the socket itself',
+    });
+    const shown = await runCli(['show', 'inc'], { control: controlSocket(emp) });
+    assert.match(
+      shown.stdout,
+      /http-socket 127\.0\.0\.1:\d+: bound by uWSGI \(`ini = .*` \(line \d+\) includes/,
+    );
+
+    const oldWorkers = await waitFor(
+      () => childrenOf(spawned.pid as number).length >= 2 && childrenOf(spawned.pid as number),
+      {
+        what: 'two uWSGI workers',
+      },
+    );
+    const load = startLoad(() => getJson(port), 3);
+    await waitFor(() => load.ok() >= 10, { what: 'requests before the reload' });
+    const from = emp.lines.length;
+    emp.write('inc.ini', body + 'env = DEPLOY=2\n');
+    await waitFor(() => logOf(emp, 'inc').includes('gracefully (RE)spawned uWSGI master process'), {
+      what: "uWSGI's graceful reload",
+    });
+    await waitFor(
+      () =>
+        getJson(port).then(
+          (j) => !oldWorkers.includes(j.pid as number),
+          () => false,
+        ),
+      {
+        what: 'a new worker of the reloaded master answering',
+      },
+    );
+    const okThen = load.ok();
+    await waitFor(() => load.ok() >= okThen + 10, { what: 'requests after the reload' });
+    await load.stop();
+    assert.equal(
+      emp.lines.slice(from).filter(spawnOf('inc')).length,
+      0,
+      'the same master, reloaded in place',
+    );
+    assert.ok(alive(spawned.pid as number));
+    assert.deepEqual(load.failures, [], "no request failed during uWSGI's graceful reload");
+  },
+);
