@@ -35,6 +35,96 @@ const runningOf = (name: string, generation?: number) => (l: LogLine) =>
 const appFile = (sockets: string, extra = ''): string =>
   `[uwsgi]\nplugins = python3\n${sockets}\nmaster = true\nprocesses = 2\nwsgi-file = ${join(FIXTURES, 'wsgi_app.py')}\ncallable = app\n${extra}`;
 
+/** One request in uWSGI's own protocol (a `socket` line): a vars packet, the raw HTTP answer back. */
+function uwsgiGet(port: number): Promise<Record<string, unknown>> {
+  const vars: [string, string][] = [
+    ['REQUEST_METHOD', 'GET'],
+    ['PATH_INFO', '/'],
+    ['QUERY_STRING', ''],
+    ['SERVER_PROTOCOL', 'HTTP/1.1'],
+    ['SERVER_NAME', '127.0.0.1'],
+    ['SERVER_PORT', String(port)],
+    ['REMOTE_ADDR', '127.0.0.1'],
+  ];
+  const body = Buffer.concat(
+    vars.flatMap(([k, v]) => [u16le(k.length), Buffer.from(k), u16le(v.length), Buffer.from(v)]),
+  );
+  const header = Buffer.from([0, body.length & 0xff, body.length >> 8, 0]);
+  return exchange({ port, host: '127.0.0.1' }, Buffer.concat([header, body]), (all) => {
+    const text = all.toString('utf8');
+    return text.slice(text.indexOf('\r\n\r\n') + 4);
+  });
+}
+
+/** One FastCGI request (a `fastcgi-socket` line): BEGIN_REQUEST, PARAMS, STDIN; STDOUT back. */
+function fastcgiGet(port: number): Promise<Record<string, unknown>> {
+  const record = (type: number, content: Buffer): Buffer => {
+    const h = Buffer.from([1, type, 0, 1, content.length >> 8, content.length & 0xff, 0, 0]);
+    return Buffer.concat([h, content]);
+  };
+  const params = Buffer.concat(
+    [
+      ['REQUEST_METHOD', 'GET'],
+      ['SCRIPT_NAME', ''],
+      ['PATH_INFO', '/'],
+      ['QUERY_STRING', ''],
+      ['SERVER_PROTOCOL', 'HTTP/1.1'],
+      ['SERVER_NAME', '127.0.0.1'],
+      ['SERVER_PORT', String(port)],
+    ].map(([k = '', v = '']) => Buffer.concat([Buffer.from([k.length, v.length]), Buffer.from(k + v)])),
+  );
+  const request = Buffer.concat([
+    record(1, Buffer.from([0, 1, 0, 0, 0, 0, 0, 0])),
+    record(4, params),
+    record(4, Buffer.alloc(0)),
+    record(5, Buffer.alloc(0)),
+  ]);
+  return exchange({ port, host: '127.0.0.1' }, request, (all) => {
+    let out = '';
+    for (let at = 0; at + 8 <= all.length;) {
+      const len = all.readUInt16BE(at + 4);
+      if (all[at + 1] === 6) out += all.subarray(at + 8, at + 8 + len).toString('utf8');
+      at += 8 + len + (all[at + 6] ?? 0);
+    }
+    return out.slice(out.indexOf('\r\n\r\n') + 4);
+  });
+}
+
+/** HTTP GET over a unix socket path. */
+function unixGet(socketPath: string): Promise<Record<string, unknown>> {
+  return exchange({ path: socketPath }, Buffer.from('GET / HTTP/1.0\r\nHost: x\r\n\r\n'), (all) => {
+    const text = all.toString('utf8');
+    return text.slice(text.indexOf('\r\n\r\n') + 4);
+  });
+}
+
+const u16le = (n: number): Buffer => Buffer.from([n & 0xff, n >> 8]);
+
+/** Sends `request`, reads to the server's end of the connection, parses the JSON body. */
+function exchange(
+  to: { port: number; host: string } | { path: string },
+  request: Buffer,
+  bodyOf: (all: Buffer) => string,
+): Promise<Record<string, unknown>> {
+  return new Promise((done, fail) => {
+    const s = connect(to);
+    const chunks: Buffer[] = [];
+    s.setTimeout(20_000, () => s.destroy(new Error('no answer within 20 s')));
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.once('error', fail);
+    s.once('end', () => {
+      s.destroy();
+      const body = bodyOf(Buffer.concat(chunks));
+      try {
+        done(JSON.parse(body) as Record<string, unknown>);
+      } catch {
+        fail(new Error(`not JSON: ${JSON.stringify(body.slice(0, 200))}`));
+      }
+    });
+    s.end(request);
+  });
+}
+
 function refused(port: number): Promise<boolean> {
   return new Promise((done) => {
     const s = connect(port, '127.0.0.1');
@@ -211,5 +301,51 @@ void test(
     );
     assert.ok(alive(spawned.pid as number));
     assert.deepEqual(load.failures, [], "no request failed during uWSGI's graceful reload");
+  },
+);
+
+void test(
+  'every socket kind keeps its protocol when owned: http-socket on TCP, :PORT and a unix path, socket (uwsgi protocol), fastcgi-socket; all roll together',
+  { skip },
+  async (t) => {
+    const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
+    const emp = await startEmperor(t);
+    const unixPath = join(emp.dir, 'h.sock');
+    const sockets = [
+      `http-socket = ${unixPath}`,
+      `socket = 127.0.0.1:${p1}`,
+      `fastcgi-socket = 127.0.0.1:${p2}`,
+      `http-socket = :${p3}`,
+    ].join('\n');
+    // vacuum: uWSGI removes the unix sockets it bound at exit; an inherited one must survive the old master.
+    const body = appFile(sockets, 'vacuum = true\n');
+    emp.write('kinds.ini', body);
+    const spawned = await emp.waitLine(spawnOf('kinds'), 'spawn');
+    await emp.waitLine(runningOf('kinds', 1), 'READY=1 from uWSGI');
+    const ask = (): Promise<Record<string, unknown>[]> =>
+      Promise.all([unixGet(unixPath), uwsgiGet(p1), fastcgiGet(p2), getJson(p3)]);
+    for (const answer of await ask()) assert.equal(answer.master, spawned.pid);
+    const shown = await runCli(['show', 'kinds', '--json'], { control: controlSocket(emp) });
+    const s = JSON.parse(shown.stdout) as { uwsgi_sockets: { key: string; owned: boolean; fd: number }[] };
+    assert.deepEqual(
+      s.uwsgi_sockets.map((u) => [u.key, u.owned, u.fd]),
+      [
+        ['http-socket', true, 3],
+        ['socket', true, 4],
+        ['fastcgi-socket', true, 5],
+        ['http-socket', true, 6],
+      ],
+    );
+    assert.doesNotMatch(logOf(emp, 'kinds'), /invalid request block size|Address already in use/);
+
+    const from = emp.lines.length;
+    emp.write('kinds.ini', body + 'env = DEPLOY=2\n');
+    const second = await emp.waitLine(spawnOf('kinds'), 'the new master', from);
+    await emp.waitLine(runningOf('kinds', 2), 'generation 2 ready', from);
+    await waitFor(() => !alive(spawned.pid as number), { what: 'the old master gone' });
+    for (const answer of await ask()) {
+      assert.equal(answer.master, second.pid);
+      assert.equal(answer.generation, '2');
+    }
   },
 );

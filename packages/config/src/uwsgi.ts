@@ -136,7 +136,9 @@ function ownable(address: string, line: number): SocketSpec | string {
   if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535)
     return 'the port is not a number from 1 to 65535 (port 0 is chosen by uWSGI)';
   const port = Number(portText);
-  if (host === '') return { kind: 'tcp', name: undefined, host: '0.0.0.0', port, address, line };
+  // uWSGI binds `:PORT` on IPv4 only; the emperor's own `:PORT` would be dual-stack `::`.
+  if (host === '')
+    return { kind: 'tcp', name: undefined, host: '0.0.0.0', port, address: `0.0.0.0:${port}`, line };
   if (host === '0.0.0.0')
     return `uWSGI names 0.0.0.0 \`:${port}\`: write \`:${port}\` to let the emperor own it`;
   if (isIPv4(host)) {
