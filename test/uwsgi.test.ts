@@ -3,7 +3,7 @@
 // binds itself and reloads in place on SIGHUP.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -15,6 +15,7 @@ import {
   runCli,
   startEmperor,
   startLoad,
+  tempDir,
   waitFor,
   type EmperorProcess,
   type LogLine,
@@ -347,5 +348,60 @@ void test(
       assert.equal(answer.master, second.pid);
       assert.equal(answer.generation, '2');
     }
+  },
+);
+
+void test(
+  'emperor check reads a [uwsgi] file as far as the emperor does: sockets, conflicts, the binary and its plugins, and says what it leaves to uWSGI',
+  { skip },
+  async (t) => {
+    const dir = tempDir(t);
+    const port = await freePort();
+    writeFileSync(join(dir, 'good.ini'), appFile(`http-socket = 127.0.0.1:${port}`));
+    writeFileSync(
+      join(dir, 'noplugin.ini'),
+      `[uwsgi]\nplugins = python3,nosuch\nhttp-socket = 127.0.0.1:${port + 1}\n`,
+    );
+    // Older than `router.ini`: it claims the port first, and the newcomer is blamed.
+    writeFileSync(join(dir, 'app.ini'), `[vassal]\nexec = /bin/sleep 1000\nsocket = 127.0.0.1:${port + 2}\n`);
+    utimesSync(join(dir, 'app.ini'), new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    writeFileSync(
+      join(dir, 'router.ini'),
+      `[uwsgi]\nhttp = 127.0.0.1:${port + 2}\nsocket = 127.0.0.1:${port + 3}\n`,
+    );
+
+    const r = await runCli(['check', dir]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /good\.ini: ok\n.*good\.ini: a uWSGI vassal: checked are its listening addresses/);
+    assert.match(
+      r.stderr,
+      /noplugin\.ini:2: error: uWSGI \(\/usr\/bin\/uwsgi\) cannot load the plugin `nosuch`: .*\[EMP_CONFIG_UWSGI_PLUGIN\]/,
+    );
+    assert.doesNotMatch(r.stderr, /plugin `python3`/);
+    assert.match(
+      r.stderr,
+      /router\.ini:2: warning: uWSGI binds `http = .*` itself \(`http` starts uWSGI's HTTP router/,
+    );
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `router\\.ini:2: error: socket \`127\\.0\\.0\\.1:${port + 2}\` overlaps .* of vassal \`app\`.*\\[EMP_VASSAL_SOCKET_CONFLICT\\]`,
+      ),
+    );
+
+    const missing = await runCli(['check', '--uwsgi', '/nonexistent/uwsgi', join(dir, 'good.ini')]);
+    assert.equal(missing.code, 1);
+    assert.match(
+      missing.stderr,
+      /good\.ini: error: the emperor runs this file with `\/nonexistent\/uwsgi`, which is not an executable file.*\[EMP_CONFIG_UWSGI_BINARY\]/,
+    );
+    const json = JSON.parse((await runCli(['check', '--json', join(dir, 'good.ini')])).stdout) as {
+      files: { ok: boolean; not_checked: string | null; config: { argv: string[] } }[];
+    };
+    const [good] = json.files;
+    assert.ok(good);
+    assert.equal(good.ok, true);
+    assert.match(good.not_checked ?? '', /the rest of the file .* is uWSGI's/);
+    assert.deepEqual(good.config.argv.slice(-2), ['--http-socket', 'fd://3']);
   },
 );

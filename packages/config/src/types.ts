@@ -128,7 +128,13 @@ export interface VassalConfig {
   /** `set-placeholder` definitions, for `emperor show`. */
   readonly placeholders: Readonly<Record<string, string>>;
   /** Set for a `[uwsgi]` file: the addresses uWSGI listens on, owned by the emperor or not. */
-  readonly uwsgi?: { readonly listeners: readonly UwsgiListener[] };
+  readonly uwsgi?: {
+    readonly listeners: readonly UwsgiListener[];
+    /** Plugins the file loads (`plugins`, `plugin`, `need-plugin`), for `emperor check`. */
+    readonly plugins: readonly { readonly name: string; readonly line: number }[];
+    /** `plugins-dir` values, where uWSGI looks for them first. */
+    readonly pluginsDirs: readonly string[];
+  };
 }
 
 /** A listening address of a `[uwsgi]` file. */
@@ -139,6 +145,8 @@ export type UwsgiListener = {
   readonly value: string;
   readonly address: string;
   readonly line: number;
+  /** The address uWSGI binds, when it can be known: for conflicts with other vassals. */
+  readonly bound?: SocketSpec;
 } & (
   | { readonly owned: false; readonly reason: string }
   | {

@@ -28,6 +28,7 @@ const WORKER_SOCKETS = new Set([
   'suwsgi-socket',
   'ssl-socket',
 ]);
+const PLUGIN_KEYS = new Set(['plugin', 'plugins', 'need-plugin', 'need-plugins']);
 const WITH_CERT = new Set(['https-socket', 'suwsgi-socket', 'ssl-socket']);
 
 // Addresses uWSGI binds outside its worker sockets; a second master started next to the first
@@ -121,6 +122,15 @@ function expander(
  * a configured one of exactly that name. Anything written differently would be bound a second time.
  */
 function ownable(address: string, line: number): SocketSpec | string {
+  const spec = addressSpec(address, line);
+  if (typeof spec === 'string') return spec;
+  if (spec.kind === 'tcp' && spec.address.startsWith('0.0.0.0:') && !address.startsWith(':'))
+    return `uWSGI names 0.0.0.0 \`:${spec.port}\`: write \`:${spec.port}\` to let the emperor own it`;
+  return spec;
+}
+
+/** The address uWSGI would bind, as a SocketSpec (for conflicts), or why it cannot be known. */
+function addressSpec(address: string, line: number): SocketSpec | string {
   if (address.startsWith('/')) {
     if (address.includes(':')) return 'uWSGI reads a path with `:` as HOST:PORT';
     if (Buffer.byteLength(address) > UNIX_PATH_MAX) return `the path is over ${UNIX_PATH_MAX} bytes`;
@@ -137,10 +147,8 @@ function ownable(address: string, line: number): SocketSpec | string {
     return 'the port is not a number from 1 to 65535 (port 0 is chosen by uWSGI)';
   const port = Number(portText);
   // uWSGI binds `:PORT` on IPv4 only; the emperor's own `:PORT` would be dual-stack `::`.
-  if (host === '')
+  if (host === '' || host === '0.0.0.0')
     return { kind: 'tcp', name: undefined, host: '0.0.0.0', port, address: `0.0.0.0:${port}`, line };
-  if (host === '0.0.0.0')
-    return `uWSGI names 0.0.0.0 \`:${port}\`: write \`:${port}\` to let the emperor own it`;
   if (isIPv4(host)) {
     if (host.split('.').some((o) => o.length > 1 && o.startsWith('0')))
       return 'write the address without leading zeros';
@@ -162,7 +170,8 @@ export function uwsgiVassal(
   issues: IssueList,
 ): VassalConfig {
   const expand = expander(options);
-  const values: { key: string; value: string }[] = [];
+  const values: { key: string; value: string; line: number }[] = [];
+  const lineOf = (v: { line: number }): number => v.line;
   const lookup = (key: string): string | undefined => {
     const direct = values.find((v) => v.key === key)?.value ?? entries.find((e) => e.key === key)?.value;
     if (direct !== undefined) return direct;
@@ -177,11 +186,18 @@ export function uwsgiVassal(
   const listeners: UwsgiListener[] = [];
   for (const e of entries) {
     const x = expand(e.value, lookup);
-    values.push({ key: e.key, value: x.value });
+    values.push({ key: e.key, value: x.value, line: e.line });
     const other = OTHER_LISTENERS[e.key];
     if (!WORKER_SOCKETS.has(e.key) && other === undefined) continue;
     const [address = '', ...rest] = WITH_CERT.has(e.key) ? x.value.split(',') : [x.value];
-    const listener = { key: e.key, value: x.value, address, line: e.line };
+    const parsed = x.uncertain === undefined ? addressSpec(address, e.line) : undefined;
+    const listener = {
+      key: e.key,
+      value: x.value,
+      address,
+      line: e.line,
+      ...(typeof parsed === 'object' ? { bound: parsed } : {}),
+    };
     if (other !== undefined) listeners.push({ ...listener, owned: false, reason: other });
     else if (x.uncertain !== undefined) listeners.push({ ...listener, owned: false, reason: x.uncertain });
     else if (/[\s,]/.test(address))
@@ -214,6 +230,7 @@ export function uwsgiVassal(
           value: l.value,
           address: l.address,
           line: l.line,
+          ...(l.bound === undefined ? {} : { bound: l.bound }),
           owned: false,
           reason: whole ?? `another address of the file is not owned (${blocker})`,
         }
@@ -300,7 +317,20 @@ export function uwsgiVassal(
     logMaxSizeBytes: 10 * 2 ** 20,
     logBackups: 5,
     placeholders: {},
-    uwsgi: { listeners: final },
+    uwsgi: {
+      listeners: final,
+      plugins: values
+        .filter((v) => PLUGIN_KEYS.has(v.key))
+        .flatMap((v) =>
+          v.value
+            .split(/[\s,]+/)
+            .filter(Boolean)
+            .map((p) => ({ name: p, line: lineOf(v) })),
+        ),
+      pluginsDirs: values
+        .filter((v) => v.key === 'plugins-dir' || v.key === 'plugin-dir')
+        .map((v) => v.value),
+    },
   };
 }
 
