@@ -191,6 +191,8 @@ void test(
       { what: "uWSGI's lines about the inherited socket in the vassal's log" },
     );
     assert.match(log, new RegExp(`inherited INET address 127\\.0\\.0\\.1:${port} fd 3`));
+    const logged = emp.lines.find((l) => l.event === 'uwsgi-sockets' && l.vassal === 'uw');
+    assert.deepEqual(logged?.owned, [`http-socket 127.0.0.1:${port}`], "the emperor's log says what it owns");
     assert.doesNotMatch(log, /invalid request block size|Address already in use/);
     const shown = await runCli(['show', 'uw', '--json'], { control: controlSocket(emp) });
     assert.equal(shown.code, 0, shown.stderr);
@@ -219,7 +221,8 @@ void test(
     const load = startLoad(() => getJson(port), 4);
     await waitFor(() => load.ok() >= 20, { what: 'requests before the reload' });
     const from = emp.lines.length;
-    emp.write('uw.ini', body + 'env = DEPLOY=2\n');
+    const later = new Date(Date.now() + 5000);
+    utimesSync(join(emp.vassals, 'uw.ini'), later, later); // a touch, as uWSGI users deploy
     const second = await emp.waitLine(spawnOf('uw'), 'the new master', from);
     await emp.waitLine(runningOf('uw', 2), 'generation 2 ready', from);
     await waitFor(() => !alive(master), { what: 'the old master gone' });
@@ -259,6 +262,9 @@ void test(
     const warning = emp.lines.find((l) => l.event === 'config-warning' && l.vassal === 'inc');
     assert.equal(warning?.code, 'EMP_CONFIG_UWSGI_NOT_OWNED');
     assert.match(String(warning.msg), /includes config the emperor does not read/);
+    const logged = emp.lines.find((l) => l.event === 'uwsgi-sockets' && l.vassal === 'inc');
+    assert.deepEqual(logged?.owned, []);
+    assert.match(JSON.stringify(logged?.not_owned), /includes config the emperor does not read/);
     assert.equal((await getJson(port)).master, spawned.pid);
     await waitFor(() => logOf(emp, 'inc').includes(`bound to TCP address 127.0.0.1:${port}`), {
       what: 'uWSGI binding the socket itself',
