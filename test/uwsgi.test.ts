@@ -264,7 +264,7 @@ void test(
     assert.match(String(warning.msg), /includes config the emperor does not read/);
     const logged = emp.lines.find((l) => l.event === 'uwsgi-sockets' && l.vassal === 'inc');
     assert.deepEqual(logged?.owned, []);
-    assert.match(JSON.stringify(logged?.not_owned), /includes config the emperor does not read/);
+    assert.match(JSON.stringify(logged.not_owned), /includes config the emperor does not read/);
     assert.equal((await getJson(port)).master, spawned.pid);
     await waitFor(() => logOf(emp, 'inc').includes(`bound to TCP address 127.0.0.1:${port}`), {
       what: 'uWSGI binding the socket itself',
