@@ -411,3 +411,31 @@ void test(
     assert.deepEqual(good.config.argv.slice(-2), ['--http-socket', 'fd://3']);
   },
 );
+
+void test(
+  'with lazy-apps, a uWSGI vassal is ready once its first worker has loaded the app and accepts, not at the master READY=1',
+  { skip },
+  async (t) => {
+    const port = await freePort();
+    const emp = await startEmperor(t);
+    // IMPORT_DELAY: the app takes 2 s to import in each worker, after uWSGI's READY=1.
+    emp.write(
+      'lazy.ini',
+      appFile(`http-socket = 127.0.0.1:${port}`, 'lazy-apps = true\nenv = IMPORT_DELAY=2\n'),
+    );
+    const running = await emp.waitLine(runningOf('lazy', 1), 'lazy running');
+    const imported = await waitFor(
+      () =>
+        logOf(emp, 'lazy')
+          .split('\n')
+          .filter((l) => l.startsWith('{"event": "imported"'))
+          .map((l) => (JSON.parse(l) as { time: number }).time)[0],
+      { what: 'a worker has imported the app' },
+    );
+    assert.ok(
+      (running.time as number) >= imported,
+      `ready at ${String(running.time)}, the first worker imported the app at ${imported}`,
+    );
+    assert.equal((await getJson(port)).generation, '1');
+  },
+);

@@ -261,6 +261,17 @@ export function uwsgiVassal(
     // The file's own `KEY = ADDR` stays: uWSGI skips binding it, as it has a socket of that name.
     handover.push(`--${l.key}`, l.rest === '' ? `fd://${fd}` : `fd://${fd},${l.rest}`);
   }
+  // uWSGI says READY=1 from the master before it forks a worker. Preforking, the app is loaded
+  // by then and connections wait in the queue for the fork. With `lazy-apps` each worker loads
+  // the app after the fork: ready is then when worker 1 accepts (what uWSGI's own Emperor waits
+  // for), written to EMPEROR_NOTIFY_FD. Not after `uid`/`gid`: a process that changed its uid
+  // cannot open its own /proc/self/fd.
+  const lazy = values.some((v) => (v.key === 'lazy-apps' || v.key === 'lazy') && isTrue(v.value));
+  const dropsPrivileges = values.some((v) => v.key === 'uid' || v.key === 'gid');
+  const readyFromWorker = lazy && !dropsPrivileges;
+  const gate = readyFromWorker
+    ? ['--hook-accepting1-once', `writen:/proc/self/fd/${LISTEN_FDS_START + sockets.length} READY=1`]
+    : [];
   const binary = options.uwsgi ?? 'uwsgi';
   const argv = [
     binary,
@@ -270,6 +281,7 @@ export function uwsgiVassal(
     '--die-on-term',
     '--hook-master-start',
     'unix_signal:15 gracefully_kill_them_all',
+    ...gate,
     ...handover,
   ];
   // uWSGI's `chmod-socket` (bare: 666); without it the socket file gets 777 minus uWSGI's umask.
@@ -293,7 +305,7 @@ export function uwsgiVassal(
     backlog: Number.isInteger(backlog) && backlog > 0 ? backlog : 100,
     onDemand: false,
     idleMs: 0,
-    ready: { kind: 'notify' },
+    ready: readyFromWorker ? { kind: 'fd' } : { kind: 'notify' },
     readyTimeoutMs: 60_000,
     reload: sockets.length > 0 ? { kind: 'rolling' } : { kind: 'signal', signal: 'SIGHUP' },
     stopSignal: 'SIGTERM',
@@ -332,6 +344,11 @@ export function uwsgiVassal(
         .map((v) => v.value),
     },
   };
+}
+
+/** uWSGI's booleans: a bare or any other value is true, these are false. */
+function isTrue(value: string): boolean {
+  return !['false', '0', 'no', 'off'].includes(value.toLowerCase());
 }
 
 function shellWord(word: string): string {
