@@ -439,3 +439,44 @@ void test(
     assert.equal((await getJson(port)).generation, '1');
   },
 );
+
+void test(
+  "uWSGI's own touch-reload inside the file still works on the owned socket: the same master reloads in place, nothing fails",
+  { skip },
+  async (t) => {
+    const port = await freePort();
+    const emp = await startEmperor(t);
+    const trigger = join(emp.dir, 'reload.trigger');
+    writeFileSync(trigger, '');
+    emp.write('tr.ini', appFile(`http-socket = 127.0.0.1:${port}`, `touch-reload = ${trigger}\n`));
+    const spawned = await emp.waitLine(spawnOf('tr'), 'spawn');
+    await emp.waitLine(runningOf('tr', 1), 'READY=1 from uWSGI');
+    const master = spawned.pid as number;
+    const oldWorkers = await waitFor(() => childrenOf(master).length >= 2 && childrenOf(master), {
+      what: 'two uWSGI workers',
+    });
+    const load = startLoad(() => getJson(port), 3);
+    await waitFor(() => load.ok() >= 10, { what: 'requests before the reload' });
+    const from = emp.lines.length;
+    const later = new Date(Date.now() + 5000);
+    utimesSync(trigger, later, later);
+    await waitFor(() => logOf(emp, 'tr').includes('gracefully (RE)spawned uWSGI master process'), {
+      what: "uWSGI's own graceful reload",
+    });
+    await waitFor(
+      () =>
+        getJson(port).then(
+          (j) => !oldWorkers.includes(j.pid as number),
+          () => false,
+        ),
+      { what: 'a new worker of the same master answering' },
+    );
+    const okThen = load.ok();
+    await waitFor(() => load.ok() >= okThen + 10, { what: 'requests after the reload' });
+    await load.stop();
+    assert.deepEqual(load.failures, []);
+    assert.ok(alive(master), 'the same master');
+    assert.equal(emp.lines.slice(from).filter(spawnOf('tr')).length, 0, 'the emperor started nothing');
+    assert.doesNotMatch(logOf(emp, 'tr'), /Address already in use|invalid request block size/);
+  },
+);
