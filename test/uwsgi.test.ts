@@ -252,7 +252,7 @@ void test(
   { skip },
   async (t) => {
     const port = await freePort();
-    const emp = await startEmperor(t);
+    const emp = await startEmperor(t, { args: ['--uwsgi', UWSGI] }); // the binary named, not PATH's
     const extra = join(emp.dir, 'extra.ini');
     writeFileSync(extra, '[uwsgi]\nenable-threads = true\n');
     const body = appFile(`http-socket = 127.0.0.1:${port}`, `ini = ${extra}\n`);
@@ -270,6 +270,7 @@ void test(
       what: 'uWSGI binding the socket itself',
     });
     const shown = await runCli(['show', 'inc'], { control: controlSocket(emp) });
+    assert.match(shown.stdout, /^argv: +\/usr\/bin\/uwsgi --ini /m);
     assert.match(
       shown.stdout,
       /http-socket 127\.0\.0\.1:\d+: bound by uWSGI \(`ini = .*` \(line \d+\) includes/,
