@@ -14,6 +14,7 @@ export const RUN_CONFIG_KEYS = [
   'metrics',
   'log-level',
   'containment',
+  'uwsgi',
 ] as const;
 
 export const LOG_LEVELS: readonly string[] = ['debug', 'info', 'warn', 'error'];

@@ -124,7 +124,11 @@ export function crossVassalIssues(vassals: readonly CheckedVassal[]): ConfigIssu
   const claims = new SocketClaims();
   const byAge = [...byName.values()].sort((a, b) => (a.mtimeMs ?? 0) - (b.mtimeMs ?? 0));
   for (const v of byAge) {
-    const sockets = v.config?.sockets ?? [];
+    // A uWSGI vassal's addresses that uWSGI binds itself clash just the same.
+    const bound = (v.config?.uwsgi?.listeners ?? []).flatMap((l) =>
+      !l.owned && l.bound !== undefined ? [l.bound] : [],
+    );
+    const sockets = [...(v.config?.sockets ?? []), ...bound];
     const clashes = claims.clashes(v.name, sockets);
     // Refused whole, as the daemon refuses it: its other sockets are not claimed either.
     if (clashes.length === 0) claims.set({ name: v.name, file: v.file }, sockets);

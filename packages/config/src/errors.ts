@@ -52,6 +52,12 @@ export const ERROR_CODES = {
     'Warning: `exec` contains shell syntax (`|`, `>`, `$`, ...) but runs without a shell.',
   EMP_CONFIG_UWSGI_STOP_SIGNAL:
     'Warning: a uWSGI vassal without `stop-signal = SIGINT` or `--die-on-term` (uWSGI reloads on SIGTERM).',
+  EMP_CONFIG_UWSGI_BINARY:
+    '`emperor check`: a `[uwsgi]` file, and the uWSGI binary that runs it is not installed (not on PATH, or not the `--uwsgi` given).',
+  EMP_CONFIG_UWSGI_PLUGIN:
+    '`emperor check`: uWSGI cannot load a plugin that a `[uwsgi]` file names (`plugins = python3`).',
+  EMP_CONFIG_UWSGI_NOT_OWNED:
+    'Warning: a `[uwsgi]` file has a listening address the emperor does not own (uWSGI binds it; a reload is its graceful SIGHUP).',
   EMP_CONFIG_GUNICORN_BIND_FD:
     'Warning: gunicorn with owned sockets and `--bind fd://N` (gunicorn takes `LISTEN_FDS` by itself; 20.1 exits with EBADF).',
   EMP_CONFIG_NOT_SUPPORTED:

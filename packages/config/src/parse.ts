@@ -5,7 +5,8 @@ import { vassalNameOf } from './file-name.js';
 import { byLine, IssueList, type ConfigIssue } from './issue.js';
 import { ALIASES, isKeyName, KEY_NAMES, KEYS, type KeyContext, type KeyName, type KeySpec } from './keys.js';
 import { expandAll, type Definition } from './placeholders.js';
-import { clip, readLines, UWSGI_HINT, type RawEntry } from './read-lines.js';
+import { clip, readLines, type RawEntry } from './read-lines.js';
+import { uwsgiVassal } from './uwsgi.js';
 import { suggest } from './suggest.js';
 import type { ParseOptions, VassalConfig } from './types.js';
 import { validate } from './validate.js';
@@ -37,15 +38,23 @@ export function parseVassal(text: string, options: ParseOptions): ParseResult {
   }
   const name = accepted ?? fileName.replace(/\.ini$/, '');
 
-  const { entries, hasSection, uwsgiLine } = readLines(text, issues);
+  const { entries, hasSection, uwsgiLine, uwsgi } = readLines(text, issues);
+  if (!hasSection && uwsgiLine !== undefined) {
+    // uWSGI reads its own file, other sections and odd lines included: only what the emperor
+    // needs of it is read here, and only a bad file name is an error.
+    const own = new IssueList(options.file);
+    const config = uwsgiVassal(uwsgi, name, options, own);
+    const errors = issues.errors.filter((e) => e.code === 'EMP_CONFIG_FILE_NAME');
+    const warnings = own.warnings.toSorted(byLine);
+    if (errors.length > 0) return { ok: false, errors, warnings };
+    return { ok: true, config: deepFreeze(config), warnings };
+  }
   if (!hasSection)
     issues.error(
       'EMP_CONFIG_NO_SECTION',
       undefined,
       undefined,
-      uwsgiLine === undefined
-        ? 'no `[vassal]` section: start the file with a `[vassal]` line'
-        : `no \`[vassal]\` section: this is a uWSGI config (\`[uwsgi]\` on line ${uwsgiLine}); ${UWSGI_HINT}`,
+      'no `[vassal]` section: start the file with a `[vassal]` line',
     );
 
   const { known, unknownKeys, definitions } = sortKeys(entries, issues);

@@ -1,6 +1,6 @@
 // Reads the INI text the way uWSGI does: line by line, values verbatim (no quoting, no inline
-// comments), keeping line numbers and every occurrence of a key. Only `[vassal]` is allowed:
-// another section is almost always a typo or a uWSGI `[uwsgi]` file dropped in by mistake.
+// comments), keeping line numbers and every occurrence of a key. A file is a `[vassal]` file, or
+// a uWSGI vassal file (`[uwsgi]`, no `[vassal]`); any other section is almost always a typo.
 import type { IssueList } from './issue.js';
 import { suggest } from './suggest.js';
 
@@ -19,16 +19,19 @@ const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/;
 export interface ReadLines {
   readonly entries: RawEntry[];
   readonly hasSection: boolean;
-  /** The first `[uwsgi]` header of a file without `[vassal]`: a uWSGI config dropped in by mistake. */
+  /** The first `[uwsgi]` header of a file without `[vassal]`: a uWSGI vassal file. */
   readonly uwsgiLine: number | undefined;
+  /** The lines of the `[uwsgi]` section(s), in file order, when there is no `[vassal]` section. */
+  readonly uwsgi: RawEntry[];
 }
 
 export const UWSGI_HINT =
-  'run it from a vassal file with `[vassal]` and `exec = uwsgi --ini FILE --die-on-term` (uWSGI takes SIGTERM as a reload without it)';
+  'a file with both sections is not supported yet: drop the `[vassal]` section to run the file as a uWSGI vassal, or run it from a `[vassal]` file of its own with `exec = uwsgi --ini FILE --die-on-term` (uWSGI takes SIGTERM as a reload without it)';
 
 /** The `[vassal]` entries in file order; syntax problems go to `issues`. */
 export function readLines(text: string, issues: IssueList): ReadLines {
   const entries: RawEntry[] = [];
+  const uwsgi: RawEntry[] = [];
   const before: RawEntry[] = [];
   const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
   let section: string | undefined;
@@ -117,13 +120,14 @@ export function readLines(text: string, issues: IssueList): ReadLines {
       before.push({ key, value, line: lineNo });
       continue;
     }
+    if (section === 'uwsgi') uwsgi.push({ key, value, line: lineNo });
     if (section !== SECTION) continue; // the unknown section header was reported once
     entries.push({ key, value, line: lineNo });
   }
   if (sectionLine === undefined) {
     // No header at all: the caller reports that once, and still checks every line, so that
     // one pass shows all the problems.
-    return { entries: [...before, ...entries], hasSection: false, uwsgiLine };
+    return { entries: [...before, ...entries], hasSection: false, uwsgiLine, uwsgi };
   }
   if (uwsgiLine !== undefined)
     issues.error(
@@ -140,7 +144,7 @@ export function readLines(text: string, issues: IssueList): ReadLines {
       `\`${clip(e.key)}\` comes before the \`[vassal]\` header (line ${sectionLine}); move it below`,
     );
   }
-  return { entries, hasSection: true, uwsgiLine: undefined };
+  return { entries, hasSection: true, uwsgiLine: undefined, uwsgi: [] };
 }
 
 /** Long junk (binary, minified files) would flood the terminal. */

@@ -127,7 +127,36 @@ export interface VassalConfig {
   readonly logBackups: number;
   /** `set-placeholder` definitions, for `emperor show`. */
   readonly placeholders: Readonly<Record<string, string>>;
+  /** Set for a `[uwsgi]` file: the addresses uWSGI listens on, owned by the emperor or not. */
+  readonly uwsgi?: {
+    readonly listeners: readonly UwsgiListener[];
+    /** Plugins the file loads (`plugins`, `plugin`, `need-plugin`), for `emperor check`. */
+    readonly plugins: readonly { readonly name: string; readonly line: number }[];
+    /** `plugins-dir` values, where uWSGI looks for them first. */
+    readonly pluginsDirs: readonly string[];
+  };
 }
+
+/** A listening address of a `[uwsgi]` file. */
+export type UwsgiListener = {
+  /** The uWSGI option: `http-socket`, `socket`, `http`, ... */
+  readonly key: string;
+  /** Its value, placeholders expanded. */
+  readonly value: string;
+  readonly address: string;
+  readonly line: number;
+  /** The address uWSGI binds, when it can be known: for conflicts with other vassals. */
+  readonly bound?: SocketSpec;
+} & (
+  | { readonly owned: false; readonly reason: string }
+  | {
+      readonly owned: true;
+      readonly reason: undefined;
+      readonly spec: SocketSpec;
+      /** What follows the address in the value (`CERT,KEY` of `https-socket`), or ''. */
+      readonly rest: string;
+    }
+);
 
 /** Lookups that need the system, passed in so that the reader stays pure and testable. */
 export interface SystemLookup {
@@ -146,4 +175,6 @@ export interface ParseOptions {
   readonly cpus: number;
   /** Without it, `user`, `group` and `socket-owner` accept numeric ids only. */
   readonly lookup?: SystemLookup;
+  /** The uWSGI binary a `[uwsgi]` file runs with (`emperor run --uwsgi`); default `uwsgi` on PATH. */
+  readonly uwsgi?: string;
 }

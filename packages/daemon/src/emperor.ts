@@ -34,6 +34,8 @@ export interface EmperorOptions {
    * refuse to start without; `subreaper`: never try cgroups (`run --containment`).
    */
   readonly containment?: 'auto' | ContainmentMode;
+  /** The uWSGI binary that runs `[uwsgi]` vassal files (`run --uwsgi`); default `uwsgi` on PATH. */
+  readonly uwsgi?: string;
 }
 
 export interface Emperor {
@@ -170,6 +172,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
       env,
       cpus: availableParallelism(),
       ...(options.lookup ? { lookup: options.lookup } : {}),
+      ...(options.uwsgi === undefined ? {} : { uwsgi: options.uwsgi }),
     },
     onReaction: (name, ms) => {
       for (const l of reactionListeners) l(name, ms);

@@ -113,6 +113,24 @@ export class Reconciler {
           { vassal: name, event: 'config-warning', code: w.code, file: w.file, line: w.line },
           formatIssue(w),
         );
+      if (result.ok && result.config.uwsgi && result.config !== prev?.config) {
+        // A uWSGI vassal: which of its addresses the emperor owns (fd), and why not the others.
+        const listeners = result.config.uwsgi.listeners;
+        const owned = listeners.flatMap((l) => (l.owned ? [`${l.key} ${l.address}`] : []));
+        logger.info(
+          {
+            vassal: name,
+            event: 'uwsgi-sockets',
+            owned,
+            not_owned: listeners.flatMap((l) =>
+              l.owned ? [] : [{ socket: `${l.key} ${l.address}`, reason: l.reason }],
+            ),
+          },
+          owned.length > 0
+            ? `owns ${owned.join(', ')} for uWSGI (fd 3 on); a reload rolls`
+            : `uWSGI binds its own addresses; a reload is its graceful SIGHUP`,
+        );
+      }
       if (result.ok) {
         for (const key of notYetActedOn(result.config))
           logger.warn(

@@ -13,6 +13,7 @@ import {
   type VassalConfig,
 } from '@emperor/config';
 import { getentLookup } from '../system-lookup.js';
+import { UWSGI_NOT_CHECKED, uwsgiIssues } from '../uwsgi-check.js';
 import type { CommandModule, Output } from './command.js';
 
 interface Checked {
@@ -43,21 +44,37 @@ export const check: CommandModule = {
             type: 'boolean',
             default: false,
           })
+          .option('uwsgi', {
+            describe: 'The uWSGI binary that runs `[uwsgi]` files, as given to `emperor run --uwsgi`',
+            type: 'string',
+            defaultDescription: 'uwsgi on PATH',
+          })
           .example('$0 check /etc/emperor/vassals', 'Check every vassal the emperor would load')
           .example('$0 check shop.ini api.ini --json', 'Machine-readable result')
           .epilogue(
             'Exit 0 when every file is valid, 1 when any has an error (each printed as FILE:LINE: error: message [CODE]), 2 on usage errors.',
           ),
-      (args) => ctx.run(() => runCheck(args.paths ?? [], args.json, ctx.output)),
+      (args) => ctx.run(() => runCheck(args.paths ?? [], args.json, ctx.output, args.uwsgi)),
     ),
 };
 
-export async function runCheck(paths: readonly string[], json: boolean, output: Output): Promise<number> {
+export async function runCheck(
+  paths: readonly string[],
+  json: boolean,
+  output: Output,
+  uwsgi?: string,
+): Promise<number> {
   const { files, problems, notes } = expand(paths);
   // A directory without a vassal file is worth a warning; when nothing at all was checked, the
   // run proves nothing and fails (a mistyped directory must not pass a CI step).
   if (files.length === 0) problems.push(...notes.map((n) => ({ ...n, severity: 'error' as const })));
-  const options = { env: process.env, cpus: availableParallelism(), lookup: getentLookup() };
+  const options = {
+    env: process.env,
+    cpus: availableParallelism(),
+    lookup: getentLookup(),
+    ...(uwsgi === undefined ? {} : { uwsgi }),
+  };
+  const probes = new Map<string, string | undefined>();
   const checked: Checked[] = [];
   for (const file of files) {
     const r = await readVassalFile(file, options);
@@ -67,7 +84,7 @@ export async function runCheck(paths: readonly string[], json: boolean, output: 
       name: vassalNameOf(basename(file)),
       mtimeMs: mtimeOf(file),
       config: r.ok ? r.config : undefined,
-      errors: r.ok ? [] : r.errors.map(shown),
+      errors: r.ok ? uwsgiIssues(r.config, file, probes) : r.errors.map(shown),
       warnings: r.warnings.map(shown),
     });
   }
@@ -92,6 +109,7 @@ export async function runCheck(paths: readonly string[], json: boolean, output: 
     if (files.length > 0) for (const n of notes) output.err(formatIssue(n));
     for (const c of checked) {
       if (c.errors.length === 0) output.out(`${c.file}: ok`);
+      if (c.config?.uwsgi) output.out(`${c.file}: ${UWSGI_NOT_CHECKED}`);
       for (const issue of [...c.errors, ...c.warnings]) output.err(formatIssue(issue));
     }
     if (errorCount > 0) {
@@ -212,6 +230,7 @@ function report(
         errors: c.errors,
         warnings: c.warnings,
         config: c.config,
+        not_checked: c.config?.uwsgi ? UWSGI_NOT_CHECKED : undefined,
       })),
     ],
   };

@@ -30,6 +30,7 @@ export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
         config: { type: 'string' },
         'log-level': { type: 'string' },
         containment: { type: 'string' },
+        uwsgi: { type: 'string' },
       },
       allowPositionals: false,
       strict: true,
@@ -53,6 +54,7 @@ export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
     config: v.config,
     logLevel: v['log-level'],
     containment: v.containment,
+    uwsgi: v.uwsgi,
   };
 }
 
@@ -128,6 +130,11 @@ export const runCommand: CommandModule & FastCommand = {
             choices: CONTAINMENTS,
             defaultDescription: 'auto',
           })
+          .option('uwsgi', {
+            describe: 'The uWSGI binary that runs `[uwsgi]` vassal files (docs/uwsgi.md)',
+            type: 'string',
+            defaultDescription: 'uwsgi on PATH',
+          })
           .example('$0 run --vassals /srv/apps --log-dir /var/log/apps', 'Supervise every /srv/apps/*.ini')
           .epilogue(
             'Runs in the foreground; SIGTERM/SIGINT stop every vassal, SIGHUP rescans, SIGUSR1 reopens logs.',
@@ -144,6 +151,7 @@ export const runCommand: CommandModule & FastCommand = {
             config: args.config,
             logLevel: args['log-level'],
             containment: args.containment,
+            uwsgi: args.uwsgi,
           }),
         ),
     ),
@@ -158,6 +166,7 @@ export interface RunArgs {
   readonly config: string | undefined;
   readonly logLevel: string | undefined;
   readonly containment: string | undefined;
+  readonly uwsgi: string | undefined;
 }
 
 export async function run(args: RunArgs): Promise<number> {
@@ -219,6 +228,7 @@ export async function run(args: RunArgs): Promise<number> {
       );
     const { getentLookup } = await import('../system-lookup.js');
     const containment = (args.containment ?? file.containment ?? 'auto') as 'auto' | 'cgroup' | 'subreaper';
+    const uwsgi = args.uwsgi ?? file.uwsgi;
     emperor = await startEmperor({
       vassals,
       logDir,
@@ -226,6 +236,7 @@ export async function run(args: RunArgs): Promise<number> {
       logger,
       lookup: getentLookup(),
       containment,
+      ...(uwsgi === undefined ? {} : { uwsgi }),
     });
   } catch (err) {
     await Promise.allSettled([server.close(), metrics?.close()]);

@@ -12,6 +12,16 @@ interface Shown {
   environment: Record<string, string> | null;
   environment_error: string | null;
   sockets: { name: string | null; address: string; fd: number }[];
+  uwsgi_sockets?:
+    | {
+        key: string;
+        address: string;
+        line: number;
+        owned: boolean;
+        fd: number | null;
+        reason: string | null;
+      }[]
+    | null;
   watched_files: string[];
   log: string;
   instances: { index: number; generation: number; pid: number | null; state: string }[];
@@ -56,6 +66,19 @@ export const showCommand = daemonCommand({
         ? '-'
         : s.sockets.map((k) => `fd ${k.fd} ${k.name ? `${k.name}=` : ''}${k.address}`).join(', '),
     );
+    if (s.uwsgi_sockets)
+      row(
+        'uwsgi',
+        s.uwsgi_sockets.length === 0
+          ? 'no listening address in the file'
+          : s.uwsgi_sockets
+              .map((u) =>
+                u.owned
+                  ? `${u.key} ${u.address}: owned, fd ${u.fd ?? '?'}`
+                  : `${u.key} ${u.address}: bound by uWSGI (${u.reason ?? '?'})`,
+              )
+              .join('; '),
+      );
     row('watches', s.watched_files.join(', '));
     row(
       'instances',

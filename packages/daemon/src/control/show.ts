@@ -33,6 +33,16 @@ export function showVassal(
       address: s.address,
       fd: LISTEN_FDS_START + i,
     })),
+    // A `[uwsgi]` file: each address uWSGI listens on, owned (with its fd) or bound by uWSGI (why).
+    uwsgi_sockets:
+      c.uwsgi?.listeners.map((l) => ({
+        key: l.key,
+        address: l.address,
+        line: l.line,
+        owned: l.owned,
+        fd: l.owned ? LISTEN_FDS_START + c.sockets.indexOf(l.spec) : null,
+        reason: l.owned ? null : l.reason,
+      })) ?? null,
     watched_files: [c.file, ...c.touchReload, ...c.envFiles],
     log: runner.log.path,
     instances: v.instances.map((i) => ({

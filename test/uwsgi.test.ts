@@ -1,0 +1,483 @@
+// `[uwsgi]` vassal files, run unchanged with Debian's uWSGI 2.0: the emperor owns the sockets it
+// can be sure of, hands them over keeping each one's protocol, and rolls reloads; the rest uWSGI
+// binds itself and reloads in place on SIGHUP.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import {
+  FIXTURES,
+  alive,
+  controlSocket,
+  freePort,
+  getJson,
+  runCli,
+  startEmperor,
+  startLoad,
+  tempDir,
+  waitFor,
+  type EmperorProcess,
+  type LogLine,
+} from './support.js';
+
+const UWSGI = '/usr/bin/uwsgi';
+const UWSGI_PYTHON = '/usr/lib/uwsgi/plugins/python3_plugin.so';
+const skip =
+  existsSync(UWSGI) && existsSync(UWSGI_PYTHON)
+    ? false
+    : 'uwsgi is not installed (apt-get install uwsgi uwsgi-plugin-python3)';
+
+const spawnOf = (name: string) => (l: LogLine) => l.event === 'spawn' && l.vassal === name;
+const runningOf = (name: string, generation?: number) => (l: LogLine) =>
+  l.event === 'running' && l.vassal === name && (generation === undefined || l.generation === generation);
+
+/** A uWSGI vassal file as uWSGI users write them: nothing in it is for the emperor. */
+const appFile = (sockets: string, extra = ''): string =>
+  `[uwsgi]\nplugins = python3\n${sockets}\nmaster = true\nprocesses = 2\nwsgi-file = ${join(FIXTURES, 'wsgi_app.py')}\ncallable = app\n${extra}`;
+
+/** One request in uWSGI's own protocol (a `socket` line): a vars packet, the raw HTTP answer back. */
+function uwsgiGet(port: number): Promise<Record<string, unknown>> {
+  const vars: [string, string][] = [
+    ['REQUEST_METHOD', 'GET'],
+    ['PATH_INFO', '/'],
+    ['QUERY_STRING', ''],
+    ['SERVER_PROTOCOL', 'HTTP/1.1'],
+    ['SERVER_NAME', '127.0.0.1'],
+    ['SERVER_PORT', String(port)],
+    ['REMOTE_ADDR', '127.0.0.1'],
+  ];
+  const body = Buffer.concat(
+    vars.flatMap(([k, v]) => [u16le(k.length), Buffer.from(k), u16le(v.length), Buffer.from(v)]),
+  );
+  const header = Buffer.from([0, body.length & 0xff, body.length >> 8, 0]);
+  return exchange({ port, host: '127.0.0.1' }, Buffer.concat([header, body]), (all) => {
+    const text = all.toString('utf8');
+    return text.slice(text.indexOf('\r\n\r\n') + 4);
+  });
+}
+
+/** One FastCGI request (a `fastcgi-socket` line): BEGIN_REQUEST, PARAMS, STDIN; STDOUT back. */
+function fastcgiGet(port: number): Promise<Record<string, unknown>> {
+  const record = (type: number, content: Buffer): Buffer => {
+    const h = Buffer.from([1, type, 0, 1, content.length >> 8, content.length & 0xff, 0, 0]);
+    return Buffer.concat([h, content]);
+  };
+  const params = Buffer.concat(
+    [
+      ['REQUEST_METHOD', 'GET'],
+      ['SCRIPT_NAME', ''],
+      ['PATH_INFO', '/'],
+      ['QUERY_STRING', ''],
+      ['SERVER_PROTOCOL', 'HTTP/1.1'],
+      ['SERVER_NAME', '127.0.0.1'],
+      ['SERVER_PORT', String(port)],
+    ].map(([k = '', v = '']) => Buffer.concat([Buffer.from([k.length, v.length]), Buffer.from(k + v)])),
+  );
+  const request = Buffer.concat([
+    record(1, Buffer.from([0, 1, 0, 0, 0, 0, 0, 0])),
+    record(4, params),
+    record(4, Buffer.alloc(0)),
+    record(5, Buffer.alloc(0)),
+  ]);
+  return exchange({ port, host: '127.0.0.1' }, request, (all) => {
+    let out = '';
+    for (let at = 0; at + 8 <= all.length;) {
+      const len = all.readUInt16BE(at + 4);
+      if (all[at + 1] === 6) out += all.subarray(at + 8, at + 8 + len).toString('utf8');
+      at += 8 + len + (all[at + 6] ?? 0);
+    }
+    return out.slice(out.indexOf('\r\n\r\n') + 4);
+  });
+}
+
+/** HTTP GET over a unix socket path. */
+function unixGet(socketPath: string): Promise<Record<string, unknown>> {
+  return exchange({ path: socketPath }, Buffer.from('GET / HTTP/1.0\r\nHost: x\r\n\r\n'), (all) => {
+    const text = all.toString('utf8');
+    return text.slice(text.indexOf('\r\n\r\n') + 4);
+  });
+}
+
+const u16le = (n: number): Buffer => Buffer.from([n & 0xff, n >> 8]);
+
+/** Sends `request`, reads to the server's end of the connection, parses the JSON body. */
+function exchange(
+  to: { port: number; host: string } | { path: string },
+  request: Buffer,
+  bodyOf: (all: Buffer) => string,
+): Promise<Record<string, unknown>> {
+  return new Promise((done, fail) => {
+    const s = connect(to);
+    const chunks: Buffer[] = [];
+    s.setTimeout(20_000, () => s.destroy(new Error('no answer within 20 s')));
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.once('error', fail);
+    s.once('end', () => {
+      s.destroy();
+      const body = bodyOf(Buffer.concat(chunks));
+      try {
+        done(JSON.parse(body) as Record<string, unknown>);
+      } catch {
+        fail(new Error(`not JSON: ${JSON.stringify(body.slice(0, 200))}`));
+      }
+    });
+    s.end(request);
+  });
+}
+
+function refused(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      done(false);
+    });
+    s.once('error', (err: NodeJS.ErrnoException) => {
+      done(err.code === 'ECONNREFUSED');
+    });
+  });
+}
+
+const logOf = (emp: EmperorProcess, name: string): string => {
+  try {
+    return readFileSync(join(emp.logDir, `${name}.log`), 'utf8');
+  } catch {
+    return '';
+  }
+};
+
+/** Pids of a uWSGI master's workers (its children), from /proc. */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+void test(
+  'an unchanged [uwsgi] file runs, its http-socket is owned, a touch under load rolls with 0 failed requests, a delete leaves nothing',
+  { skip },
+  async (t) => {
+    const port = await freePort();
+    const emp = await startEmperor(t);
+    const body = appFile(`http-socket = 127.0.0.1:${port}`);
+    emp.write('uw.ini', body);
+    const spawned = await emp.waitLine(spawnOf('uw'), 'spawn');
+    const master = spawned.pid as number;
+    await emp.waitLine(runningOf('uw', 1), 'READY=1 from uWSGI');
+    const first = await getJson(port);
+    assert.equal(first.master, master, "a worker of the emperor's uWSGI master answers over HTTP");
+    assert.equal(first.generation, '1');
+    const workers = await waitFor(() => childrenOf(master).length >= 2 && childrenOf(master), {
+      what: 'processes = 2: two uWSGI workers',
+    });
+
+    // The socket is the emperor's: LISTEN_FDS reached uWSGI, which took fd 3 as the file's http-socket.
+    const log = await waitFor(
+      () => {
+        const text = logOf(emp, 'uw');
+        return (
+          text.includes('SystemD socket activation detected') &&
+          text.includes('inherited INET address') &&
+          text
+        );
+      },
+      { what: "uWSGI's lines about the inherited socket in the vassal's log" },
+    );
+    assert.match(log, new RegExp(`inherited INET address 127\\.0\\.0\\.1:${port} fd 3`));
+    const logged = emp.lines.find((l) => l.event === 'uwsgi-sockets' && l.vassal === 'uw');
+    assert.deepEqual(logged?.owned, [`http-socket 127.0.0.1:${port}`], "the emperor's log says what it owns");
+    assert.doesNotMatch(log, /invalid request block size|Address already in use/);
+    const shown = await runCli(['show', 'uw', '--json'], { control: controlSocket(emp) });
+    assert.equal(shown.code, 0, shown.stderr);
+    const s = JSON.parse(shown.stdout) as {
+      argv: string[];
+      sockets: { address: string; fd: number }[];
+      uwsgi_sockets: {
+        key: string;
+        address: string;
+        owned: boolean;
+        fd: number | null;
+        reason: string | null;
+      }[];
+    };
+    assert.deepEqual(s.sockets, [{ name: null, address: `127.0.0.1:${port}`, fd: 3 }]);
+    assert.deepEqual(s.uwsgi_sockets, [
+      { key: 'http-socket', address: `127.0.0.1:${port}`, line: 3, owned: true, fd: 3, reason: null },
+    ]);
+    assert.ok(s.argv.includes('fd://3'), s.argv.join(' '));
+    const text = await runCli(['show', 'uw'], { control: controlSocket(emp) });
+    assert.match(text.stdout, new RegExp(`http-socket 127\\.0\\.0\\.1:${port}: owned, fd 3`));
+
+    // A touch: a new master on the same socket, ready before the old one stops gracefully.
+    // uWSGI 2.0's http-socket closes each connection after its answer (no keep-alive: a kept-alive
+    // client fails on its second request with or without a reload), so clients connect per request.
+    const load = startLoad(() => getJson(port), 4);
+    await waitFor(() => load.ok() >= 20, { what: 'requests before the reload' });
+    const from = emp.lines.length;
+    const later = new Date(Date.now() + 5000);
+    utimesSync(join(emp.vassals, 'uw.ini'), later, later); // a touch, as uWSGI users deploy
+    const second = await emp.waitLine(spawnOf('uw'), 'the new master', from);
+    await emp.waitLine(runningOf('uw', 2), 'generation 2 ready', from);
+    await waitFor(() => !alive(master), { what: 'the old master gone' });
+    const okThen = load.ok();
+    await waitFor(() => load.ok() >= okThen + 20, { what: 'requests after the reload' });
+    await load.stop();
+    assert.deepEqual(load.failures, [], 'no request failed during the rolling reload');
+    const after = await getJson(port);
+    assert.equal(after.generation, '2');
+    assert.equal(after.master, second.pid);
+    assert.ok(
+      workers.every((w) => !alive(w)),
+      'the old workers are gone',
+    );
+
+    const newWorkers = childrenOf(second.pid as number);
+    rmSync(join(emp.vassals, 'uw.ini'));
+    await emp.waitLine((l) => l.event === 'removed' && l.vassal === 'uw', 'removed', from);
+    for (const pid of [second.pid as number, ...newWorkers])
+      assert.ok(!alive(pid), `uWSGI process ${pid} is gone`);
+    assert.ok(await refused(port), 'the port is closed');
+  },
+);
+
+void test(
+  'a [uwsgi] file with an include runs with uWSGI binding its socket, and a touch reloads it gracefully in place',
+  { skip },
+  async (t) => {
+    const port = await freePort();
+    const emp = await startEmperor(t, { args: ['--uwsgi', UWSGI] }); // the binary named, not PATH's
+    const extra = join(emp.dir, 'extra.ini');
+    writeFileSync(extra, '[uwsgi]\nenable-threads = true\n');
+    const body = appFile(`http-socket = 127.0.0.1:${port}`, `ini = ${extra}\n`);
+    emp.write('inc.ini', body);
+    const spawned = await emp.waitLine(spawnOf('inc'), 'spawn');
+    await emp.waitLine(runningOf('inc', 1), 'READY=1 from uWSGI');
+    const warning = emp.lines.find((l) => l.event === 'config-warning' && l.vassal === 'inc');
+    assert.equal(warning?.code, 'EMP_CONFIG_UWSGI_NOT_OWNED');
+    assert.match(String(warning.msg), /includes config the emperor does not read/);
+    const logged = emp.lines.find((l) => l.event === 'uwsgi-sockets' && l.vassal === 'inc');
+    assert.deepEqual(logged?.owned, []);
+    assert.match(JSON.stringify(logged.not_owned), /includes config the emperor does not read/);
+    assert.equal((await getJson(port)).master, spawned.pid);
+    await waitFor(() => logOf(emp, 'inc').includes(`bound to TCP address 127.0.0.1:${port}`), {
+      what: 'uWSGI binding the socket itself',
+    });
+    const shown = await runCli(['show', 'inc'], { control: controlSocket(emp) });
+    assert.match(shown.stdout, /^argv: +\/usr\/bin\/uwsgi --ini /m);
+    assert.match(
+      shown.stdout,
+      /http-socket 127\.0\.0\.1:\d+: bound by uWSGI \(`ini = .*` \(line \d+\) includes/,
+    );
+
+    const oldWorkers = await waitFor(
+      () => childrenOf(spawned.pid as number).length >= 2 && childrenOf(spawned.pid as number),
+      {
+        what: 'two uWSGI workers',
+      },
+    );
+    const load = startLoad(() => getJson(port), 3);
+    await waitFor(() => load.ok() >= 10, { what: 'requests before the reload' });
+    const from = emp.lines.length;
+    emp.write('inc.ini', body + 'env = DEPLOY=2\n');
+    await waitFor(() => logOf(emp, 'inc').includes('gracefully (RE)spawned uWSGI master process'), {
+      what: "uWSGI's graceful reload",
+    });
+    await waitFor(
+      () =>
+        getJson(port).then(
+          (j) => !oldWorkers.includes(j.pid as number),
+          () => false,
+        ),
+      {
+        what: 'a new worker of the reloaded master answering',
+      },
+    );
+    const okThen = load.ok();
+    await waitFor(() => load.ok() >= okThen + 10, { what: 'requests after the reload' });
+    await load.stop();
+    assert.equal(
+      emp.lines.slice(from).filter(spawnOf('inc')).length,
+      0,
+      'the same master, reloaded in place',
+    );
+    assert.ok(alive(spawned.pid as number));
+    assert.deepEqual(load.failures, [], "no request failed during uWSGI's graceful reload");
+  },
+);
+
+void test(
+  'every socket kind keeps its protocol when owned: http-socket on TCP, :PORT and a unix path, socket (uwsgi protocol), fastcgi-socket; all roll together',
+  { skip },
+  async (t) => {
+    const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
+    const emp = await startEmperor(t);
+    const unixPath = join(emp.dir, 'h.sock');
+    const sockets = [
+      `http-socket = ${unixPath}`,
+      `socket = 127.0.0.1:${p1}`,
+      `fastcgi-socket = 127.0.0.1:${p2}`,
+      `http-socket = :${p3}`,
+    ].join('\n');
+    // vacuum: uWSGI removes the unix sockets it bound at exit; an inherited one must survive the old master.
+    const body = appFile(sockets, 'vacuum = true\n');
+    emp.write('kinds.ini', body);
+    const spawned = await emp.waitLine(spawnOf('kinds'), 'spawn');
+    await emp.waitLine(runningOf('kinds', 1), 'READY=1 from uWSGI');
+    const ask = (): Promise<Record<string, unknown>[]> =>
+      Promise.all([unixGet(unixPath), uwsgiGet(p1), fastcgiGet(p2), getJson(p3)]);
+    for (const answer of await ask()) assert.equal(answer.master, spawned.pid);
+    const shown = await runCli(['show', 'kinds', '--json'], { control: controlSocket(emp) });
+    const s = JSON.parse(shown.stdout) as { uwsgi_sockets: { key: string; owned: boolean; fd: number }[] };
+    assert.deepEqual(
+      s.uwsgi_sockets.map((u) => [u.key, u.owned, u.fd]),
+      [
+        ['http-socket', true, 3],
+        ['socket', true, 4],
+        ['fastcgi-socket', true, 5],
+        ['http-socket', true, 6],
+      ],
+    );
+    assert.doesNotMatch(logOf(emp, 'kinds'), /invalid request block size|Address already in use/);
+
+    const from = emp.lines.length;
+    emp.write('kinds.ini', body + 'env = DEPLOY=2\n');
+    const second = await emp.waitLine(spawnOf('kinds'), 'the new master', from);
+    await emp.waitLine(runningOf('kinds', 2), 'generation 2 ready', from);
+    await waitFor(() => !alive(spawned.pid as number), { what: 'the old master gone' });
+    for (const answer of await ask()) {
+      assert.equal(answer.master, second.pid);
+      assert.equal(answer.generation, '2');
+    }
+  },
+);
+
+void test(
+  'emperor check reads a [uwsgi] file as far as the emperor does: sockets, conflicts, the binary and its plugins, and says what it leaves to uWSGI',
+  { skip },
+  async (t) => {
+    const dir = tempDir(t);
+    const port = await freePort();
+    writeFileSync(join(dir, 'good.ini'), appFile(`http-socket = 127.0.0.1:${port}`));
+    writeFileSync(
+      join(dir, 'noplugin.ini'),
+      `[uwsgi]\nplugins = python3,nosuch\nhttp-socket = 127.0.0.1:${port + 1}\n`,
+    );
+    // Older than `router.ini`: it claims the port first, and the newcomer is blamed.
+    writeFileSync(join(dir, 'app.ini'), `[vassal]\nexec = /bin/sleep 1000\nsocket = 127.0.0.1:${port + 2}\n`);
+    utimesSync(join(dir, 'app.ini'), new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    writeFileSync(
+      join(dir, 'router.ini'),
+      `[uwsgi]\nhttp = 127.0.0.1:${port + 2}\nsocket = 127.0.0.1:${port + 3}\n`,
+    );
+
+    const r = await runCli(['check', dir]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /good\.ini: ok\n.*good\.ini: a uWSGI vassal: checked are its listening addresses/);
+    assert.match(
+      r.stderr,
+      /noplugin\.ini:2: error: uWSGI \(\/usr\/bin\/uwsgi\) cannot load the plugin `nosuch`: .*\[EMP_CONFIG_UWSGI_PLUGIN\]/,
+    );
+    assert.doesNotMatch(r.stderr, /plugin `python3`/);
+    assert.match(
+      r.stderr,
+      /router\.ini:2: warning: uWSGI binds `http = .*` itself \(`http` starts uWSGI's HTTP router/,
+    );
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `router\\.ini:2: error: socket \`127\\.0\\.0\\.1:${port + 2}\` overlaps .* of vassal \`app\`.*\\[EMP_VASSAL_SOCKET_CONFLICT\\]`,
+      ),
+    );
+
+    const missing = await runCli(['check', '--uwsgi', '/nonexistent/uwsgi', join(dir, 'good.ini')]);
+    assert.equal(missing.code, 1);
+    assert.match(
+      missing.stderr,
+      /good\.ini: error: the emperor runs this file with `\/nonexistent\/uwsgi`, which is not an executable file.*\[EMP_CONFIG_UWSGI_BINARY\]/,
+    );
+    const json = JSON.parse((await runCli(['check', '--json', join(dir, 'good.ini')])).stdout) as {
+      files: { ok: boolean; not_checked: string | null; config: { argv: string[] } }[];
+    };
+    const [good] = json.files;
+    assert.ok(good);
+    assert.equal(good.ok, true);
+    assert.match(good.not_checked ?? '', /the rest of the file .* is uWSGI's/);
+    assert.deepEqual(good.config.argv.slice(-2), ['--http-socket', 'fd://3']);
+  },
+);
+
+void test(
+  'with lazy-apps, a uWSGI vassal is ready once its first worker has loaded the app and accepts, not at the master READY=1',
+  { skip },
+  async (t) => {
+    const port = await freePort();
+    const emp = await startEmperor(t);
+    // IMPORT_DELAY: the app takes 2 s to import in each worker, after uWSGI's READY=1.
+    emp.write(
+      'lazy.ini',
+      appFile(`http-socket = 127.0.0.1:${port}`, 'lazy-apps = true\nenv = IMPORT_DELAY=2\n'),
+    );
+    const running = await emp.waitLine(runningOf('lazy', 1), 'lazy running');
+    const imported = await waitFor(
+      () =>
+        logOf(emp, 'lazy')
+          .split('\n')
+          .filter((l) => l.startsWith('{"event": "imported"'))
+          .map((l) => (JSON.parse(l) as { time: number }).time)[0],
+      { what: 'a worker has imported the app' },
+    );
+    assert.ok(
+      (running.time as number) >= imported,
+      `ready at ${String(running.time)}, the first worker imported the app at ${imported}`,
+    );
+    assert.equal((await getJson(port)).generation, '1');
+  },
+);
+
+void test(
+  "uWSGI's own touch-reload inside the file still works on the owned socket: the same master reloads in place, nothing fails",
+  { skip },
+  async (t) => {
+    const port = await freePort();
+    const emp = await startEmperor(t);
+    const trigger = join(emp.dir, 'reload.trigger');
+    writeFileSync(trigger, '');
+    emp.write('tr.ini', appFile(`http-socket = 127.0.0.1:${port}`, `touch-reload = ${trigger}\n`));
+    const spawned = await emp.waitLine(spawnOf('tr'), 'spawn');
+    await emp.waitLine(runningOf('tr', 1), 'READY=1 from uWSGI');
+    const master = spawned.pid as number;
+    const oldWorkers = await waitFor(() => childrenOf(master).length >= 2 && childrenOf(master), {
+      what: 'two uWSGI workers',
+    });
+    const load = startLoad(() => getJson(port), 3);
+    await waitFor(() => load.ok() >= 10, { what: 'requests before the reload' });
+    const from = emp.lines.length;
+    const later = new Date(Date.now() + 5000);
+    utimesSync(trigger, later, later);
+    await waitFor(() => logOf(emp, 'tr').includes('gracefully (RE)spawned uWSGI master process'), {
+      what: "uWSGI's own graceful reload",
+    });
+    await waitFor(
+      () =>
+        getJson(port).then(
+          (j) => !oldWorkers.includes(j.pid as number),
+          () => false,
+        ),
+      { what: 'a new worker of the same master answering' },
+    );
+    const okThen = load.ok();
+    await waitFor(() => load.ok() >= okThen + 10, { what: 'requests after the reload' });
+    await load.stop();
+    assert.deepEqual(load.failures, []);
+    assert.ok(alive(master), 'the same master');
+    assert.equal(emp.lines.slice(from).filter(spawnOf('tr')).length, 0, 'the emperor started nothing');
+    assert.doesNotMatch(logOf(emp, 'tr'), /Address already in use|invalid request block size/);
+  },
+);
