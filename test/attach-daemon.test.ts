@@ -5,9 +5,9 @@
 // included, in both containment modes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli, startEmperor, tempDir, waitFor } from './support.js';
+import { killMarked, markedProcesses, runCli, startEmperor, tempDir, waitFor } from './support.js';
 
 interface Marked {
   readonly pid: number;
@@ -19,42 +19,16 @@ interface Marked {
   readonly emperorId: string;
 }
 
-/** Every live process whose environment carries `MARK=<mark>` (a vassal's processes and theirs). */
+/** The processes of a test's vassals (`MARK`), with what they are. */
 function marked(mark: string): Marked[] {
-  const out: Marked[] = [];
-  const needle = `MARK=${mark}`;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') continue;
-      const env = readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0');
-      if (!env.includes(needle)) continue;
-      const get = (name: string): string =>
-        env.find((e) => e.startsWith(`${name}=`))?.slice(name.length + 1) ?? '';
-      out.push({
-        pid: Number(entry),
-        attach: get('EMPEROR_ATTACH'),
-        instance: get('EMPEROR_INSTANCE'),
-        generation: get('EMPEROR_GENERATION'),
-        cmdline: readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0').join(' ').trim(),
-        emperorId: get('EMPEROR_ID'),
-      });
-    } catch {
-      // gone meanwhile, or not readable
-    }
-  }
-  return out;
-}
-
-function killMarked(mark: string): void {
-  for (const p of marked(mark)) {
-    try {
-      process.kill(p.pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
+  return markedProcesses(mark).map((p) => ({
+    pid: p.pid,
+    attach: p.env('EMPEROR_ATTACH'),
+    instance: p.env('EMPEROR_INSTANCE'),
+    generation: p.env('EMPEROR_GENERATION'),
+    cmdline: p.cmdline,
+    emperorId: p.env('EMPEROR_ID'),
+  }));
 }
 
 interface SideStatus {

@@ -4,10 +4,21 @@
 // machine allows one) and the child subreaper (`--containment subreaper`).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { FIXTURES, ROOT, freePort, getJson, runCli, startEmperor, tempDir, waitFor } from './support.js';
+import {
+  FIXTURES,
+  ROOT,
+  freePort,
+  getJson,
+  killMarked,
+  markedProcesses,
+  runCli,
+  startEmperor,
+  tempDir,
+  waitFor,
+} from './support.js';
 
 const DAEMONIZE = join(ROOT, 'packages', 'daemon', 'test', 'fixtures', 'daemonize.py');
 const SOCKET_APP = join(FIXTURES, 'socket-app.mjs');
@@ -18,35 +29,13 @@ interface Marked {
   readonly emperorId: string;
 }
 
-/** Every live process whose environment carries `MARK=<mark>` (all a vassal's descendants inherit it). */
+/** The processes of a test's vassals (`MARK`), with the instance they belong to. */
 function marked(mark: string): Marked[] {
-  const out: Marked[] = [];
-  const needle = `MARK=${mark}`;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') continue;
-      const env = readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0');
-      if (!env.includes(needle)) continue;
-      const get = (name: string): string =>
-        env.find((e) => e.startsWith(`${name}=`))?.slice(name.length + 1) ?? '';
-      out.push({ pid: Number(entry), generation: get('EMPEROR_GENERATION'), emperorId: get('EMPEROR_ID') });
-    } catch {
-      // gone meanwhile, or not readable
-    }
-  }
-  return out;
-}
-
-function killMarked(mark: string): void {
-  for (const p of marked(mark)) {
-    try {
-      process.kill(p.pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
+  return markedProcesses(mark).map((p) => ({
+    pid: p.pid,
+    generation: p.env('EMPEROR_GENERATION'),
+    emperorId: p.env('EMPEROR_ID'),
+  }));
 }
 
 /** Resolves with the connection's fate: `refused` (or reset) or `accepted`. */

@@ -342,3 +342,45 @@ export function startLoad(request: () => Promise<unknown>, clients: number): Loa
     },
   };
 }
+
+/** A live process found by the `MARK=<mark>` its vassal's `env` gave it (its descendants inherit it). */
+export interface MarkedProcess {
+  readonly pid: number;
+  /** A variable of its environment at exec ('' when unset). */
+  readonly env: (name: string) => string;
+  readonly cmdline: string;
+}
+
+/** Every live (non-zombie) process whose environment carries `MARK=<mark>`, from /proc. */
+export function markedProcesses(mark: string): MarkedProcess[] {
+  const out: MarkedProcess[] = [];
+  const needle = `MARK=${mark}`;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') continue;
+      const environ = readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0');
+      if (!environ.includes(needle)) continue;
+      out.push({
+        pid: Number(entry),
+        env: (name) => environ.find((e) => e.startsWith(`${name}=`))?.slice(name.length + 1) ?? '',
+        cmdline: readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0').join(' ').trim(),
+      });
+    } catch {
+      // gone meanwhile, or not readable
+    }
+  }
+  return out;
+}
+
+/** SIGKILL to every process `markedProcesses(mark)` finds: a test's cleanup, whatever it left. */
+export function killMarked(mark: string): void {
+  for (const p of markedProcesses(mark)) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
