@@ -256,6 +256,44 @@ export function childrenOf(pid) {
 }
 
 /**
+ * Waits until `n` children of `parent` that are not in `old` have exec'd `exe` (a supervisor's
+ * apps up); tracks and returns them. `label` names the supervisor in the error.
+ */
+export async function childrenRunning(parent, exe, n, label, old = new Set(), timeout = 60_000) {
+  const done = new Set();
+  const limit = nowMs() + timeout;
+  for (;;) {
+    for (const p of childrenOf(parent)) if (!old.has(p) && !done.has(p) && exeOf(p) === exe) done.add(p);
+    if (done.size >= n) {
+      for (const p of done) track(p);
+      return [...done];
+    }
+    if (nowMs() > limit) throw new Error(`${label}: ${done.size} of ${n} running after ${timeout / 1000} s`);
+    await sleep(1);
+  }
+}
+
+/** Resolves with the time (nowMs) at which none of `pids` runs any more; untracks them. */
+export async function allGone(pids, label, timeout = 20_000) {
+  const limit = nowMs() + timeout;
+  while (pids.some(alive)) {
+    if (nowMs() > limit) throw new Error(`${label}: processes left behind`);
+    await sleep(1);
+  }
+  for (const p of pids) untrack(p);
+  return nowMs();
+}
+
+/** After `settleS` seconds of settling: RSS in MiB, and CPU in % of a core over `idleS` seconds. */
+export async function idleUsage(pid, settleS, idleS) {
+  await sleep(settleS * 1000);
+  const c0 = cpuTicks(pid);
+  const t0 = nowMs();
+  await sleep(idleS * 1000);
+  return { rss: rssKb(pid) / 1024, cpu: (100 * (cpuTicks(pid) - c0)) / CLK_TCK / ((nowMs() - t0) / 1000) };
+}
+
+/**
  * Where the other supervisors are, for the side-by-side runs: on PATH, or in the cache that
  * `npm run bench -- --fetch` fills (BENCH_CACHE, default ~/.cache/emperor-bench).
  */

@@ -23,22 +23,20 @@ import {
   CACHE,
   CLK_TCK,
   ROOT,
-  alive,
-  childrenOf,
+  allGone,
+  childrenRunning,
   cpuTicks,
   deadline,
-  exeOf,
   fmt,
+  idleUsage,
   median,
   nowMs,
   percentile,
   printTable,
   result,
-  rssKb,
   sleep,
   tempDir,
   track,
-  untrack,
 } from './lib.mjs';
 import { APP, freePort, probe, runRate, runWrk } from './sockets-lib.mjs';
 
@@ -98,20 +96,7 @@ async function connect() {
   track(god);
 }
 /** Resolves once `n` children of the daemon not in `old` run /bin/sleep: their pids. */
-async function sleepers(n, old = new Set(), timeout = 60_000) {
-  const done = new Set();
-  const limit = nowMs() + timeout;
-  for (;;) {
-    for (const pid of childrenOf(god))
-      if (!old.has(pid) && !done.has(pid) && exeOf(pid) === SLEEP) done.add(pid);
-    if (done.size >= n) {
-      for (const pid of done) track(pid);
-      return [...done];
-    }
-    if (nowMs() > limit) throw new Error(`pm2: ${done.size} of ${n} apps running after ${timeout / 1000} s`);
-    await sleep(1);
-  }
-}
+const sleepers = (n, old, timeout) => childrenRunning(god, SLEEP, n, 'pm2', old, timeout);
 const sleepApps = (n) =>
   Array.from({ length: n }, (_, i) => ({
     name: `a${i}`,
@@ -120,22 +105,8 @@ const sleepApps = (n) =>
     interpreter: 'none',
     autorestart: false,
   }));
-async function gone(pids, timeout = 20_000) {
-  const limit = nowMs() + timeout;
-  while (pids.some(alive)) {
-    if (nowMs() > limit) throw new Error('pm2: processes left behind');
-    await sleep(1);
-  }
-  for (const pid of pids) untrack(pid);
-  return nowMs();
-}
-async function idle() {
-  await sleep(SETTLE_S * 1000);
-  const c0 = cpuTicks(god);
-  const t0 = nowMs();
-  await sleep(IDLE_S * 1000);
-  return { rss: rssKb(god) / 1024, cpu: (100 * (cpuTicks(god) - c0)) / CLK_TCK / ((nowMs() - t0) / 1000) };
-}
+const gone = (pids) => allGone(pids, 'pm2');
+const idle = () => idleUsage(god, SETTLE_S, IDLE_S);
 
 const rows = [];
 try {

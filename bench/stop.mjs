@@ -9,7 +9,7 @@ import { mkdirSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ROOT,
-  alive,
+  allGone,
   deadline,
   fmt,
   median,
@@ -19,8 +19,8 @@ import {
   sleep,
   startEmperor,
   tempDir,
-  verdict,
   vassalIni,
+  verdict,
 } from './lib.mjs';
 
 const N = Number(process.argv[2] ?? 100);
@@ -50,15 +50,6 @@ async function running(kind) {
   return { emperor, pids: spawned.flatMap((l) => String(l.pids).split(',').map(Number)) };
 }
 
-async function allGone(pids) {
-  const limit = nowMs() + 20_000;
-  while (pids.some(alive)) {
-    if (nowMs() > limit) throw new Error('processes left behind');
-    await sleep(1);
-  }
-  return nowMs();
-}
-
 async function byDelete(kind) {
   const { emperor, pids } = await running(kind);
   const from = emperor.lines.length;
@@ -67,7 +58,7 @@ async function byDelete(kind) {
   for (const name of names) unlinkSync(join(emperor.vassals, name));
   const removed = await emperor.waitLines((l) => l.event === 'removed', N, `${N} removed`, from, 20_000);
   const tRemoved = Math.max(...removed.map((l) => l._at));
-  const tGone = await allGone(pids);
+  const tGone = await allGone(pids, 'stop');
   await emperor.stop();
   return { done: tRemoved - t0, gone: tGone - t0 };
 }
@@ -77,7 +68,7 @@ async function bySigterm(kind) {
   const t0 = nowMs();
   emperor.child.kill('SIGTERM');
   const { at, code } = await emperor.exited;
-  const tGone = await allGone(pids);
+  const tGone = await allGone(pids, 'stop');
   await emperor.stop();
   if (code !== 0) throw new Error(`emperor exited with ${code}`);
   return { done: at - t0, gone: tGone - t0 };

@@ -21,19 +21,18 @@ import {
   CACHE,
   CLK_TCK,
   ROOT,
-  alive,
-  childrenOf,
+  allGone,
+  childrenRunning,
   cleanEnv,
   cpuTicks,
   deadline,
-  exeOf,
   fmt,
+  idleUsage,
   median,
   nowMs,
   percentile,
   printTable,
   result,
-  rssKb,
   sleep,
   tempDir,
   track,
@@ -131,36 +130,9 @@ ${programs.join('')}`;
 
 let pid;
 /** Resolves once `n` children of supervisord not in `old` run /bin/sleep: their pids. */
-async function sleepers(n, old = new Set(), timeout = 60_000) {
-  const done = new Set();
-  const limit = nowMs() + timeout;
-  for (;;) {
-    for (const p of childrenOf(pid)) if (!old.has(p) && !done.has(p) && exeOf(p) === SLEEP) done.add(p);
-    if (done.size >= n) {
-      for (const p of done) track(p);
-      return [...done];
-    }
-    if (nowMs() > limit)
-      throw new Error(`supervisord: ${done.size} of ${n} running after ${timeout / 1000} s`);
-    await sleep(1);
-  }
-}
-async function gone(pids, timeout = 20_000) {
-  const limit = nowMs() + timeout;
-  while (pids.some(alive)) {
-    if (nowMs() > limit) throw new Error('supervisord: processes left behind');
-    await sleep(1);
-  }
-  for (const p of pids) untrack(p);
-  return nowMs();
-}
-async function idle() {
-  await sleep(SETTLE_S * 1000);
-  const c0 = cpuTicks(pid);
-  const t0 = nowMs();
-  await sleep(IDLE_S * 1000);
-  return { rss: rssKb(pid) / 1024, cpu: (100 * (cpuTicks(pid) - c0)) / CLK_TCK / ((nowMs() - t0) / 1000) };
-}
+const sleepers = (n, old, timeout) => childrenRunning(pid, SLEEP, n, 'supervisord', old, timeout);
+const gone = (pids) => allGone(pids, 'supervisord');
+const idle = () => idleUsage(pid, SETTLE_S, IDLE_S);
 
 const rows = [];
 const conf = join(dir, 'supervisord.conf');
