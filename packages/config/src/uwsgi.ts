@@ -3,6 +3,7 @@
 // listens on, so that it can own them and roll reloads. Everything else stays uWSGI's business.
 import { isIPv4, isIPv6 } from 'node:net';
 import { basename, dirname, extname } from 'node:path';
+import { DEFAULTS } from './defaults.js';
 import type { IssueList } from './issue.js';
 import type { RawEntry } from './read-lines.js';
 import { UNIX_PATH_MAX } from './socket-address.js';
@@ -289,46 +290,18 @@ export function uwsgiVassal(
   const socketMode = chmod === undefined ? 0o755 : /^[0-7]{3,4}$/.test(chmod) ? parseInt(chmod, 8) : 0o666;
   const backlog = Number(values.find((v) => v.key === 'listen')?.value ?? '100');
   return {
+    ...DEFAULTS,
     name,
     file: options.file,
     exec: argv.map(shellWord).join(' '),
-    shell: false,
     argv,
     chdir: dirname(options.file),
-    env: {},
-    clearEnv: false,
-    processes: 1,
-    retireNice: 0,
     sockets,
     socketMode,
-    socketOwner: undefined,
     backlog: Number.isInteger(backlog) && backlog > 0 ? backlog : 100,
-    onDemand: false,
-    idleMs: 0,
     ready: readyFromWorker ? { kind: 'fd' } : { kind: 'notify' },
     readyTimeoutMs: 60_000,
     reload: sockets.length > 0 ? { kind: 'rolling' } : { kind: 'signal', signal: 'SIGHUP' },
-    stopSignal: 'SIGTERM',
-    stopTimeoutMs: 30_000,
-    restart: 'always',
-    restartDelayMs: 1000,
-    restartDelayMaxMs: 60_000,
-    envFiles: [],
-    touchReload: [],
-    user: undefined,
-    group: undefined,
-    umask: 0o022,
-    maxRssBytes: undefined,
-    maxLifetimeMs: undefined,
-    watchdogMs: undefined,
-    attachDaemons: [],
-    smartAttachDaemons: [],
-    crons: [],
-    log: undefined,
-    logTimestamps: false,
-    logMaxSizeBytes: 10 * 2 ** 20,
-    logBackups: 5,
-    placeholders: {},
     uwsgi: {
       listeners: final,
       plugins: values

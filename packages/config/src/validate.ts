@@ -3,6 +3,7 @@
 import { basename } from 'node:path';
 import type { Principal } from './converters.js';
 import type { IssueList } from './issue.js';
+import { DEFAULTS } from './defaults.js';
 import { SocketIndex } from './socket-address.js';
 import { splitWords } from './split-words.js';
 import type { GroupSpec, ParseOptions, SocketSpec, SystemLookup, UserSpec, VassalConfig } from './types.js';
@@ -42,7 +43,7 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
   const { values: v, options } = input;
 
   const exec = v.first('exec');
-  const shell = v.get('shell') ?? false;
+  const shell = v.get('shell') ?? DEFAULTS.shell;
   let argv: readonly string[] | undefined;
   if (exec === undefined) {
     if (!v.invalid('exec') && input.hasSection) {
@@ -114,7 +115,7 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
     }
   }
 
-  const onDemand = v.get('on-demand') ?? false;
+  const onDemand = v.get('on-demand') ?? DEFAULTS.onDemand;
   if (onDemand && sockets.length === 0 && socketsKnown) {
     issues.error(
       'EMP_CONFIG_CONFLICT',
@@ -123,7 +124,7 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
       '`on-demand = true` needs a `socket`: the emperor waits for the first connection on it',
     );
   }
-  const idleMs = v.get('idle') ?? 0;
+  const idleMs = v.get('idle') ?? DEFAULTS.idleMs;
   if (idleMs > 0 && !onDemand && !v.invalid('on-demand')) {
     issues.error(
       'EMP_CONFIG_CONFLICT',
@@ -151,8 +152,8 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
     );
   }
 
-  const restartDelayMs = v.get('restart-delay') ?? 1000;
-  const restartDelayMaxMs = v.get('restart-delay-max') ?? 60_000;
+  const restartDelayMs = v.get('restart-delay') ?? DEFAULTS.restartDelayMs;
+  const restartDelayMaxMs = v.get('restart-delay-max') ?? DEFAULTS.restartDelayMaxMs;
   if (restartDelayMs > restartDelayMaxMs) {
     const line = v.line('restart-delay') ?? v.line('restart-delay-max');
     const key = v.line('restart-delay') === undefined ? 'restart-delay-max' : 'restart-delay';
@@ -165,8 +166,8 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
   }
 
   const principals = resolvePrincipals(v, options.lookup, issues);
-  const stopSignal = v.get('stop-signal') ?? 'SIGTERM';
-  const ready = v.get('ready') ?? { kind: 'started' };
+  const stopSignal = v.get('stop-signal') ?? DEFAULTS.stopSignal;
+  const ready = v.get('ready') ?? DEFAULTS.ready;
 
   if (
     exec !== undefined &&
@@ -225,28 +226,28 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
     argv,
     chdir: v.get('chdir') ?? input.dir,
     env: Object.fromEntries(env), // own properties, even for `__proto__`
-    clearEnv: v.get('clear-env') ?? false,
-    processes: v.get('processes') ?? 1,
-    retireNice: v.get('retire-nice') ?? 0,
+    clearEnv: v.get('clear-env') ?? DEFAULTS.clearEnv,
+    processes: v.get('processes') ?? DEFAULTS.processes,
+    retireNice: v.get('retire-nice') ?? DEFAULTS.retireNice,
     sockets,
-    socketMode: v.get('socket-mode') ?? 0o660,
+    socketMode: v.get('socket-mode') ?? DEFAULTS.socketMode,
     socketOwner: principals.socketOwner,
-    backlog: v.get('backlog') ?? 1024,
+    backlog: v.get('backlog') ?? DEFAULTS.backlog,
     onDemand,
     idleMs,
     ready,
-    readyTimeoutMs: v.get('ready-timeout') ?? 30_000,
+    readyTimeoutMs: v.get('ready-timeout') ?? DEFAULTS.readyTimeoutMs,
     reload,
     stopSignal,
-    stopTimeoutMs: v.get('stop-timeout') ?? 30_000,
-    restart: v.get('restart') ?? 'always',
+    stopTimeoutMs: v.get('stop-timeout') ?? DEFAULTS.stopTimeoutMs,
+    restart: v.get('restart') ?? DEFAULTS.restart,
     restartDelayMs,
     restartDelayMaxMs,
     envFiles: v.all('env-file').map((e) => e.value),
     touchReload: v.all('touch-reload').map((e) => e.value),
     user: principals.user,
     group: principals.group,
-    umask: v.get('umask') ?? 0o022,
+    umask: v.get('umask') ?? DEFAULTS.umask,
     maxRssBytes: v.get('max-rss'),
     maxLifetimeMs: v.get('max-lifetime'),
     watchdogMs: v.get('watchdog'),
@@ -254,9 +255,9 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
     smartAttachDaemons: v.all('smart-attach-daemon').map((e) => e.value),
     crons,
     log: v.get('log'),
-    logTimestamps: v.get('log-timestamps') ?? false,
-    logMaxSizeBytes: v.get('log-max-size') ?? 10 * 2 ** 20,
-    logBackups: v.get('log-backups') ?? 5,
+    logTimestamps: v.get('log-timestamps') ?? DEFAULTS.logTimestamps,
+    logMaxSizeBytes: v.get('log-max-size') ?? DEFAULTS.logMaxSizeBytes,
+    logBackups: v.get('log-backups') ?? DEFAULTS.logBackups,
     placeholders: input.placeholders,
   };
 }
