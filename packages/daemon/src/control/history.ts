@@ -11,10 +11,9 @@
 // has started, and are dropped WINDOW_MS after it stopped, when all they hold is outdated.
 import type { Emperor } from '../emperor.js';
 import type { VassalRunner } from '../runner/vassal-runner.js';
-import { scanProcesses } from '../os/process-tree.js';
 import { tcpAcceptQueues } from '../os/connections.js';
-import { instanceKey } from '../runner/confinement.js';
-import { CpuSampler, type InstanceUsage } from './cpu-sampler.js';
+import { CpuSampler } from './cpu-sampler.js';
+import { instanceUsage } from './instance-usage.js';
 
 export const INTERVAL_MS = 3_000;
 export const SAMPLES = 300;
@@ -185,26 +184,8 @@ export class History {
       return;
     }
     const runners = emperor.reconciler.runners;
-    const roots = new Map<number, number>();
-    const keys = new Map<string, number>();
-    let tcp = false;
-    for (const [name, runner] of runners) {
-      const v = runner.vassal;
-      if (v.config.sockets.some((s) => s.kind === 'tcp')) tcp = true;
-      for (const i of v.instances) {
-        if (i.pid === undefined) continue;
-        roots.set(i.pid, i.startedAt);
-        keys.set(instanceKey({ vassal: name, generation: i.generation, index: i.index }), i.pid);
-      }
-    }
-    const procs = scanProcesses();
-    const extra = new Map<number, number[]>();
-    for (const [key, pids] of emperor.escapees(procs)) {
-      const root = keys.get(key);
-      if (root !== undefined) extra.set(root, pids);
-    }
-    const usage =
-      roots.size > 0 ? this.#sampler.sample(roots, procs, extra) : new Map<number, InstanceUsage>();
+    const tcp = [...runners.values()].some((r) => r.vassal.config.sockets.some((s) => s.kind === 'tcp'));
+    const usage = instanceUsage(emperor, this.#sampler, runners.values(), { sides: false });
     const queues = tcp ? tcpAcceptQueues() : new Map<number, number>();
 
     this.#times ??= new Float64Array(SAMPLES);

@@ -4,8 +4,7 @@ import type { ConfigIssue } from '@emperor/config';
 import type { Emperor } from '../emperor.js';
 import type { VassalRunner } from '../runner/vassal-runner.js';
 import type { VassalState } from '../machine/types.js';
-import { scanProcesses } from '../os/process-tree.js';
-import { instanceKey } from '../runner/confinement.js';
+import { instanceUsage } from './instance-usage.js';
 import type { CpuSampler, InstanceUsage } from './cpu-sampler.js';
 
 /** How many stderr lines a status carries per vassal. */
@@ -120,31 +119,8 @@ export function buildStatus(
   now: number = Date.now(),
 ): StatusSnapshot {
   const runners = emperor.reconciler.runners;
-  const roots = new Map<number, number>();
-  const keys = new Map<string, number>();
-  for (const name of names) {
-    for (const i of runners.get(name)?.vassal.instances ?? []) {
-      if (i.pid === undefined) continue;
-      roots.set(i.pid, i.startedAt);
-      keys.set(instanceKey({ vassal: name, generation: i.generation, index: i.index }), i.pid);
-    }
-    for (const d of runners.get(name)?.vassal.sides ?? []) {
-      if (d.pid === undefined) continue;
-      roots.set(d.pid, d.startedAt);
-      keys.set(instanceKey({ vassal: name, kind: 'attach', generation: 0, index: d.index }), d.pid);
-    }
-  }
-  let usage = new Map<number, InstanceUsage>();
-  if (roots.size > 0) {
-    const procs = scanProcesses();
-    // Daemons that left their instance's tree and group still count for it.
-    const extra = new Map<number, number[]>();
-    for (const [key, pids] of emperor.escapees(procs)) {
-      const root = keys.get(key);
-      if (root !== undefined) extra.set(root, pids);
-    }
-    usage = sampler.sample(roots, procs, extra);
-  }
+  const shown = names.flatMap((name) => runners.get(name) ?? []);
+  const usage = instanceUsage(emperor, sampler, shown, { sides: true });
   const vassals = names.map((name) => {
     const runner = runners.get(name);
     const pending = emperor.reconciler.errors.get(name) ?? emperor.reconciler.duplicates.get(name);
