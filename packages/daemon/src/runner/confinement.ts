@@ -7,7 +7,6 @@
 // Either way the runner sees one `Cell` per instance and never asks which kind it is.
 import { closeSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { reapPid } from '@emperor/native';
 import type { CgroupTree } from '../os/containment/cgroup-tree.js';
 import {
   instanceOfPath,
@@ -19,7 +18,7 @@ import {
 import { parseProcCgroup } from '../os/containment/cgroup-location.js';
 import { cgroupPids, killCgroup, removeCgroup } from '../os/containment/cgroup.js';
 import type { Containment } from '../os/containment/containment.js';
-import { ownChildren, readTags } from '../os/containment/subreaper.js';
+import { listOrphans, readTags, reapOrphans, type Orphan, type Tags } from '../os/containment/subreaper.js';
 import { killGroup, readStat, type ProcStat } from '../os/process-tree.js';
 
 /** An app instance, or (`kind: 'attach'`, generation 0) side daemon `index` of the vassal. */
@@ -183,8 +182,8 @@ class SubreaperConfinement implements Confinement {
   /** Main pids of running instances: the native spawn reaps them, never the orphan reaper. */
   readonly #live = new Map<number, InstanceTag>();
   readonly #ending = new Set<Ending>();
-  /** EMPEROR_* tags of orphans, by pid, with their start time (a reused pid reads again). */
-  readonly #tags = new Map<number, { startTime: bigint; tag: InstanceTag | undefined }>();
+  /** EMPEROR_* variables of orphans, by pid, with their start time (a reused pid reads again). */
+  readonly #tags = new Map<number, { startTime: bigint; tags: Tags }>();
   #scanTimer: NodeJS.Timeout | undefined;
   readonly #onChild = (): void => {
     this.#schedule(5);
@@ -232,16 +231,14 @@ class SubreaperConfinement implements Confinement {
     };
   }
 
-  /** Orphans are our children (a subreaper's): attributed by their cached tags. */
-  escapees(procs: readonly ProcStat[]): Map<string, number[]> {
+  /** Orphans are our children (a subreaper's): attributed by their tags. */
+  escapees(): Map<string, number[]> {
     const out = new Map<string, number[]>();
-    const ours = new Set(ownChildren());
-    for (const p of procs) {
-      if (!ours.has(p.pid) || this.#live.has(p.pid) || p.state === 'Z') continue;
-      const tag = this.#tagOf(p.pid, p.startTime);
-      if (tag === undefined) continue;
+    for (const o of this.#orphans()) {
+      const tag = tagOf(o);
+      if (o.exited || tag === undefined) continue;
       const key = instanceKey(tag);
-      out.set(key, [...(out.get(key) ?? []), p.pid]);
+      out.set(key, [...(out.get(key) ?? []), o.pid]);
     }
     return out;
   }
@@ -262,7 +259,7 @@ class SubreaperConfinement implements Confinement {
 
   async close(): Promise<number[]> {
     // Every instance is gone: an orphan still here carries no tag we know (it cleared its environment).
-    const left = this.#orphans().filter((o) => o.state !== 'Z');
+    const left = this.#orphans().filter((o) => !o.exited);
     for (const o of left) killPid(o.pid, o.startTime);
     await new Promise((resolve) => setTimeout(resolve, left.length > 0 ? END_SCAN_MS : 0));
     this.#scan();
@@ -279,7 +276,7 @@ class SubreaperConfinement implements Confinement {
       // EPERM: not ours to signal any more.
     }
     for (const o of this.#orphans()) {
-      if (o.state !== 'Z' && sameTag(this.#tagOf(o.pid, o.startTime), tag)) killPid(o.pid, o.startTime);
+      if (!o.exited && sameTag(tagOf(o), tag)) killPid(o.pid, o.startTime);
     }
   }
 
@@ -288,8 +285,8 @@ class SubreaperConfinement implements Confinement {
     const out: number[] = [];
     if (groupAlive(pgid)) out.push(pgid);
     for (const o of this.#orphans()) {
-      if (o.state === 'Z' || o.pid === pgid) continue;
-      if (o.pgid === pgid || sameTag(this.#tagOf(o.pid, o.startTime), tag)) out.push(o.pid);
+      if (o.exited || o.pid === pgid) continue;
+      if (o.pgid === pgid || sameTag(tagOf(o), tag)) out.push(o.pid);
     }
     return out;
   }
@@ -307,15 +304,15 @@ class SubreaperConfinement implements Confinement {
    */
   #scan(): void {
     const orphans = this.#orphans();
+    reapOrphans(orphans.filter((o) => o.exited));
     const seen = new Set<number>();
     for (const o of orphans) {
       seen.add(o.pid);
-      if (o.state === 'Z') {
-        reapPid(o.pid);
+      if (o.exited) {
         this.#tags.delete(o.pid);
         continue;
       }
-      const tag = this.#tagOf(o.pid, o.startTime);
+      const tag = tagOf(o);
       const ending = [...this.#ending].find((e) => o.pgid === e.pgid || sameTag(tag, e.tag));
       if (ending !== undefined) {
         killPid(o.pid, o.startTime);
@@ -330,11 +327,7 @@ class SubreaperConfinement implements Confinement {
     for (const pid of this.#tags.keys()) if (!seen.has(pid)) this.#tags.delete(pid);
     for (const e of this.#ending) {
       if (groupAlive(e.pgid)) killGroup(e.pgid, 'SIGKILL');
-      else if (
-        !orphans.some(
-          (o) => o.state !== 'Z' && (o.pgid === e.pgid || sameTag(this.#tagOf(o.pid, o.startTime), e.tag)),
-        )
-      ) {
+      else if (!orphans.some((o) => !o.exited && (o.pgid === e.pgid || sameTag(tagOf(o), e.tag)))) {
         this.#ending.delete(e);
         e.done();
       }
@@ -350,32 +343,24 @@ class SubreaperConfinement implements Confinement {
   }
 
   /** Our children that the native spawn did not start: re-parented orphans. */
-  #orphans(): { pid: number; pgid: number; startTime: bigint; state: string }[] {
-    const out = [];
-    for (const pid of ownChildren()) {
-      if (this.#live.has(pid)) continue;
-      const stat = readStat(pid);
-      if (stat !== undefined) out.push(stat);
-    }
-    return out;
+  #orphans(): Orphan[] {
+    return listOrphans(this.#live, (pid, startTime) => {
+      const cached = this.#tags.get(pid);
+      if (cached?.startTime === startTime) return cached.tags;
+      const tags = readTags(pid);
+      this.#tags.set(pid, { startTime, tags });
+      return tags;
+    });
   }
+}
 
-  #tagOf(pid: number, startTime: bigint): InstanceTag | undefined {
-    const cached = this.#tags.get(pid);
-    if (cached?.startTime === startTime) return cached.tag;
-    const t = readTags(pid);
-    const generation = Number(t.EMPEROR_GENERATION);
-    const index = Number(t.EMPEROR_INSTANCE);
-    const attach = Number(t.EMPEROR_ATTACH);
-    let tag: InstanceTag | undefined;
-    if (t.EMPEROR_VASSAL === undefined) tag = undefined;
-    else if (t.EMPEROR_ATTACH !== undefined && Number.isInteger(attach))
-      tag = { vassal: t.EMPEROR_VASSAL, kind: 'attach', generation: 0, index: attach };
-    else if (Number.isInteger(generation) && Number.isInteger(index))
-      tag = { vassal: t.EMPEROR_VASSAL, generation, index };
-    this.#tags.set(pid, { startTime, tag });
-    return tag;
-  }
+/** The instance an orphan belongs to, by its EMPEROR_* variables: a side daemon, or an app instance. */
+function tagOf(o: Orphan): InstanceTag | undefined {
+  if (o.vassal === undefined) return undefined;
+  if (o.attach !== undefined) return { vassal: o.vassal, kind: 'attach', generation: 0, index: o.attach };
+  if (o.generation !== undefined && o.instance !== undefined)
+    return { vassal: o.vassal, generation: o.generation, index: o.instance };
+  return undefined;
 }
 
 /** The cgroup2 path of a process (the `0::` line of /proc/PID/cgroup), or undefined. */

@@ -10,24 +10,27 @@
 // made a child of another subreaper (a nested `systemd --user`, a container runtime).
 import { readFileSync, readdirSync } from 'node:fs';
 import { isChildSubreaper, reapPid, setChildSubreaper } from '@emperor/native';
-import { scanProcesses, type ProcStat } from '../process-tree.js';
+import { readStat } from '../process-tree.js';
 
 export { isChildSubreaper, setChildSubreaper };
 
 export interface Orphan {
   readonly pid: number;
   readonly startTime: bigint;
+  readonly pgid: number;
   readonly comm: string;
   /** From EMPEROR_VASSAL; undefined when the process does not carry it (not attributable). */
   readonly vassal: string | undefined;
   readonly generation: number | undefined;
   readonly instance: number | undefined;
+  /** From EMPEROR_ATTACH: a side daemon's index (it has no generation or instance). */
+  readonly attach: number | undefined;
   /** A zombie: it only needs reaping. */
   readonly exited: boolean;
 }
 
 const TAGS = ['EMPEROR_VASSAL', 'EMPEROR_GENERATION', 'EMPEROR_INSTANCE', 'EMPEROR_ATTACH'] as const;
-type Tags = Partial<Record<(typeof TAGS)[number], string>>;
+export type Tags = Partial<Record<(typeof TAGS)[number], string>>;
 
 /** The EMPEROR_* variables a process was started with ({} when unreadable or a zombie). */
 export function readTags(pid: number): Tags {
@@ -47,27 +50,31 @@ export function readTags(pid: number): Tags {
 }
 
 /**
- * The emperor's children that it did not spawn: every process whose parent is `parent` (the
- * emperor) and whose pid is not in `spawned` (the instances the native spawn started, and any
- * child_process children). One /proc scan.
+ * The emperor's children that it did not spawn: every child of this process (`ownChildren`, not
+ * a scan of the host) whose pid is not in `spawned` (the instances the native spawn started, and
+ * any child_process children). `tagsOf` reads a live orphan's EMPEROR_* variables (a caller may
+ * cache them by pid and start time).
  */
 export function listOrphans(
-  spawned: ReadonlySet<number>,
-  parent: number = process.pid,
-  procs: readonly ProcStat[] = scanProcesses(),
+  spawned: { has(pid: number): boolean },
+  tagsOf: (pid: number, startTime: bigint) => Tags = (pid) => readTags(pid),
 ): Orphan[] {
   const out: Orphan[] = [];
-  for (const p of procs) {
-    if (p.ppid !== parent || spawned.has(p.pid)) continue;
+  for (const pid of ownChildren()) {
+    if (spawned.has(pid)) continue;
+    const p = readStat(pid);
+    if (p === undefined) continue;
     const exited = p.state === 'Z';
-    const tags = exited ? {} : readTags(p.pid);
+    const tags = exited ? {} : tagsOf(pid, p.startTime);
     out.push({
-      pid: p.pid,
+      pid,
       startTime: p.startTime,
+      pgid: p.pgid,
       comm: p.comm,
       vassal: tags.EMPEROR_VASSAL,
       generation: toInt(tags.EMPEROR_GENERATION),
       instance: toInt(tags.EMPEROR_INSTANCE),
+      attach: toInt(tags.EMPEROR_ATTACH),
       exited,
     });
   }
