@@ -37,6 +37,31 @@ function expectUsage(r: CliResult, what: string, says: RegExp): void {
   assert.match(lines[1] ?? '', /emperor COMMAND --help/);
 }
 
+void test('status --check reports a crash loop caught between two backoffs, while it is running', async (t) => {
+  // Exits 1.5 s after each start: mostly `running`, never up the 10 s that would end the loop.
+  const emp = await startEmperor(t, {
+    files: { 'flaky.ini': "[vassal]\nexec = sh -c 'sleep 1.5; exit 3'\nrestart-delay = 0.1\n" },
+  });
+  const control = controlSocket(emp);
+  type Flaky = { state: string; restarts: number; quick_exits: number };
+  let seen: Flaky | undefined;
+  await waitFor(
+    async () => {
+      const s = JSON.parse((await runCli(['status', 'flaky', '--json'], { control })).stdout) as {
+        vassals: Flaky[];
+      };
+      seen = s.vassals[0];
+      return seen !== undefined && seen.state === 'running' && seen.restarts >= 2;
+    },
+    { what: 'flaky running again after two quick exits' },
+  );
+  assert.ok((seen?.quick_exits ?? 0) >= 2, `quick_exits in ${JSON.stringify(seen)}`);
+  const check = await runCli(['status', '--check'], { control });
+  expectCode(check, 1, 'status --check during a crash loop');
+  assert.match(check.stderr, /unhealthy: flaky \((crash loop: \d+ quick exits|backoff)\)/);
+  assert.match(check.stdout, /crash loop: \d+ quick exits in a row, \d+ restarts|backoff:/);
+});
+
 void test('usage errors exit 2 with one line, and suggest the option that was meant', async (t) => {
   const dir = tempDir(t);
   const control = join(dir, 'run', 'control.sock');

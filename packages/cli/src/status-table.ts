@@ -186,6 +186,13 @@ export function details(v: VassalStatus, now: number): Detail[] {
     out.push({ text: `${parts.join('; ')} (or fix it and \`emperor restart ${v.name}\`)`, color: '31' });
   } else if (v.reason !== null && v.state === 'running') {
     out.push({ text: `  ${v.reason}`, color: '33' });
+  } else if (v.quick_exits > 0 && v.state !== 'failed') {
+    // Running again, but not for long yet: a crash loop between two of its backoffs.
+    const last = exit === undefined ? '' : `; last ${exit}`;
+    out.push({
+      text: `  crash loop: ${v.quick_exits} quick exit${v.quick_exits === 1 ? '' : 's'} in a row, ${restarts}${last}`,
+      color: '33',
+    });
   }
   // Side daemons, one line each (`side_daemons` is absent from an older emperor's answer).
   for (const d of v.side_daemons ?? []) {

@@ -26,6 +26,7 @@ function vassal(over: Partial<VassalStatus>): VassalStatus {
     retry_at: null,
     uptime_s: 1,
     processes: 1,
+    quick_exits: 0,
     ...over,
   };
 }

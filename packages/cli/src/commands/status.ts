@@ -53,7 +53,9 @@ export const statusCommand = daemonCommand({
           ? [`${v.name} (${v.state})`]
           : v.reason !== null
             ? [`${v.name} (its file's version is not running)`]
-            : [],
+            : v.quick_exits > 0
+              ? [`${v.name} (crash loop: ${String(v.quick_exits)} quick exits)`]
+              : [],
     );
     if (unhealthy.length === 0) return 0;
     output.err(`emperor: unhealthy: ${unhealthy.join(', ')}`);

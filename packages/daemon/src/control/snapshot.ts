@@ -6,6 +6,7 @@ import type { VassalRunner } from '../runner/vassal-runner.js';
 import type { VassalState } from '../machine/types.js';
 import { instanceUsage } from './instance-usage.js';
 import type { CpuSampler, InstanceUsage } from './cpu-sampler.js';
+import { BACKOFF_RESET_MS } from '../machine/backoff.js';
 
 /** How many stderr lines a status carries per vassal. */
 export const STATUS_STDERR_LINES = 5;
@@ -85,6 +86,11 @@ export interface VassalStatus {
   /** Seconds since the oldest instance of the serving generation started. */
   readonly uptime_s: number | null;
   readonly processes: number;
+  /**
+   * Consecutive quick exits (each within 10 s of its start) not yet outlived: 0 once the youngest
+   * instance has run 10 s since the last one. A crash loop shows here while it is briefly `running`.
+   */
+  readonly quick_exits: number;
 }
 
 export interface StatusSnapshot {
@@ -207,7 +213,20 @@ function runnerStatus(
     retry_at: v.state === 'failed' && retryAt !== undefined ? new Date(retryAt).toISOString() : null,
     uptime_s: oldest === undefined ? null : Math.max(0, Math.floor((now - oldest) / 1000)),
     processes: v.config.processes,
+    quick_exits: quickExits(v.backoffStep, v.state, serving, now),
   };
+}
+
+/** The machine's backoff step, unless every serving instance has outlived the reset period. */
+function quickExits(
+  step: number,
+  state: VassalState,
+  serving: readonly { readonly startedAt: number }[],
+  now: number,
+): number {
+  if (step === 0 || state === 'stopped' || state === 'failed') return 0;
+  const youngest = Math.max(...serving.map((i) => i.startedAt));
+  return serving.length > 0 && now - youngest >= BACKOFF_RESET_MS ? 0 : step;
 }
 
 /** A file that has never parsed: nothing runs; it shows as `failed` with its error. */
@@ -233,6 +252,7 @@ function errorOnlyStatus(
     reason: errors.error ? 'the vassal file has errors' : null,
     retry_at: null,
     uptime_s: null,
+    quick_exits: 0,
     processes: 0,
   };
 }
