@@ -1,6 +1,7 @@
 // `emperor show NAME [--json]`: the vassal as the emperor runs it.
 import { call } from '../control-client.js';
 import { daemonCommand } from '../daemon-command.js';
+import { configLines } from '../show-config.js';
 
 interface Shown {
   name: string;
@@ -92,8 +93,8 @@ export const showCommand = daemonCommand({
     if (s.environment_error) output.out(`  (cannot build it: ${s.environment_error})`);
     for (const [k, v] of Object.entries(s.environment ?? {}).sort(([a], [b]) => a.localeCompare(b)))
       output.out(`  ${k}=${v}`);
-    output.out('config:');
-    for (const [k, v] of Object.entries(s.config)) output.out(`  ${k} = ${JSON.stringify(v)}`);
+    output.out('config (as read, defaults included):');
+    for (const line of configLines(s.config)) output.out(`  ${line}`);
     return 0;
   },
 });
