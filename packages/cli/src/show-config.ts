@@ -56,7 +56,7 @@ function one(field: string, value: unknown): string {
     case 'group':
       return String(o.name);
     case 'socketOwner':
-      return `${o.uid === undefined ? '' : String(o.uid)}:${o.gid === undefined ? '' : String(o.gid)}`;
+      return `${typeof o.uid === 'number' ? o.uid : ''}:${typeof o.gid === 'number' ? o.gid : ''}`;
     case 'smartAttachDaemons':
       return `${String(o.pidfile)} ${String(o.command)}`;
     case 'crons':
