@@ -242,7 +242,6 @@ function notYetActedOn(c: VassalConfig): string[] {
   if (c.maxRssBytes !== undefined) keys.push('max-rss');
   if (c.maxLifetimeMs !== undefined) keys.push('max-lifetime');
   if (c.smartAttachDaemons.length > 0) keys.push('smart-attach-daemon');
-  if (c.crons.length > 0) keys.push('cron');
   return keys;
 }
 

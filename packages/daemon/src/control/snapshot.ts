@@ -183,18 +183,22 @@ function runnerStatus(
           status: (i.pid === undefined ? undefined : runner.statusOf(i.pid)) ?? null,
         };
       }),
-    side_daemons: v.sides.map((d) => {
+    // Cron runs are not side daemons: they are shown under their job.
+    side_daemons: v.sides.flatMap((d) => {
+      if (d.kind === 'cron') return [];
       const u = d.pid === undefined ? undefined : usage.get(d.pid);
-      return {
-        index: d.index,
-        command: d.command,
-        pid: d.pid ?? null,
-        state: d.state,
-        uptime_s: d.pid === undefined ? null : Math.max(0, Math.floor((now - d.startedAt) / 1000)),
-        restarts: d.restarts,
-        rss_bytes: u?.rssBytes ?? null,
-        cpu_percent: u?.cpuPercent ?? null,
-      };
+      return [
+        {
+          index: d.index,
+          command: d.command,
+          pid: d.pid ?? null,
+          state: d.state,
+          uptime_s: d.pid === undefined ? null : Math.max(0, Math.floor((now - d.startedAt) / 1000)),
+          restarts: d.restarts,
+          rss_bytes: u?.rssBytes ?? null,
+          cpu_percent: u?.cpuPercent ?? null,
+        },
+      ];
     }),
     last_exit: v.lastExit
       ? { code: v.lastExit.code, signal: v.lastExit.signal, at: new Date(v.lastExit.at).toISOString() }

@@ -1,8 +1,10 @@
 // Side processes (`attach-daemon`): started with the vassal's first generation, restarted with
 // their own backoff when they die, kept across reloads unless their own line changed, stopped
 // with the vassal. They never count for readiness or generations (types.ts, `ProcessKind`).
+// Cron runs are side processes too (cron-jobs.ts): they share the spawn, stop and exit paths here.
 import type { VassalConfig } from '@emperor/config';
 import { BACKOFF_RESET_MS } from './backoff.js';
+import { recordCronExit, syncCrons, unscheduleCrons } from './cron-jobs.js';
 import type { Step } from './step.js';
 import type { SideProcess, Vassal } from './types.js';
 
@@ -32,11 +34,15 @@ function spawnSide(s: Step, d: SideProcess, config: VassalConfig): void {
 /**
  * Makes the side processes match `config`'s `attach-daemon` lines: a line without a process gets
  * one, a process whose line is gone is stopped, and one whose line is still there is left alone.
+ * The cron jobs follow their lines alike (cron-jobs.ts).
  */
 export function syncSides(s: Step, config: VassalConfig, at: number): Step {
+  syncCrons(s, config, (d) => {
+    stopSide(s, d);
+  });
   const wanted = [...config.attachDaemons];
   for (const d of s.v.sides) {
-    if (d.state === 'stopping') continue;
+    if (d.state === 'stopping' || d.kind !== 'attach') continue;
     const i = wanted.indexOf(d.command);
     if (i >= 0) wanted.splice(i, 1);
     else stopSide(s, d);
@@ -76,8 +82,9 @@ function stopSide(s: Step, d: SideProcess): void {
   replaceSide(s, d, { ...d, state: 'stopping' });
 }
 
-/** Stops every side process (the vassal stops, fails or is removed). */
+/** Stops every side process and cron job (the vassal stops, fails or is removed). */
 export function stopSides(s: Step): Step {
+  unscheduleCrons(s);
   for (const d of s.v.sides) if (d.state !== 'stopping') stopSide(s, d);
   return s;
 }
@@ -94,7 +101,8 @@ export function onSideSpawned(s: Step, index: number, pid: number, at: number): 
     return s.log('warn', 'unexpected-spawn', { pid, attach: index }).emit({ type: 'kill-group', pid });
   }
   const withPid: SideProcess = { ...d, pid, startedAt: at };
-  s.log('info', 'attach-spawn', { pid, attach: index, command: d.command });
+  if (d.kind === 'cron') s.log('info', 'cron-start', { pid, cron: d.job, command: d.command });
+  else s.log('info', 'attach-spawn', { pid, attach: index, command: d.command });
   if (d.state === 'stopping') {
     replaceSide(s, d, { ...withPid, state: 'running' });
     const running = s.v.sides.find((x) => x.pid === pid);
@@ -108,6 +116,14 @@ export function onSideSpawned(s: Step, index: number, pid: number, at: number): 
 /** A spawn that failed is a death like any other: backoff (or gone, if it was being stopped). */
 export function onSideSpawnFailed(s: Step, index: number, reason: string, at: number): Step {
   const d = s.v.sides.find((x) => x.index === index && x.pid === undefined && x.state !== 'backoff');
+  if (d?.kind === 'cron') {
+    if (d.state === 'stopping') {
+      replaceSide(s, d, undefined);
+      return s;
+    }
+    // A run that cannot start is a failed run, not a daemon to restart: the next one is due on time.
+    return recordCronExit(s, d, { code: null, signal: null, at, reason });
+  }
   s.log('error', 'attach-spawn-failed', { attach: index, reason });
   if (!d) return s;
   if (d.state === 'stopping') {
@@ -126,6 +142,7 @@ export function onSideExited(
 ): Step {
   const pid = d.pid ?? -1;
   s.emit({ type: 'kill-group', pid }, { type: 'cancel', timer: { kind: 'stop-timeout', pid } });
+  if (d.kind === 'cron') return recordCronExit(s, d, { code, signal, at });
   const fields = { pid, attach: d.index, code, signal };
   if (d.state === 'stopping') {
     replaceSide(s, d, undefined);

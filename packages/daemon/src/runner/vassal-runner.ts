@@ -15,6 +15,7 @@ import { NotifyChannel, type NotifyMessage } from './notify-channel.js';
 import type { Cell, Confinement } from './confinement.js';
 import { readStat } from '../os/process-tree.js';
 import type { VassalLog } from '../os/vassal-log.js';
+import { CronTimer, type TimerClock } from '../schedule/cron-schedule.js';
 
 export interface RunnerDeps {
   readonly logger: Logger;
@@ -38,6 +39,8 @@ export interface RunnerDeps {
   readonly onDispose: (runner: VassalRunner) => void;
   /** Told when this vassal closed its owned sockets: a vassal waiting for one of the addresses may retry now. */
   readonly onSocketsReleased?: (runner: VassalRunner) => void;
+  /** The clock cron jobs run on (the wall clock unless a test speeds it up). */
+  readonly cronClock?: TimerClock;
 }
 
 export class VassalRunner {
@@ -46,6 +49,8 @@ export class VassalRunner {
   readonly #queue: VassalEvent[] = [];
   #draining = false;
   readonly #timers = new Map<string, NodeJS.Timeout>();
+  /** Cron jobs' timers on the wall clock, by `timerKey`. */
+  readonly #crons = new Map<string, CronTimer>();
   #log: VassalLog;
   /** The log keys the current log was opened with (the vassal's config moves on before a spawn). */
   #logKey: string;
@@ -88,6 +93,11 @@ export class VassalRunner {
 
   get disposed(): boolean {
     return this.#disposed;
+  }
+
+  /** The next run of cron job `id`, as its timer reckons it (undefined once unscheduled). */
+  cronNext(id: number): Date | undefined {
+    return this.#crons.get(timerKey({ kind: 'cron', index: id }))?.next;
   }
 
   /** The last `STATUS=` an instance sent, if any. */
@@ -187,6 +197,24 @@ export class VassalRunner {
         const key = timerKey(effect.timer);
         clearTimeout(this.#timers.get(key));
         this.#timers.delete(key);
+        this.#crons.get(key)?.stop();
+        this.#crons.delete(key);
+        return;
+      }
+      case 'schedule-cron': {
+        const key = timerKey(effect.timer);
+        this.#crons.get(key)?.stop();
+        const timer = effect.timer;
+        // The emperor's own time zone (croner reads the wall clock as local time).
+        const cron = new CronTimer(
+          effect.spec,
+          () => {
+            this.dispatch({ type: 'timer', timer, at: now() });
+          },
+          this.#deps.cronClock ? { clock: this.#deps.cronClock } : {},
+        );
+        this.#crons.set(key, cron);
+        cron.start();
         return;
       }
       case 'log':
@@ -228,7 +256,7 @@ export class VassalRunner {
     // tags, its channels (none) and its cgroup leaf.
     const side = effect.type === 'spawn-side';
     const generation = side ? 0 : effect.generation;
-    const kind = side ? ('attach' as const) : undefined;
+    const kind = side ? effect.kind : undefined;
     const failed = (reason: string): void => {
       this.dispatch({
         type: 'spawn-failed',
@@ -271,7 +299,8 @@ export class VassalRunner {
     // Booting beside a serving generation (a rolling reload), a new instance must not take the
     // CPU the serving ones answer with: it starts at a lower priority until it is ready.
     const beside = !side && CAN_RESTORE_PRIORITY && this.#servingBeside(generation);
-    const id = { ...(kind ? { kind } : {}), generation, index };
+    // Every side process (an attach-daemon, a cron run) is tagged and contained as `attach-<index>`.
+    const id = { ...(side ? { kind: 'attach' as const } : {}), generation, index };
     let cell: Cell;
     try {
       cell = this.#deps.confinement.enter({ vassal: config.name, ...id });
@@ -313,7 +342,11 @@ export class VassalRunner {
     this.#cells.set(pid, cell);
     if (beside) this.#booting.add(pid);
     // A side daemon's lines are told apart by their prefix: `shop/attach-0` beside `shop/0`.
-    const label = side ? `${config.name}/attach-${index}` : `${config.name}/${index}`;
+    const label = !side
+      ? `${config.name}/${index}`
+      : effect.kind === 'cron'
+        ? `${config.name}/cron-${effect.job ?? index}`
+        : `${config.name}/attach-${index}`;
     const log = this.#log;
     // The instance runs: whatever happens to its output, it is tracked below and stopped with
     // the vassal. A pipe that cannot be read (it never could so far) is closed, not leaked.
@@ -455,6 +488,8 @@ export class VassalRunner {
     this.#sockets.close();
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
+    for (const c of this.#crons.values()) c.stop();
+    this.#crons.clear();
     this.#deps.onDispose(this);
   }
 }
