@@ -7,7 +7,48 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { killMarked, markedProcesses, startEmperor, tempDir, waitFor, type LogLine } from './support.js';
+import { get } from 'node:http';
+import {
+  controlSocket,
+  freePort,
+  killMarked,
+  markedProcesses,
+  runCli,
+  startEmperor,
+  tempDir,
+  waitFor,
+  type LogLine,
+} from './support.js';
+
+interface CronJobStatus {
+  job: number;
+  line: number;
+  command: string;
+  unique: boolean;
+  running: number[];
+  last_run: string | null;
+  last_exit: { code: number | null; signal: string | null; at: string } | null;
+  next_run: string | null;
+  skipped: number;
+}
+
+async function cronJobs(control: string, name: string): Promise<CronJobStatus[] | undefined> {
+  const r = await runCli(['status', '--json'], { control });
+  const s = JSON.parse(r.stdout) as { vassals: { name: string; cron_jobs?: CronJobStatus[] }[] };
+  return s.vassals.find((v) => v.name === name)?.cron_jobs;
+}
+
+function metrics(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        resolve(body);
+      });
+    }).on('error', reject);
+  });
+}
 
 /** For the tests that are not about the wall clock: a minute passes every second. */
 const FAST = { EMPEROR_TEST_CRON_SPEED: '60' };
@@ -80,7 +121,9 @@ void describe('cron jobs', { concurrency: true }, () => {
     t.after(() => {
       killMarked(mark);
     });
-    const emp = await startEmperor(t, { env: FAST });
+    const metricsPort = await freePort();
+    const emp = await startEmperor(t, { env: FAST, args: ['--metrics', `127.0.0.1:${metricsPort}`] });
+    const control = controlSocket(emp);
     emp.write(
       'jobs.ini',
       [
@@ -120,6 +163,42 @@ void describe('cron jobs', { concurrency: true }, () => {
       `plain cron overlapped: ${JSON.stringify(cronLines(emp.lines, 'jobs', 0).map((l) => l.event))}`,
     );
     assert.ok(!cronLines(emp.lines, 'jobs', 0).some((l) => l.event === 'cron-skipped'));
+
+    // Status shows each job: its last run and how it ended, the next run, the runs going, the skips.
+    const jobs = await waitFor(
+      async () => {
+        const j = await cronJobs(control, 'jobs');
+        return j?.length === 2 && j.every((x) => x.last_exit !== null) ? j : undefined;
+      },
+      { what: 'both jobs with a last exit in status' },
+    );
+    assert.deepEqual(
+      jobs.map((j) => [j.job, j.line, j.command, j.unique, j.last_exit?.code]),
+      [
+        [0, 4, 'exec sleep 4', false, 0],
+        [1, 5, 'exec sleep 4', true, 0],
+      ],
+    );
+    for (const j of jobs) {
+      assert.ok(j.next_run !== null && j.last_run !== null);
+      assert.ok(Date.parse(j.next_run) > Date.parse(j.last_run), 'next run after the last');
+    }
+    assert.ok((jobs[1]?.skipped ?? 0) >= 1);
+    assert.equal(jobs[0]?.skipped, 0);
+    const table = await runCli(['status'], { control, env: { COLUMNS: '200' } });
+    // (The sped-up clock's next run is ahead of the real one: only its form is checked.)
+    assert.match(
+      table.stdout,
+      /\n {2}cron-0: last exit 0 \S+ ago, next (now|in \S+)(, \d+ running)?: exec sleep 4\n/,
+    );
+    assert.match(
+      table.stdout,
+      /\n {2}cron-1: last exit 0 \S+ ago, next (now|in \S+), (1 running, )?\d+ skipped/,
+    );
+    const text = await metrics(metricsPort);
+    assert.match(text, /^emperor_cron_last_exit_code\{vassal="jobs",job="1"\} 0$/m);
+    assert.match(text, /^emperor_cron_next_run_timestamp_seconds\{vassal="jobs",job="0"\} [\d.]+$/m);
+    assert.match(text, /^emperor_cron_skipped_total\{vassal="jobs",job="1"\} [1-9]\d*$/m);
   });
 
   void test('a running job is stopped with the vassal: nothing of it is left after the file is deleted', async (t) => {

@@ -47,6 +47,26 @@ export interface SideDaemonStatus {
   readonly cpu_percent: number | null;
 }
 
+/** A `cron` / `unique-cron` job of the vassal. */
+export interface CronJobStatus {
+  /** `cron-<job>` in its runs' log lines: its place among the vassal's cron lines, from 0. */
+  readonly job: number;
+  /** Its line in the vassal file. */
+  readonly line: number;
+  readonly command: string;
+  readonly unique: boolean;
+  /** Pids of its runs going now (a plain `cron` may overlap). */
+  readonly running: number[];
+  /** When its last run started (ISO), null before the first. */
+  readonly last_run: string | null;
+  /** How its last finished run ended; `reason` when it could not be spawned. */
+  readonly last_exit: { code: number | null; signal: string | null; at: string; reason?: string } | null;
+  /** When it runs next (ISO), on the emperor's wall clock. */
+  readonly next_run: string | null;
+  /** `unique-cron` runs skipped because the previous one still went. */
+  readonly skipped: number;
+}
+
 export interface ErrorStatus {
   readonly code: string;
   readonly file: string;
@@ -70,6 +90,8 @@ export interface VassalStatus {
   readonly instances: InstanceStatus[];
   /** Side daemons (`attach-daemon`): not instances, never counted for readiness or `uptime_s`. */
   readonly side_daemons?: SideDaemonStatus[];
+  /** Cron jobs (`cron`, `unique-cron`), scheduled while the vassal runs. */
+  readonly cron_jobs?: CronJobStatus[];
   readonly last_exit: { code: number | null; signal: string | null; at: string } | null;
   readonly last_stderr: string[];
   readonly backoff_until: string | null;
@@ -200,6 +222,26 @@ function runnerStatus(
         },
       ];
     }),
+    cron_jobs: v.crons.map((j) => ({
+      job: j.id,
+      line: j.spec.line,
+      command: j.spec.command,
+      unique: j.spec.unique,
+      running: v.sides.flatMap((d) =>
+        d.kind === 'cron' && d.job === j.id && d.pid !== undefined ? [d.pid] : [],
+      ),
+      last_run: j.lastStartAt === undefined ? null : new Date(j.lastStartAt).toISOString(),
+      last_exit: j.lastExit
+        ? {
+            code: j.lastExit.code,
+            signal: j.lastExit.signal,
+            at: new Date(j.lastExit.at).toISOString(),
+            ...(j.lastExit.reason === undefined ? {} : { reason: j.lastExit.reason }),
+          }
+        : null,
+      next_run: runner.cronNext(j.id)?.toISOString() ?? null,
+      skipped: j.skipped,
+    })),
     last_exit: v.lastExit
       ? { code: v.lastExit.code, signal: v.lastExit.signal, at: new Date(v.lastExit.at).toISOString() }
       : null,
@@ -230,6 +272,7 @@ function errorOnlyStatus(
     sockets_open: false,
     instances: [],
     side_daemons: [],
+    cron_jobs: [],
     last_exit: null,
     last_stderr: [],
     backoff_until: null,
