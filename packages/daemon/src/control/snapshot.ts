@@ -35,6 +35,10 @@ export interface InstanceStatus {
 export interface SideDaemonStatus {
   /** `attach-<index>` in its log lines and cgroup. */
   readonly index: number;
+  /** `attach` (`attach-daemon`) or `smart` (`smart-attach-daemon`: `pid` is the one its pidfile names). */
+  readonly kind: 'attach' | 'smart';
+  /** A `smart-attach-daemon`'s pidfile. */
+  readonly pidfile?: string;
   readonly command: string;
   /** Null while it waits out its backoff (or its spawn is out). */
   readonly pid: number | null;
@@ -212,6 +216,8 @@ function runnerStatus(
       return [
         {
           index: d.index,
+          kind: d.kind,
+          ...(d.pidfile === undefined ? {} : { pidfile: d.pidfile }),
           command: d.command,
           pid: d.pid ?? null,
           state: d.state,

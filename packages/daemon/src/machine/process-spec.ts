@@ -34,10 +34,11 @@ function socketSpec(c: VassalConfig): unknown[] {
   return [c.sockets.map((s) => [s.name, s.address]), c.backlog, c.socketMode, c.socketOwner];
 }
 
-/** True when two configs differ in their `attach-daemon` or cron lines and in nothing else. */
+/** True when two configs differ in their side daemon or cron lines and in nothing else. */
 export function sameButSides(a: VassalConfig, b: VassalConfig): boolean {
-  const sides = (c: VassalConfig): string => JSON.stringify([c.attachDaemons, c.crons]);
+  const sides = (c: VassalConfig): string => JSON.stringify([c.attachDaemons, c.smartAttachDaemons, c.crons]);
   if (sides(a) === sides(b)) return false;
-  const rest = (c: VassalConfig): string => JSON.stringify({ ...c, attachDaemons: [], crons: [] });
+  const rest = (c: VassalConfig): string =>
+    JSON.stringify({ ...c, attachDaemons: [], smartAttachDaemons: [], crons: [] });
   return rest(a) === rest(b);
 }

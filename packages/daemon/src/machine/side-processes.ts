@@ -28,7 +28,20 @@ function freeIndex(v: Vassal): number {
 }
 
 function spawnSide(s: Step, d: SideProcess, config: VassalConfig): void {
-  s.emit({ type: 'spawn-side', kind: 'attach', index: d.index, command: d.command, config });
+  const { kind, index, command, pidfile } = d;
+  if (kind === 'cron') return; // a cron run is spawned by its job (cron-jobs.ts)
+  s.emit({ type: 'spawn-side', kind, index, command, ...(pidfile === undefined ? {} : { pidfile }), config });
+}
+
+/** An `attach-daemon` or `smart-attach-daemon` line, as syncSides compares them. */
+interface DaemonLine {
+  readonly kind: 'attach' | 'smart';
+  readonly command: string;
+  readonly pidfile?: string;
+}
+
+function sameLine(d: SideProcess, l: DaemonLine): boolean {
+  return d.kind === l.kind && d.command === l.command && d.pidfile === l.pidfile;
 }
 
 /**
@@ -40,18 +53,26 @@ export function syncSides(s: Step, config: VassalConfig, at: number): Step {
   syncCrons(s, config, (d) => {
     stopSide(s, d);
   });
-  const wanted = [...config.attachDaemons];
+  const wanted: DaemonLine[] = [
+    ...config.attachDaemons.map((command) => ({ kind: 'attach' as const, command })),
+    ...config.smartAttachDaemons.map((l) => ({
+      kind: 'smart' as const,
+      command: l.command,
+      pidfile: l.pidfile,
+    })),
+  ];
   for (const d of s.v.sides) {
-    if (d.state === 'stopping' || d.kind !== 'attach') continue;
-    const i = wanted.indexOf(d.command);
+    if (d.state === 'stopping' || d.kind === 'cron') continue;
+    const i = wanted.findIndex((l) => sameLine(d, l));
     if (i >= 0) wanted.splice(i, 1);
     else stopSide(s, d);
   }
-  for (const command of wanted) {
+  for (const line of wanted) {
     const d: SideProcess = {
-      kind: 'attach',
+      kind: line.kind,
+      ...(line.pidfile === undefined ? {} : { pidfile: line.pidfile }),
       index: freeIndex(s.v),
-      command,
+      command: line.command,
       pid: undefined,
       state: 'starting',
       startedAt: at,
@@ -102,7 +123,7 @@ export function onSideSpawned(s: Step, index: number, pid: number, at: number): 
   }
   const withPid: SideProcess = { ...d, pid, startedAt: at };
   if (d.kind === 'cron') s.log('info', 'cron-start', { pid, cron: d.job, command: d.command });
-  else s.log('info', 'attach-spawn', { pid, attach: index, command: d.command });
+  else s.log('info', 'attach-spawn', { pid, attach: index, command: d.command, pidfile: d.pidfile });
   if (d.state === 'stopping') {
     replaceSide(s, d, { ...withPid, state: 'running' });
     const running = s.v.sides.find((x) => x.pid === pid);

@@ -22,9 +22,11 @@ export type InstanceState = 'starting' | 'running' | 'stopping';
  * generations, restarts with its own backoff, kept across reloads unless its own line changed.
  * App instances are kept in `Vassal.instances`, side processes in `Vassal.sides`, so that the
  * generation rules never see a side process. `cron`: one run of a `cron` / `unique-cron` job
- * (machine/cron-jobs.ts): one-shot, never restarted, its exit recorded on its job.
+ * (machine/cron-jobs.ts): one-shot, never restarted, its exit recorded on its job. `smart`: a
+ * `smart-attach-daemon`, a side daemon that forks itself: its `pid` is the one its pidfile names
+ * (the runner tracks it), not the launcher's; otherwise it lives as an `attach` one does.
  */
-export type ProcessKind = 'app' | 'attach' | 'cron';
+export type ProcessKind = 'app' | 'attach' | 'cron' | 'smart';
 
 export interface Instance {
   readonly kind: 'app';
@@ -44,7 +46,7 @@ export type SideState = 'starting' | 'running' | 'stopping' | 'backoff';
 
 /** A side process of the vassal: one `attach-daemon` line, or one run of a cron job. */
 export interface SideProcess {
-  readonly kind: 'attach' | 'cron';
+  readonly kind: 'attach' | 'cron' | 'smart';
   /**
    * `attach-<n>`: its cgroup leaf and EMPEROR_ATTACH (and an attach-daemon's log prefix). Unique
    * among the vassal's side processes, whatever their kind.
@@ -52,6 +54,8 @@ export interface SideProcess {
   readonly index: number;
   /** A cron run: the `id` of its job in `Vassal.crons`. */
   readonly job?: number;
+  /** A `smart-attach-daemon`: the pidfile that names its daemon. */
+  readonly pidfile?: string;
   /** Its config line (run with `/bin/sh -c`): a reload keeps the process unless this line is gone. */
   readonly command: string;
   /** Undefined between the spawn effect and its `spawned` outcome, and in `backoff`. */
@@ -242,10 +246,15 @@ export type Effect =
   /** A side process: `/bin/sh -c command` with the vassal's user, chdir, environment and log. */
   | {
       readonly type: 'spawn-side';
-      readonly kind: 'attach' | 'cron';
+      readonly kind: 'attach' | 'cron' | 'smart';
       readonly index: number;
       /** A cron run: its job's `id` (its log prefix is `cron-<job>`). */
       readonly job?: number;
+      /**
+       * `smart`: the daemon's pidfile. A live daemon it names is adopted; else the command is
+       * launched and its `spawned` outcome comes once the pidfile names the daemon it forked.
+       */
+      readonly pidfile?: string;
       readonly command: string;
       readonly config: VassalConfig;
     }

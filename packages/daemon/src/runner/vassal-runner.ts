@@ -16,6 +16,9 @@ import type { Cell, Confinement } from './confinement.js';
 import { readStat } from '../os/process-tree.js';
 import type { VassalLog } from '../os/vassal-log.js';
 import { CronTimer, type TimerClock } from '../schedule/cron-schedule.js';
+import { checkPidfile, type PidfileProcess } from '../os/pidfile.js';
+import { watchPid } from './pid-watch.js';
+import { adoptedCell } from './adopted-cell.js';
 
 export interface RunnerDeps {
   readonly logger: Logger;
@@ -70,6 +73,8 @@ export class VassalRunner {
   readonly #cells = new Map<number, Cell>();
   /** Main processes that have exited (and been reaped) while the rest of their instance is killed. */
   readonly #exited = new Set<number>();
+  /** Smart-attach-daemons being watched (not our children), by pid: stops the watch. */
+  readonly #watched = new Map<number, () => void>();
 
   constructor(config: VassalConfig, deps: RunnerDeps) {
     this.#deps = deps;
@@ -285,6 +290,24 @@ export class VassalRunner {
       this.#logKey = logKey(config);
       this.#logPath = config.log;
     }
+    const smart =
+      effect.type === 'spawn-side' && effect.kind === 'smart' ? (effect.pidfile ?? '') : undefined;
+    if (smart !== undefined) {
+      // Started only when its pidfile names no live daemon: one that runs already is adopted.
+      const found = checkPidfile(smart);
+      if (found.ok) {
+        const { pid } = found.process;
+        const cell = adoptedCell(found.process);
+        this.#cells.set(pid, cell);
+        this.#deps.logger.info(
+          { vassal: this.name, event: 'smart-adopted', pid, pidfile: smart, attach: index },
+          'smart-adopted',
+        );
+        this.#trackSmart(found.process, cell, undefined, config);
+        this.dispatch({ type: 'spawned', kind: 'smart', generation, index, pid, at: this.#deps.now() });
+        return;
+      }
+    }
     let notify: NotifyChannel | undefined;
     try {
       // libsystemd clients send WATCHDOG=1 only to a NOTIFY_SOCKET, so `watchdog` needs one too.
@@ -339,7 +362,8 @@ export class VassalRunner {
       return;
     }
     const { pid, stdout, stderr } = result.instance;
-    this.#cells.set(pid, cell);
+    // A smart daemon's cell is known by the daemon's pid, once its pidfile names it.
+    if (smart === undefined) this.#cells.set(pid, cell);
     if (beside) this.#booting.add(pid);
     // A side daemon's lines are told apart by their prefix: `shop/attach-0` beside `shop/0`.
     const label = !side
@@ -383,6 +407,32 @@ export class VassalRunner {
     // The state file has no kind: a side daemon is recorded as generation -1 (its group is killed alike).
     this.#deps.onProcess(pid, { vassal: config.name, instance: index, generation: side ? -1 : generation });
     result.instance.onExit((code, signal) => {
+      if (smart !== undefined) {
+        // The launcher forked the daemon and exited: its cell (cgroup, or tagged orphans) stays.
+        this.#deps.onProcess(pid, undefined);
+        void this.#awaitPidfile(smart, at, code).then((found) => {
+          if (found.ok) {
+            this.#cells.set(found.process.pid, cell);
+            this.#trackSmart(found.process, cell, log, config);
+            const { pid: daemon } = found.process;
+            this.dispatch({
+              type: 'spawned',
+              kind: 'smart',
+              generation,
+              index,
+              pid: daemon,
+              at: this.#deps.now(),
+            });
+            return;
+          }
+          void cell.end(MIN_END_MS).then(() => {
+            this.#logWriterGone(log);
+            const how = signal ? `was killed by ${signal}` : `exited with status ${code ?? '?'}`;
+            failed(`its launcher ${how} and ${found.why}`);
+          });
+        });
+        return;
+      }
       const exitedAt = this.#deps.now();
       this.#exited.add(pid);
       notify?.close();
@@ -403,7 +453,46 @@ export class VassalRunner {
         this.dispatch({ type: 'exited', pid, code, signal, at: exitedAt });
       });
     });
-    this.dispatch({ type: 'spawned', ...(kind ? { kind } : {}), generation, index, pid, at });
+    if (smart === undefined)
+      this.dispatch({ type: 'spawned', ...(kind ? { kind } : {}), generation, index, pid, at });
+  }
+
+  /**
+   * After a smart daemon's launcher exited: the daemon its pidfile names, started since the
+   * launch. A daemon may write the pidfile after its launcher exits: looked for up to
+   * SMART_PIDFILE_MS (once only when the launcher failed).
+   */
+  async #awaitPidfile(
+    pidfile: string,
+    launchedAt: number,
+    code: number | null,
+  ): Promise<{ ok: true; process: PidfileProcess } | { ok: false; why: string }> {
+    const deadline = Date.now() + (code === 0 ? SMART_PIDFILE_MS : 0);
+    for (;;) {
+      const found = checkPidfile(pidfile, launchedAt);
+      if (found.ok || Date.now() >= deadline || this.#disposed) return found;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** Watches a smart daemon (not our child): once it is gone, so is its cell, then `exited`. */
+  #trackSmart(p: PidfileProcess, cell: Cell, log: VassalLog | undefined, config: VassalConfig): void {
+    const { pid } = p;
+    this.#watched.set(
+      pid,
+      watchPid(pid, p.startTime, () => {
+        this.#watched.delete(pid);
+        this.#exited.add(pid);
+        const exitedAt = this.#deps.now();
+        void cell.end(Math.max(MIN_END_MS, config.stopTimeoutMs)).then(() => {
+          this.#cells.delete(pid);
+          this.#exited.delete(pid);
+          if (log) this.#logWriterGone(log);
+          // Not our child: its exit status is its parent's (init's) to know.
+          this.dispatch({ type: 'exited', pid, code: null, signal: null, at: exitedAt });
+        });
+      }),
+    );
   }
 
   /**
@@ -490,6 +579,8 @@ export class VassalRunner {
     this.#timers.clear();
     for (const c of this.#crons.values()) c.stop();
     this.#crons.clear();
+    for (const stop of this.#watched.values()) stop();
+    this.#watched.clear();
     this.#deps.onDispose(this);
   }
 }
@@ -501,6 +592,8 @@ export class VassalRunner {
  * `retire-nice` more (never raised back).
  */
 const BOOT_NICE = 10;
+/** How long a smart daemon's pidfile may take to name it after its launcher exited. */
+const SMART_PIDFILE_MS = 10_000;
 /** How long the rest of an instance may take to die after SIGKILL, at least (else its stop-timeout). */
 const MIN_END_MS = 2000;
 const CAN_RESTORE_PRIORITY = hasCapability(23); // CAP_SYS_NICE
