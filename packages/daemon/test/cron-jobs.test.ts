@@ -57,6 +57,10 @@ void test('jobs are scheduled with the first generation; a due job spawns a run 
       [1, 'report'],
     ],
   );
+  const scheduled = fx.flatMap((e) =>
+    e.type === 'log' && e.event === 'cron-scheduled' ? [e.fields.schedule] : [],
+  );
+  assert.deepEqual(scheduled, ['0,5,10,15,20,25,30,35,40,45,50,55 * * * *', '0 0 * * *']);
   const run = d.due(0, 1000).find((e) => e.type === 'spawn-side');
   assert.ok(run?.type === 'spawn-side');
   assert.deepEqual([run.kind, run.job, run.command], ['cron', 0, 'sweep']);

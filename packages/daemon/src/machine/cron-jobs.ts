@@ -30,9 +30,14 @@ function freeSideIndex(sides: readonly SideProcess[]): number {
   return n;
 }
 
-/** The fields of a cron line, each as the list it expands to (for logs). */
+/** How many values each field has: a field that lists them all is `*`. */
+const FULL = [60, 24, 31, 12, 7];
+
+/** The fields of a cron line, each as the list it expands to, `*` for all (for logs). */
 export function cronTimesText(spec: CronSpec): string {
-  return [spec.minute, spec.hour, spec.day, spec.month, spec.weekday].map((f) => f.join(',')).join(' ');
+  return [spec.minute, spec.hour, spec.day, spec.month, spec.weekday]
+    .map((f, i) => (f.length === FULL[i] ? '*' : f.join(',')))
+    .join(' ');
 }
 
 /**
