@@ -15,6 +15,7 @@ import {
   markedProcesses,
   runCli,
   startEmperor,
+  ROOT,
   tempDir,
   waitFor,
   type LogLine,
@@ -231,5 +232,30 @@ void describe('cron jobs', { concurrency: true }, () => {
     // No run after the removal.
     const removedAt = emp.lines.findIndex((l) => l.event === 'removed' && l.vassal === 'long');
     assert.ok(!emp.lines.slice(removedAt).some((l) => l.event === 'cron-start'));
+  });
+
+  void test('vassals.example/shop.ini: its report job runs beside the sweeper and reaches the app', async (t) => {
+    const examples = join(ROOT, 'vassals.example');
+    const port = await freePort();
+    const emp = await startEmperor(t, { env: FAST });
+    const body = readFileSync(join(examples, 'shop.ini'), 'utf8')
+      .replaceAll('%d', `${examples}/`)
+      .replace('env = PORT=8106', `env = PORT=${port}`);
+    emp.write('shop.ini', body);
+    const log = join(emp.logDir, 'shop.log');
+    await waitFor(
+      () => {
+        const text = readFileSync(log, 'utf8');
+        return (
+          text.includes('shop/attach-0 sweeper up') &&
+          new RegExp(`^shop/cron-0 report: http://127\\.0\\.0\\.1:${port}/ answered 200`, 'm').test(text)
+        );
+      },
+      {
+        what: 'the sweeper and a report in shop.log',
+        timeout: 40_000,
+        seen: () => readFileSync(log, 'utf8'),
+      },
+    );
   });
 });
