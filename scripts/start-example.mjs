@@ -28,6 +28,7 @@ console.error(`
     curl http://127.0.0.1:8102/              # ticker, instance 0 (8103: instance 1)
     curl http://127.0.0.1:8104/              # pool: 2 instances on one socket the emperor owns
     curl http://127.0.0.1:8105/              # lazy: started by this first request
+    curl http://127.0.0.1:8106/              # shop: a side worker and a job every minute beside it
     ${cli} status --control ${rel(control)}
     touch ${rel(join(vassals, 'hello.ini'))}   # reload hello: new pid, generation + 1
     touch ${rel(join(vassals, 'ticker.ini'))}  # reload ticker in place: SIGHUP, same pids

@@ -205,6 +205,26 @@ export function details(v: VassalStatus, now: number): Detail[] {
       oneLine: true,
     });
   }
+  // Cron jobs, one line each: how the last run ended, when the next is, what goes now.
+  for (const j of v.cron_jobs ?? []) {
+    const parts: string[] = [];
+    const e = j.last_exit;
+    if (e) {
+      const ago = formatDuration(Math.max(0, (now - Date.parse(e.at)) / 1000));
+      const how =
+        e.reason !== undefined ? 'not started' : e.signal ? `killed by ${e.signal}` : `exit ${e.code ?? '?'}`;
+      parts.push(`last ${how} ${ago} ago`);
+    } else parts.push(j.running.length > 0 ? 'first run' : 'not run yet');
+    if (j.next_run) parts.push(`next ${inS(j.next_run)}`);
+    if (j.running.length > 0) parts.push(`${j.running.length} running`);
+    if (j.skipped > 0) parts.push(`${j.skipped} skipped`);
+    const failed = e !== null && (e.code !== 0 || e.signal !== null);
+    out.push({
+      text: `  cron-${j.job}: ${parts.join(', ')}: ${j.command}`,
+      color: failed ? '33' : '2',
+      oneLine: true,
+    });
+  }
   // The stderr tail explains an exit; under a failure with no exit since the vassal last ran
   // (a program gone missing) it would be an older run's output, shown as if it were the cause.
   if ((v.state === 'backoff' || v.state === 'failed') && exit !== undefined)

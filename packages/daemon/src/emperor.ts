@@ -15,6 +15,7 @@ import { readStartTime, type ProcStat } from './os/process-tree.js';
 import { setUpContainment, type ContainmentMode } from './os/containment/containment.js';
 import { openConfinement, type ContainmentInfo } from './runner/confinement.js';
 import { systemdNotifier } from './os/systemd-notify.js';
+import { cronClockFrom } from './schedule/cron-schedule.js';
 
 /** Names of removed vassals whose log path is remembered. */
 const MAX_GONE_LOGS = 10_000;
@@ -165,6 +166,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
   const gate = new SpawnGate();
   const emperorId = `${process.pid}.${readStartTime(process.pid) ?? 0n}`;
   const spawn = { baseEnv: { ...env, EMPEROR_ID: emperorId }, emperorUmask: currentUmask() };
+  const cronClock = cronClockFrom(env);
   const reconciler: Reconciler = new Reconciler({
     logger,
     now,
@@ -186,6 +188,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
         confinement,
         openLog,
         releaseLog,
+        ...(cronClock ? { cronClock } : {}),
         onProcess: (pid, instance) => {
           if (!instance) {
             stateFile.remove(pid);

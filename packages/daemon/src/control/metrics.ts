@@ -73,6 +73,35 @@ export function renderMetrics(
   each('emperor_vassal_last_exit_timestamp_seconds', (v) =>
     v.last_exit ? Date.parse(v.last_exit.at) / 1000 : null,
   );
+  // Cron jobs, one series per job: `job` is its `cron-<n>` number.
+  const jobs = s.vassals.flatMap((v) =>
+    (v.cron_jobs ?? []).map((j) => ({ at: `vassal="${label(v.name)}",job="${j.job}"`, j })),
+  );
+  family(
+    'emperor_cron_last_exit_code',
+    'gauge',
+    'Exit code of the last run of a cron job (-1: killed or not spawned).',
+  );
+  for (const { at, j } of jobs)
+    if (j.last_exit) out.push(`emperor_cron_last_exit_code{${at}} ${j.last_exit.code ?? -1}`);
+  family('emperor_cron_last_run_timestamp_seconds', 'gauge', 'When the last run of a cron job started.');
+  for (const { at, j } of jobs)
+    if (j.last_run)
+      out.push(`emperor_cron_last_run_timestamp_seconds{${at}} ${Date.parse(j.last_run) / 1000}`);
+  family('emperor_cron_next_run_timestamp_seconds', 'gauge', 'When a cron job runs next.');
+  for (const { at, j } of jobs)
+    if (j.next_run)
+      out.push(`emperor_cron_next_run_timestamp_seconds{${at}} ${Date.parse(j.next_run) / 1000}`);
+  family('emperor_cron_running', 'gauge', 'Runs of a cron job going now.');
+  for (const { at, j } of jobs) out.push(`emperor_cron_running{${at}} ${j.running.length}`);
+  family(
+    'emperor_cron_skipped_total',
+    'counter',
+    'unique-cron runs skipped while the previous one still went.',
+  );
+  for (const { at, j } of jobs) out.push(`emperor_cron_skipped_total{${at}} ${j.skipped}`);
+  family('emperor_vassal_side_daemons', 'gauge', 'Side daemons of the vassal that run now.');
+  each('emperor_vassal_side_daemons', (v) => (v.side_daemons ?? []).filter((d) => d.pid !== null).length);
   family('emperor_vassal_config_error', 'gauge', '1 while the vassal file has an error that is not applied.');
   each('emperor_vassal_config_error', (v) => (v.error ? 1 : 0));
 

@@ -36,6 +36,10 @@ export interface InstanceStatus {
 export interface SideDaemonStatus {
   /** `attach-<index>` in its log lines and cgroup. */
   readonly index: number;
+  /** `attach` (`attach-daemon`) or `smart` (`smart-attach-daemon`: `pid` is the one its pidfile names). */
+  readonly kind: 'attach' | 'smart';
+  /** A `smart-attach-daemon`'s pidfile. */
+  readonly pidfile?: string;
   readonly command: string;
   /** Null while it waits out its backoff (or its spawn is out). */
   readonly pid: number | null;
@@ -46,6 +50,26 @@ export interface SideDaemonStatus {
   readonly restarts: number;
   readonly rss_bytes: number | null;
   readonly cpu_percent: number | null;
+}
+
+/** A `cron` / `unique-cron` job of the vassal. */
+export interface CronJobStatus {
+  /** `cron-<job>` in its runs' log lines: its place among the vassal's cron lines, from 0. */
+  readonly job: number;
+  /** Its line in the vassal file. */
+  readonly line: number;
+  readonly command: string;
+  readonly unique: boolean;
+  /** Pids of its runs going now (a plain `cron` may overlap). */
+  readonly running: number[];
+  /** When its last run started (ISO), null before the first. */
+  readonly last_run: string | null;
+  /** How its last finished run ended; `reason` when it could not be spawned. */
+  readonly last_exit: { code: number | null; signal: string | null; at: string; reason?: string } | null;
+  /** When it runs next (ISO), on the emperor's wall clock. */
+  readonly next_run: string | null;
+  /** `unique-cron` runs skipped because the previous one still went. */
+  readonly skipped: number;
 }
 
 export interface ErrorStatus {
@@ -71,6 +95,8 @@ export interface VassalStatus {
   readonly instances: InstanceStatus[];
   /** Side daemons (`attach-daemon`): not instances, never counted for readiness or `uptime_s`. */
   readonly side_daemons?: SideDaemonStatus[];
+  /** Cron jobs (`cron`, `unique-cron`), scheduled while the vassal runs. */
+  readonly cron_jobs?: CronJobStatus[];
   readonly last_exit: { code: number | null; signal: string | null; at: string } | null;
   readonly last_stderr: string[];
   readonly backoff_until: string | null;
@@ -189,19 +215,45 @@ function runnerStatus(
           status: (i.pid === undefined ? undefined : runner.statusOf(i.pid)) ?? null,
         };
       }),
-    side_daemons: v.sides.map((d) => {
+    // Cron runs are not side daemons: they are shown under their job.
+    side_daemons: v.sides.flatMap((d) => {
+      if (d.kind === 'cron') return [];
       const u = d.pid === undefined ? undefined : usage.get(d.pid);
-      return {
-        index: d.index,
-        command: d.command,
-        pid: d.pid ?? null,
-        state: d.state,
-        uptime_s: d.pid === undefined ? null : Math.max(0, Math.floor((now - d.startedAt) / 1000)),
-        restarts: d.restarts,
-        rss_bytes: u?.rssBytes ?? null,
-        cpu_percent: u?.cpuPercent ?? null,
-      };
+      return [
+        {
+          index: d.index,
+          kind: d.kind,
+          ...(d.pidfile === undefined ? {} : { pidfile: d.pidfile }),
+          command: d.command,
+          pid: d.pid ?? null,
+          state: d.state,
+          uptime_s: d.pid === undefined ? null : Math.max(0, Math.floor((now - d.startedAt) / 1000)),
+          restarts: d.restarts,
+          rss_bytes: u?.rssBytes ?? null,
+          cpu_percent: u?.cpuPercent ?? null,
+        },
+      ];
     }),
+    cron_jobs: v.crons.map((j) => ({
+      job: j.id,
+      line: j.spec.line,
+      command: j.spec.command,
+      unique: j.spec.unique,
+      running: v.sides.flatMap((d) =>
+        d.kind === 'cron' && d.job === j.id && d.pid !== undefined ? [d.pid] : [],
+      ),
+      last_run: j.lastStartAt === undefined ? null : new Date(j.lastStartAt).toISOString(),
+      last_exit: j.lastExit
+        ? {
+            code: j.lastExit.code,
+            signal: j.lastExit.signal,
+            at: new Date(j.lastExit.at).toISOString(),
+            ...(j.lastExit.reason === undefined ? {} : { reason: j.lastExit.reason }),
+          }
+        : null,
+      next_run: runner.cronNext(j.id)?.toISOString() ?? null,
+      skipped: j.skipped,
+    })),
     last_exit: v.lastExit
       ? { code: v.lastExit.code, signal: v.lastExit.signal, at: new Date(v.lastExit.at).toISOString() }
       : null,
@@ -245,6 +297,7 @@ function errorOnlyStatus(
     sockets_open: false,
     instances: [],
     side_daemons: [],
+    cron_jobs: [],
     last_exit: null,
     last_stderr: [],
     backoff_until: null,

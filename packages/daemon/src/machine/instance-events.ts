@@ -8,7 +8,7 @@ import { findSide, onSideExited, onSideSpawnFailed, onSideSpawned } from './side
 
 export const onSpawned: Handler<'spawned'> = (v, e) => {
   const s = new Step(v);
-  if (e.kind === 'attach') return settle(onSideSpawned(s, e.index, e.pid, e.at), e.at);
+  if (e.kind !== undefined && e.kind !== 'app') return settle(onSideSpawned(s, e.index, e.pid, e.at), e.at);
   const inst = v.instances.find(
     (i) => i.generation === e.generation && i.index === e.index && i.pid === undefined,
   );
@@ -54,7 +54,8 @@ export const onHeartbeat: Handler<'heartbeat'> = (v, e) => {
 
 export const onSpawnFailed: Handler<'spawn-failed'> = (v, e) => {
   const s = new Step(v);
-  if (e.kind === 'attach') return settle(onSideSpawnFailed(s, e.index, e.reason, e.at), e.at);
+  if (e.kind !== undefined && e.kind !== 'app')
+    return settle(onSideSpawnFailed(s, e.index, e.reason, e.at), e.at);
   const inst = v.instances.find(
     (i) => i.generation === e.generation && i.index === e.index && i.pid === undefined,
   );

@@ -34,8 +34,11 @@ function socketSpec(c: VassalConfig): unknown[] {
   return [c.sockets.map((s) => [s.name, s.address]), c.backlog, c.socketMode, c.socketOwner];
 }
 
-/** True when two configs differ in their `attach-daemon` lines and in nothing else. */
+/** True when two configs differ in their side daemon or cron lines and in nothing else. */
 export function sameButSides(a: VassalConfig, b: VassalConfig): boolean {
-  if (JSON.stringify(a.attachDaemons) === JSON.stringify(b.attachDaemons)) return false;
-  return JSON.stringify({ ...a, attachDaemons: [] }) === JSON.stringify({ ...b, attachDaemons: [] });
+  const sides = (c: VassalConfig): string => JSON.stringify([c.attachDaemons, c.smartAttachDaemons, c.crons]);
+  if (sides(a) === sides(b)) return false;
+  const rest = (c: VassalConfig): string =>
+    JSON.stringify({ ...c, attachDaemons: [], smartAttachDaemons: [], crons: [] });
+  return rest(a) === rest(b);
 }

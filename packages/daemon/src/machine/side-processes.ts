@@ -1,8 +1,10 @@
 // Side processes (`attach-daemon`): started with the vassal's first generation, restarted with
 // their own backoff when they die, kept across reloads unless their own line changed, stopped
 // with the vassal. They never count for readiness or generations (types.ts, `ProcessKind`).
+// Cron runs are side processes too (cron-jobs.ts): they share the spawn, stop and exit paths here.
 import type { VassalConfig } from '@emperor/config';
 import { BACKOFF_RESET_MS } from './backoff.js';
+import { recordCronExit, syncCrons, unscheduleCrons } from './cron-jobs.js';
 import type { Step } from './step.js';
 import type { SideProcess, Vassal } from './types.js';
 
@@ -26,26 +28,51 @@ function freeIndex(v: Vassal): number {
 }
 
 function spawnSide(s: Step, d: SideProcess, config: VassalConfig): void {
-  s.emit({ type: 'spawn-side', kind: 'attach', index: d.index, command: d.command, config });
+  const { kind, index, command, pidfile } = d;
+  if (kind === 'cron') return; // a cron run is spawned by its job (cron-jobs.ts)
+  s.emit({ type: 'spawn-side', kind, index, command, ...(pidfile === undefined ? {} : { pidfile }), config });
+}
+
+/** An `attach-daemon` or `smart-attach-daemon` line, as syncSides compares them. */
+interface DaemonLine {
+  readonly kind: 'attach' | 'smart';
+  readonly command: string;
+  readonly pidfile?: string;
+}
+
+function sameLine(d: SideProcess, l: DaemonLine): boolean {
+  return d.kind === l.kind && d.command === l.command && d.pidfile === l.pidfile;
 }
 
 /**
  * Makes the side processes match `config`'s `attach-daemon` lines: a line without a process gets
  * one, a process whose line is gone is stopped, and one whose line is still there is left alone.
+ * The cron jobs follow their lines alike (cron-jobs.ts).
  */
 export function syncSides(s: Step, config: VassalConfig, at: number): Step {
-  const wanted = [...config.attachDaemons];
+  syncCrons(s, config, (d) => {
+    stopSide(s, d);
+  });
+  const wanted: DaemonLine[] = [
+    ...config.attachDaemons.map((command) => ({ kind: 'attach' as const, command })),
+    ...config.smartAttachDaemons.map((l) => ({
+      kind: 'smart' as const,
+      command: l.command,
+      pidfile: l.pidfile,
+    })),
+  ];
   for (const d of s.v.sides) {
-    if (d.state === 'stopping') continue;
-    const i = wanted.indexOf(d.command);
+    if (d.state === 'stopping' || d.kind === 'cron') continue;
+    const i = wanted.findIndex((l) => sameLine(d, l));
     if (i >= 0) wanted.splice(i, 1);
     else stopSide(s, d);
   }
-  for (const command of wanted) {
+  for (const line of wanted) {
     const d: SideProcess = {
-      kind: 'attach',
+      kind: line.kind,
+      ...(line.pidfile === undefined ? {} : { pidfile: line.pidfile }),
       index: freeIndex(s.v),
-      command,
+      command: line.command,
       pid: undefined,
       state: 'starting',
       startedAt: at,
@@ -76,8 +103,9 @@ function stopSide(s: Step, d: SideProcess): void {
   replaceSide(s, d, { ...d, state: 'stopping' });
 }
 
-/** Stops every side process (the vassal stops, fails or is removed). */
+/** Stops every side process and cron job (the vassal stops, fails or is removed). */
 export function stopSides(s: Step): Step {
+  unscheduleCrons(s);
   for (const d of s.v.sides) if (d.state !== 'stopping') stopSide(s, d);
   return s;
 }
@@ -94,7 +122,8 @@ export function onSideSpawned(s: Step, index: number, pid: number, at: number): 
     return s.log('warn', 'unexpected-spawn', { pid, attach: index }).emit({ type: 'kill-group', pid });
   }
   const withPid: SideProcess = { ...d, pid, startedAt: at };
-  s.log('info', 'attach-spawn', { pid, attach: index, command: d.command });
+  if (d.kind === 'cron') s.log('info', 'cron-start', { pid, cron: d.job, command: d.command });
+  else s.log('info', 'attach-spawn', { pid, attach: index, command: d.command, pidfile: d.pidfile });
   if (d.state === 'stopping') {
     replaceSide(s, d, { ...withPid, state: 'running' });
     const running = s.v.sides.find((x) => x.pid === pid);
@@ -108,6 +137,14 @@ export function onSideSpawned(s: Step, index: number, pid: number, at: number): 
 /** A spawn that failed is a death like any other: backoff (or gone, if it was being stopped). */
 export function onSideSpawnFailed(s: Step, index: number, reason: string, at: number): Step {
   const d = s.v.sides.find((x) => x.index === index && x.pid === undefined && x.state !== 'backoff');
+  if (d?.kind === 'cron') {
+    if (d.state === 'stopping') {
+      replaceSide(s, d, undefined);
+      return s;
+    }
+    // A run that cannot start is a failed run, not a daemon to restart: the next one is due on time.
+    return recordCronExit(s, d, { code: null, signal: null, at, reason });
+  }
   s.log('error', 'attach-spawn-failed', { attach: index, reason });
   if (!d) return s;
   if (d.state === 'stopping') {
@@ -126,6 +163,7 @@ export function onSideExited(
 ): Step {
   const pid = d.pid ?? -1;
   s.emit({ type: 'kill-group', pid }, { type: 'cancel', timer: { kind: 'stop-timeout', pid } });
+  if (d.kind === 'cron') return recordCronExit(s, d, { code, signal, at });
   const fields = { pid, attach: d.index, code, signal };
   if (d.state === 'stopping') {
     replaceSide(s, d, undefined);

@@ -1,6 +1,7 @@
 // A timer of the vassal's fired: backoff, retry, and the per-instance deadlines.
 import { Step, current, findPid, configOf, type Handler } from './step.js';
 import { findSide, onSideBackoffOver } from './side-processes.js';
+import { onCronDue } from './cron-jobs.js';
 import { begin, failGeneration, markReady, spawnSlots } from './builders.js';
 
 export const onTimer: Handler<'timer'> = (v, e) => {
@@ -16,6 +17,8 @@ export const onTimer: Handler<'timer'> = (v, e) => {
     }
     case 'side-backoff':
       return onSideBackoffOver(s, t.index, e.at).done();
+    case 'cron':
+      return onCronDue(s, t.index, e.at).done();
     case 'retry':
       if (v.state !== 'failed') return s.done();
       return begin(s, v.fileConfig, e.at).done();

@@ -26,6 +26,7 @@ export function createVassal(config: VassalConfig): Vassal {
     lastGeneration: 0,
     instances: [],
     sides: [],
+    crons: [],
     restarts: 0,
     backoffStep: 0,
     backoffUntil: undefined,

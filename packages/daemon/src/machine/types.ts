@@ -1,6 +1,6 @@
 // The data of one vassal's state machine. Pure data: the runner owns every OS handle and refers to
 // instances by pid. See docs/lifecycle.md for the meaning of each state and event.
-import type { VassalConfig, SignalName } from '@emperor/config';
+import type { CronSpec, VassalConfig, SignalName } from '@emperor/config';
 
 export const VASSAL_STATES = [
   'waiting',
@@ -21,9 +21,12 @@ export type InstanceState = 'starting' | 'running' | 'stopping';
  * the vassal's backoff). `attach`: a side daemon (`attach-daemon`): never counts for readiness or
  * generations, restarts with its own backoff, kept across reloads unless its own line changed.
  * App instances are kept in `Vassal.instances`, side processes in `Vassal.sides`, so that the
- * generation rules never see a side process. (Cron jobs and smart-attach-daemons come as more kinds.)
+ * generation rules never see a side process. `cron`: one run of a `cron` / `unique-cron` job
+ * (machine/cron-jobs.ts): one-shot, never restarted, its exit recorded on its job. `smart`: a
+ * `smart-attach-daemon`, a side daemon that forks itself: its `pid` is the one its pidfile names
+ * (the runner tracks it), not the launcher's; otherwise it lives as an `attach` one does.
  */
-export type ProcessKind = 'app' | 'attach';
+export type ProcessKind = 'app' | 'attach' | 'cron' | 'smart';
 
 export interface Instance {
   readonly kind: 'app';
@@ -41,11 +44,18 @@ export interface Instance {
 
 export type SideState = 'starting' | 'running' | 'stopping' | 'backoff';
 
-/** A side process of the vassal: one `attach-daemon` line. */
+/** A side process of the vassal: one `attach-daemon` line, or one run of a cron job. */
 export interface SideProcess {
-  readonly kind: 'attach';
-  /** `attach-<n>`: its cgroup leaf, EMPEROR_ATTACH, its log prefix. Unique among the vassal's side processes. */
+  readonly kind: 'attach' | 'cron' | 'smart';
+  /**
+   * `attach-<n>`: its cgroup leaf and EMPEROR_ATTACH (and an attach-daemon's log prefix). Unique
+   * among the vassal's side processes, whatever their kind.
+   */
   readonly index: number;
+  /** A cron run: the `id` of its job in `Vassal.crons`. */
+  readonly job?: number;
+  /** A `smart-attach-daemon`: the pidfile that names its daemon. */
+  readonly pidfile?: string;
   /** Its config line (run with `/bin/sh -c`): a reload keeps the process unless this line is gone. */
   readonly command: string;
   /** Undefined between the spawn effect and its `spawned` outcome, and in `backoff`. */
@@ -58,6 +68,19 @@ export interface SideProcess {
   /** Its own consecutive quick exits: the exponent of its next backoff delay. */
   readonly backoffStep: number;
   readonly stopTimeoutMs: number;
+}
+
+/** One `cron` / `unique-cron` line, scheduled while the vassal runs (machine/cron-jobs.ts). */
+export interface CronJob {
+  /** `cron-<id>`: its runs' log prefix. Kept while its line is unchanged. */
+  readonly id: number;
+  readonly spec: CronSpec;
+  /** Epoch ms of the last run started (or skipped, for `unique-cron`: see `skipped`). */
+  readonly lastStartAt: number | undefined;
+  /** How its last run ended (`reason`: it could not be spawned). */
+  readonly lastExit: (ExitInfo & { readonly reason?: string }) | undefined;
+  /** `unique-cron` runs skipped because the previous one was still going. */
+  readonly skipped: number;
 }
 
 export interface ExitInfo {
@@ -97,8 +120,10 @@ export interface Vassal {
   readonly lastGeneration: number;
   /** Every live app process, of any generation, including those being stopped. */
   readonly instances: readonly Instance[];
-  /** Side processes (`attach-daemon`), live, being stopped or waiting out their backoff. */
+  /** Side processes (`attach-daemon`, cron runs), live, being stopped or waiting out their backoff. */
   readonly sides: readonly SideProcess[];
+  /** Cron jobs scheduled (from the first generation until the vassal stops). */
+  readonly crons: readonly CronJob[];
   /** Instances restarted after exiting by themselves, over the vassal's life. */
   readonly restarts: number;
   /** Consecutive quick exits: the exponent of the next backoff delay. */
@@ -133,7 +158,9 @@ export type Timer =
   /** `watchdog`: the instance sent no `WATCHDOG=1` in time. */
   | { readonly kind: 'watchdog'; readonly pid: number }
   /** A side process's own backoff is over: start it again. */
-  | { readonly kind: 'side-backoff'; readonly index: number };
+  | { readonly kind: 'side-backoff'; readonly index: number }
+  /** A run of cron job `index` (its `id`) is due on the wall clock (armed by `schedule-cron`). */
+  | { readonly kind: 'cron'; readonly index: number };
 
 export function timerKey(t: Timer): string {
   if ('pid' in t) return `${t.kind}:${t.pid}`;
@@ -219,10 +246,23 @@ export type Effect =
   /** A side process: `/bin/sh -c command` with the vassal's user, chdir, environment and log. */
   | {
       readonly type: 'spawn-side';
-      readonly kind: 'attach';
+      readonly kind: 'attach' | 'cron' | 'smart';
       readonly index: number;
+      /** A cron run: its job's `id` (its log prefix is `cron-<job>`). */
+      readonly job?: number;
+      /**
+       * `smart`: the daemon's pidfile. A live daemon it names is adopted; else the command is
+       * launched and its `spawned` outcome comes once the pidfile names the daemon it forked.
+       */
+      readonly pidfile?: string;
       readonly command: string;
       readonly config: VassalConfig;
+    }
+  /** Fire `timer` (kind `cron`) at each run of `spec` on the wall clock, until it is cancelled. */
+  | {
+      readonly type: 'schedule-cron';
+      readonly timer: Extract<Timer, { kind: 'cron' }>;
+      readonly spec: CronSpec;
     }
   /** To the main process only (stop-signal, or a `signal:` reload). */
   | { readonly type: 'signal'; readonly pid: number; readonly signal: SignalName }

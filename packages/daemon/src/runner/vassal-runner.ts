@@ -15,6 +15,10 @@ import { NotifyChannel, type NotifyMessage } from './notify-channel.js';
 import type { Cell, Confinement } from './confinement.js';
 import { readStat } from '../os/process-tree.js';
 import type { VassalLog } from '../os/vassal-log.js';
+import { CronTimer, type TimerClock } from '../schedule/cron-schedule.js';
+import { checkPidfile, type PidfileProcess } from '../os/pidfile.js';
+import { watchPid } from './pid-watch.js';
+import { adoptedCell } from './adopted-cell.js';
 
 export interface RunnerDeps {
   readonly logger: Logger;
@@ -38,6 +42,8 @@ export interface RunnerDeps {
   readonly onDispose: (runner: VassalRunner) => void;
   /** Told when this vassal closed its owned sockets: a vassal waiting for one of the addresses may retry now. */
   readonly onSocketsReleased?: (runner: VassalRunner) => void;
+  /** The clock cron jobs run on (the wall clock unless a test speeds it up). */
+  readonly cronClock?: TimerClock;
 }
 
 export class VassalRunner {
@@ -46,6 +52,8 @@ export class VassalRunner {
   readonly #queue: VassalEvent[] = [];
   #draining = false;
   readonly #timers = new Map<string, NodeJS.Timeout>();
+  /** Cron jobs' timers on the wall clock, by `timerKey`. */
+  readonly #crons = new Map<string, CronTimer>();
   #log: VassalLog;
   /** The log keys the current log was opened with (the vassal's config moves on before a spawn). */
   #logKey: string;
@@ -65,6 +73,8 @@ export class VassalRunner {
   readonly #cells = new Map<number, Cell>();
   /** Main processes that have exited (and been reaped) while the rest of their instance is killed. */
   readonly #exited = new Set<number>();
+  /** Smart-attach-daemons being watched (not our children), by pid: stops the watch. */
+  readonly #watched = new Map<number, () => void>();
 
   constructor(config: VassalConfig, deps: RunnerDeps) {
     this.#deps = deps;
@@ -88,6 +98,11 @@ export class VassalRunner {
 
   get disposed(): boolean {
     return this.#disposed;
+  }
+
+  /** The next run of cron job `id`, as its timer reckons it (undefined once unscheduled). */
+  cronNext(id: number): Date | undefined {
+    return this.#crons.get(timerKey({ kind: 'cron', index: id }))?.next;
   }
 
   /** The last `STATUS=` an instance sent, if any. */
@@ -187,6 +202,24 @@ export class VassalRunner {
         const key = timerKey(effect.timer);
         clearTimeout(this.#timers.get(key));
         this.#timers.delete(key);
+        this.#crons.get(key)?.stop();
+        this.#crons.delete(key);
+        return;
+      }
+      case 'schedule-cron': {
+        const key = timerKey(effect.timer);
+        this.#crons.get(key)?.stop();
+        const timer = effect.timer;
+        // The emperor's own time zone (croner reads the wall clock as local time).
+        const cron = new CronTimer(
+          effect.spec,
+          () => {
+            this.dispatch({ type: 'timer', timer, at: now() });
+          },
+          this.#deps.cronClock ? { clock: this.#deps.cronClock } : {},
+        );
+        this.#crons.set(key, cron);
+        cron.start();
         return;
       }
       case 'log':
@@ -228,7 +261,7 @@ export class VassalRunner {
     // tags, its channels (none) and its cgroup leaf.
     const side = effect.type === 'spawn-side';
     const generation = side ? 0 : effect.generation;
-    const kind = side ? ('attach' as const) : undefined;
+    const kind = side ? effect.kind : undefined;
     const failed = (reason: string): void => {
       this.dispatch({
         type: 'spawn-failed',
@@ -257,6 +290,24 @@ export class VassalRunner {
       this.#logKey = logKey(config);
       this.#logPath = config.log;
     }
+    const smart =
+      effect.type === 'spawn-side' && effect.kind === 'smart' ? (effect.pidfile ?? '') : undefined;
+    if (smart !== undefined) {
+      // Started only when its pidfile names no live daemon: one that runs already is adopted.
+      const found = checkPidfile(smart);
+      if (found.ok) {
+        const { pid } = found.process;
+        const cell = adoptedCell(found.process);
+        this.#cells.set(pid, cell);
+        this.#deps.logger.info(
+          { vassal: this.name, event: 'smart-adopted', pid, pidfile: smart, attach: index },
+          'smart-adopted',
+        );
+        this.#trackSmart(found.process, cell, undefined, config);
+        this.dispatch({ type: 'spawned', kind: 'smart', generation, index, pid, at: this.#deps.now() });
+        return;
+      }
+    }
     let notify: NotifyChannel | undefined;
     try {
       // libsystemd clients send WATCHDOG=1 only to a NOTIFY_SOCKET, so `watchdog` needs one too.
@@ -271,7 +322,8 @@ export class VassalRunner {
     // Booting beside a serving generation (a rolling reload), a new instance must not take the
     // CPU the serving ones answer with: it starts at a lower priority until it is ready.
     const beside = !side && CAN_RESTORE_PRIORITY && this.#servingBeside(generation);
-    const id = { ...(kind ? { kind } : {}), generation, index };
+    // Every side process (an attach-daemon, a cron run) is tagged and contained as `attach-<index>`.
+    const id = { ...(side ? { kind: 'attach' as const } : {}), generation, index };
     let cell: Cell;
     try {
       cell = this.#deps.confinement.enter({ vassal: config.name, ...id });
@@ -310,10 +362,15 @@ export class VassalRunner {
       return;
     }
     const { pid, stdout, stderr } = result.instance;
-    this.#cells.set(pid, cell);
+    // A smart daemon's cell is known by the daemon's pid, once its pidfile names it.
+    if (smart === undefined) this.#cells.set(pid, cell);
     if (beside) this.#booting.add(pid);
     // A side daemon's lines are told apart by their prefix: `shop/attach-0` beside `shop/0`.
-    const label = side ? `${config.name}/attach-${index}` : `${config.name}/${index}`;
+    const label = !side
+      ? `${config.name}/${index}`
+      : effect.kind === 'cron'
+        ? `${config.name}/cron-${effect.job ?? index}`
+        : `${config.name}/attach-${index}`;
     const log = this.#log;
     // The instance runs: whatever happens to its output, it is tracked below and stopped with
     // the vassal. A pipe that cannot be read (it never could so far) is closed, not leaked.
@@ -350,6 +407,32 @@ export class VassalRunner {
     // The state file has no kind: a side daemon is recorded as generation -1 (its group is killed alike).
     this.#deps.onProcess(pid, { vassal: config.name, instance: index, generation: side ? -1 : generation });
     result.instance.onExit((code, signal) => {
+      if (smart !== undefined) {
+        // The launcher forked the daemon and exited: its cell (cgroup, or tagged orphans) stays.
+        this.#deps.onProcess(pid, undefined);
+        void this.#awaitPidfile(smart, at, code).then((found) => {
+          if (found.ok) {
+            this.#cells.set(found.process.pid, cell);
+            this.#trackSmart(found.process, cell, log, config);
+            const { pid: daemon } = found.process;
+            this.dispatch({
+              type: 'spawned',
+              kind: 'smart',
+              generation,
+              index,
+              pid: daemon,
+              at: this.#deps.now(),
+            });
+            return;
+          }
+          void cell.end(MIN_END_MS).then(() => {
+            this.#logWriterGone(log);
+            const how = signal ? `was killed by ${signal}` : `exited with status ${code ?? '?'}`;
+            failed(`its launcher ${how} and ${found.why}`);
+          });
+        });
+        return;
+      }
       const exitedAt = this.#deps.now();
       this.#exited.add(pid);
       notify?.close();
@@ -370,7 +453,46 @@ export class VassalRunner {
         this.dispatch({ type: 'exited', pid, code, signal, at: exitedAt });
       });
     });
-    this.dispatch({ type: 'spawned', ...(kind ? { kind } : {}), generation, index, pid, at });
+    if (smart === undefined)
+      this.dispatch({ type: 'spawned', ...(kind ? { kind } : {}), generation, index, pid, at });
+  }
+
+  /**
+   * After a smart daemon's launcher exited: the daemon its pidfile names, started since the
+   * launch. A daemon may write the pidfile after its launcher exits: looked for up to
+   * SMART_PIDFILE_MS (once only when the launcher failed).
+   */
+  async #awaitPidfile(
+    pidfile: string,
+    launchedAt: number,
+    code: number | null,
+  ): Promise<{ ok: true; process: PidfileProcess } | { ok: false; why: string }> {
+    const deadline = Date.now() + (code === 0 ? SMART_PIDFILE_MS : 0);
+    for (;;) {
+      const found = checkPidfile(pidfile, launchedAt);
+      if (found.ok || Date.now() >= deadline || this.#disposed) return found;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** Watches a smart daemon (not our child): once it is gone, so is its cell, then `exited`. */
+  #trackSmart(p: PidfileProcess, cell: Cell, log: VassalLog | undefined, config: VassalConfig): void {
+    const { pid } = p;
+    this.#watched.set(
+      pid,
+      watchPid(pid, p.startTime, () => {
+        this.#watched.delete(pid);
+        this.#exited.add(pid);
+        const exitedAt = this.#deps.now();
+        void cell.end(Math.max(MIN_END_MS, config.stopTimeoutMs)).then(() => {
+          this.#cells.delete(pid);
+          this.#exited.delete(pid);
+          if (log) this.#logWriterGone(log);
+          // Not our child: its exit status is its parent's (init's) to know.
+          this.dispatch({ type: 'exited', pid, code: null, signal: null, at: exitedAt });
+        });
+      }),
+    );
   }
 
   /**
@@ -455,6 +577,10 @@ export class VassalRunner {
     this.#sockets.close();
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
+    for (const c of this.#crons.values()) c.stop();
+    this.#crons.clear();
+    for (const stop of this.#watched.values()) stop();
+    this.#watched.clear();
     this.#deps.onDispose(this);
   }
 }
@@ -466,6 +592,8 @@ export class VassalRunner {
  * `retire-nice` more (never raised back).
  */
 const BOOT_NICE = 10;
+/** How long a smart daemon's pidfile may take to name it after its launcher exited. */
+const SMART_PIDFILE_MS = 10_000;
 /** How long the rest of an instance may take to die after SIGKILL, at least (else its stop-timeout). */
 const MIN_END_MS = 2000;
 const CAN_RESTORE_PRIORITY = hasCapability(23); // CAP_SYS_NICE
