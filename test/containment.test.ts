@@ -14,6 +14,7 @@ import {
   getJson,
   killMarked,
   markedProcesses,
+  PYTHON,
   runCli,
   startEmperor,
   tempDir,
@@ -63,7 +64,7 @@ function escaperFile(dir: string, port: number, mark: string): string {
     [
       'setsid sleep 1000 &',
       'nohup sleep 1001 >/dev/null 2>&1 &',
-      `python3 ${DAEMONIZE} "${dir}/daemon.$EMPEROR_GENERATION.pid"`,
+      `${PYTHON} ${DAEMONIZE} "${dir}/daemon.$EMPEROR_GENERATION.pid"`,
       `exec ${process.execPath} ${SOCKET_APP}`,
       '',
     ].join('\n'),
@@ -203,7 +204,7 @@ for (const { mode, args } of MODES) {
       ].join('\n'),
     );
     const body =
-      `[vassal]\nexec = python3 ${script}\nenv = MARK=${mark}\n` +
+      `[vassal]\nexec = ${PYTHON} ${script}\nenv = MARK=${mark}\n` +
       'restart-delay = 0.1\nrestart-delay-max = 0.3\n';
     const emp = await startEmperor(t, { args, files: { 'loop.ini': body } });
     await waitFor(() => emp.lines.filter((l) => l.event === 'spawn' && l.vassal === 'loop').length >= 6, {
@@ -231,7 +232,7 @@ for (const { mode, args } of MODES) {
     const emp = await startEmperor(t, {
       args,
       files: {
-        'hog.ini': `[vassal]\nshell = true\nexec = python3 ${join(dir, 'hog.py')}; exec sleep 1000\nenv = MARK=${mark}\n`,
+        'hog.ini': `[vassal]\nshell = true\nexec = ${PYTHON} ${join(dir, 'hog.py')}; exec sleep 1000\nenv = MARK=${mark}\n`,
       },
     });
     const control = join(emp.dir, 'run', 'control.sock');

@@ -19,6 +19,11 @@ import type { TestContext } from 'node:test';
 export const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..', '..');
 export const BIN = join(ROOT, 'packages', 'cli', 'bin', 'emperor.js');
 export const FIXTURES = join(ROOT, 'test', 'fixtures');
+/**
+ * Debian's python3 (the one gunicorn and uwsgi's plugin use), not the first on PATH: a pyenv shim
+ * there takes ~2 s per start, which a test that counts crash-loop starts cannot afford.
+ */
+export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
 import { DEADLINE_MS, waitFor } from '@emperor/test-support';
 
