@@ -15,6 +15,7 @@ import { readStartTime, type ProcStat } from './os/process-tree.js';
 import { setUpContainment, type ContainmentMode } from './os/containment/containment.js';
 import { openConfinement, type ContainmentInfo } from './runner/confinement.js';
 import { systemdNotifier } from './os/systemd-notify.js';
+import { RssSampler } from './runner/rss-sampler.js';
 
 /** Names of removed vassals whose log path is remembered. */
 const MAX_GONE_LOGS = 10_000;
@@ -217,6 +218,14 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
       }),
   });
 
+  // `max-rss`: one sampler for every vassal (it looks only while an instance has a limit).
+  const rss = new RssSampler({
+    runners: () => reconciler.runners.values(),
+    escapees: (procs) => confinement.escapees(procs),
+    now,
+  });
+  rss.start();
+
   const missing = new Set<string>();
   const source = new DirSource(
     options.vassals.map(parseWatchTarget),
@@ -284,6 +293,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
       (closing ??= (async () => {
         systemd?.stopping();
         clearTimeout(statusTimer);
+        rss.close();
         reconciler.close();
         await source.close();
         for (const r of [...reconciler.runners.values()]) r.dispatch({ type: 'remove', at: now() });

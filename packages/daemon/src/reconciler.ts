@@ -239,8 +239,6 @@ function sameContent(a: string, b: string): boolean {
 function notYetActedOn(c: VassalConfig): string[] {
   const keys: string[] = [];
   if (c.touchReload.length > 0) keys.push('touch-reload');
-  if (c.maxRssBytes !== undefined) keys.push('max-rss');
-  if (c.maxLifetimeMs !== undefined) keys.push('max-lifetime');
   if (c.smartAttachDaemons.length > 0) keys.push('smart-attach-daemon');
   if (c.crons.length > 0) keys.push('cron');
   return keys;

@@ -70,6 +70,10 @@ export interface VassalStatus {
   readonly instances: InstanceStatus[];
   /** Side daemons (`attach-daemon`): not instances, never counted for readiness or `uptime_s`. */
   readonly side_daemons?: SideDaemonStatus[];
+  /** Instances replaced for `max-rss` or `max-lifetime` since the vassal was first started. */
+  readonly recycles?: number;
+  /** The last of them: why (`rss 212 MiB > max-rss 200 MiB for 2 samples`) and when. */
+  readonly last_recycle?: { reason: string; at: string } | null;
   readonly last_exit: { code: number | null; signal: string | null; at: string } | null;
   readonly last_stderr: string[];
   readonly backoff_until: string | null;
@@ -196,6 +200,10 @@ function runnerStatus(
         cpu_percent: u?.cpuPercent ?? null,
       };
     }),
+    recycles: v.recycles,
+    last_recycle: v.lastRecycle
+      ? { reason: v.lastRecycle.reason, at: new Date(v.lastRecycle.at).toISOString() }
+      : null,
     last_exit: v.lastExit
       ? { code: v.lastExit.code, signal: v.lastExit.signal, at: new Date(v.lastExit.at).toISOString() }
       : null,
@@ -226,6 +234,8 @@ function errorOnlyStatus(
     sockets_open: false,
     instances: [],
     side_daemons: [],
+    recycles: 0,
+    last_recycle: null,
     last_exit: null,
     last_stderr: [],
     backoff_until: null,

@@ -101,7 +101,19 @@ export function scanProcesses(): ProcStat[] {
     const stat = readStat(Number(name));
     if (stat !== undefined) out.push(stat);
   }
+  lastScan = { at: performance.now(), procs: out };
   return out;
+}
+
+let lastScan: { readonly at: number; readonly procs: readonly ProcStat[] } | undefined;
+
+/**
+ * The last scan if it is at most `maxAgeMs` old (whoever made it: status, history, the `max-rss`
+ * sampler), else a new one: a reader that can live with a second-old picture shares the pass.
+ */
+export function recentProcesses(maxAgeMs: number): readonly ProcStat[] {
+  if (lastScan !== undefined && performance.now() - lastScan.at <= maxAgeMs) return lastScan.procs;
+  return scanProcesses();
 }
 
 /** Pids whose process group is `pgid`, zombies excluded. */

@@ -27,6 +27,8 @@ export interface InstanceTag {
   readonly vassal: string;
   readonly generation: number;
   readonly index: number;
+  /** A recycling replacement's turn (`Instance.turn`): its own cgroup beside the instance it replaces. */
+  readonly turn?: number | undefined;
 }
 
 /** One instance's place. */
@@ -98,7 +100,14 @@ class CgroupConfinement implements Confinement {
 
   enter(tag: InstanceTag): Cell {
     const tree = this.#tree;
-    const { dir, fd } = prepareInstanceCgroup(tree, tag.vassal, tag.generation, tag.index, tag.kind);
+    const { dir, fd } = prepareInstanceCgroup(
+      tree,
+      tag.vassal,
+      tag.generation,
+      tag.index,
+      tag.kind,
+      tag.turn,
+    );
     let open = true;
     const close = (): void => {
       if (open) closeSync(fd);
