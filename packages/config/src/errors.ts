@@ -61,7 +61,7 @@ export const ERROR_CODES = {
   EMP_CONFIG_GUNICORN_BIND_FD:
     'Warning: gunicorn with owned sockets and `--bind fd://N` (gunicorn takes `LISTEN_FDS` by itself; 20.1 exits with EBADF).',
   EMP_CONFIG_NOT_SUPPORTED:
-    'Warning (daemon): a key this version of the emperor reads but does not act on yet (cron, smart-attach-daemon, touch-reload).',
+    'Warning (daemon): a key this version of the emperor reads but does not act on yet (cron, smart-attach-daemon).',
   EMP_CONFIG_UNUSED_KEY:
     'Warning: a key that has no effect with the other keys given (e.g. `socket-mode` without a unix socket).',
   // Summary of a failed check, and problems across vassals.

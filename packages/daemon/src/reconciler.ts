@@ -238,7 +238,6 @@ function sameContent(a: string, b: string): boolean {
 /** Keys the reader knows (SPEC §3) that the daemon does not act on yet: said, never silently ignored. */
 function notYetActedOn(c: VassalConfig): string[] {
   const keys: string[] = [];
-  if (c.touchReload.length > 0) keys.push('touch-reload');
   if (c.smartAttachDaemons.length > 0) keys.push('smart-attach-daemon');
   if (c.crons.length > 0) keys.push('cron');
   return keys;
