@@ -49,69 +49,72 @@ interface StatusJson {
   }[];
 }
 
-void test('max-rss: the instance that grows is replaced (stop, then start: no sockets); the other one is untouched', async (t) => {
-  const emp = await startEmperor(t);
-  const claim = join(emp.dir, 'grow.claim');
-  emp.write(
-    'grow.ini',
-    [
-      '[vassal]',
-      `exec = ${NODE} ${join(FIXTURES, 'grows.mjs')}`,
-      'processes = 2',
-      'max-rss = 100M',
-      `env = GROW_ONCE=${claim}`,
-      'env = GROW_INSTANCE=0',
-      '',
-    ].join('\n'),
-  );
-  const running = await emp.waitLine((l) => l.event === 'running' && l.vassal === 'grow', 'running');
-  const spawns = emp.lines.filter((l) => l.event === 'spawn' && l.vassal === 'grow');
-  const pidOf = (index: number): number => spawns.find((l) => l.instance === index)?.pid as number;
-  const [grower, steady] = [pidOf(0), pidOf(1)];
-  assert.equal(String(running.pids).split(',').length, 2);
+// Both ways the sampler weighs an instance: its cgroup, or the /proc pass (subreaper mode).
+for (const mode of ['cgroup', 'subreaper']) {
+  void test(`max-rss (${mode}): the instance that grows is replaced (stop, then start: no sockets); the other one is untouched`, async (t) => {
+    const emp = await startEmperor(t, { args: ['--containment', mode] });
+    const claim = join(emp.dir, 'grow.claim');
+    emp.write(
+      'grow.ini',
+      [
+        '[vassal]',
+        `exec = ${NODE} ${join(FIXTURES, 'grows.mjs')}`,
+        'processes = 2',
+        'max-rss = 100M',
+        `env = GROW_ONCE=${claim}`,
+        'env = GROW_INSTANCE=0',
+        '',
+      ].join('\n'),
+    );
+    const running = await emp.waitLine((l) => l.event === 'running' && l.vassal === 'grow', 'running');
+    const spawns = emp.lines.filter((l) => l.event === 'spawn' && l.vassal === 'grow');
+    const pidOf = (index: number): number => spawns.find((l) => l.instance === index)?.pid as number;
+    const [grower, steady] = [pidOf(0), pidOf(1)];
+    assert.equal(String(running.pids).split(',').length, 2);
 
-  const recycle = await emp.waitLine((l) => l.event === 'recycle' && l.vassal === 'grow', 'recycle');
-  assert.equal(recycle.pid, grower);
-  assert.equal(recycle.instance, 0);
-  assert.equal(recycle.replace, 'stop-then-start');
-  assert.match(String(recycle.reason), /^rss \d+ MiB > max-rss 100 MiB for 2 samples$/);
-  const from = emp.lines.indexOf(recycle);
-  const replacement = await emp.waitLine(
-    (l) => l.event === 'spawn' && l.vassal === 'grow' && l.instance === 0,
-    'replacement spawn',
-    from,
-  );
-  await waitFor(() => !alive(grower), { what: 'the grown instance gone' });
-  // The other instance was never touched: same pid, alive, no exit of it logged.
-  assert.ok(alive(steady), 'instance 1 runs on');
-  assert.ok(!emp.lines.some((l) => l.event === 'exit' && l.pid === steady), 'instance 1 never exited');
-  assert.ok(
-    !emp.lines.some((l: LogLine) => l.event === 'recycle' && l.pid === steady),
-    'instance 1 never recycled',
-  );
+    const recycle = await emp.waitLine((l) => l.event === 'recycle' && l.vassal === 'grow', 'recycle');
+    assert.equal(recycle.pid, grower);
+    assert.equal(recycle.instance, 0);
+    assert.equal(recycle.replace, 'stop-then-start');
+    assert.match(String(recycle.reason), /^rss \d+ MiB > max-rss 100 MiB for 2 samples$/);
+    const from = emp.lines.indexOf(recycle);
+    const replacement = await emp.waitLine(
+      (l) => l.event === 'spawn' && l.vassal === 'grow' && l.instance === 0,
+      'replacement spawn',
+      from,
+    );
+    await waitFor(() => !alive(grower), { what: 'the grown instance gone' });
+    // The other instance was never touched: same pid, alive, no exit of it logged.
+    assert.ok(alive(steady), 'instance 1 runs on');
+    assert.ok(!emp.lines.some((l) => l.event === 'exit' && l.pid === steady), 'instance 1 never exited');
+    assert.ok(
+      !emp.lines.some((l: LogLine) => l.event === 'recycle' && l.pid === steady),
+      'instance 1 never recycled',
+    );
 
-  const status = await waitFor(
-    async () => {
-      const r = await runCli(['status', '--json', 'grow'], { control: controlSocket(emp) });
-      const s = (JSON.parse(r.stdout) as StatusJson).vassals[0];
-      return s?.instances.every((i) => i.state === 'running') && s.instances.length === 2 ? s : undefined;
-    },
-    { what: 'both instances running again' },
-  );
-  assert.deepEqual(
-    status.instances.map((i) => [i.index, i.pid]),
-    [
-      [0, replacement.pid],
-      [1, steady],
-    ],
-  );
-  assert.equal(status.recycles, 1);
-  assert.equal(status.last_recycle?.reason, recycle.reason);
-  const table = await runCli(['status', 'grow'], { control: controlSocket(emp), env: { COLUMNS: '200' } });
-  assert.match(table.stdout, /recycled 1 instance, last at \d\d:\d\d:\d\d: rss \d+ MiB > max-rss 100 MiB/);
-  // Retired from the not-acted-on warnings.
-  assert.ok(!emp.lines.some((l) => l.code === 'EMP_CONFIG_NOT_SUPPORTED'), 'no EMP_CONFIG_NOT_SUPPORTED');
-});
+    const status = await waitFor(
+      async () => {
+        const r = await runCli(['status', '--json', 'grow'], { control: controlSocket(emp) });
+        const s = (JSON.parse(r.stdout) as StatusJson).vassals[0];
+        return s?.instances.every((i) => i.state === 'running') && s.instances.length === 2 ? s : undefined;
+      },
+      { what: 'both instances running again' },
+    );
+    assert.deepEqual(
+      status.instances.map((i) => [i.index, i.pid]),
+      [
+        [0, replacement.pid],
+        [1, steady],
+      ],
+    );
+    assert.equal(status.recycles, 1);
+    assert.equal(status.last_recycle?.reason, recycle.reason);
+    const table = await runCli(['status', 'grow'], { control: controlSocket(emp), env: { COLUMNS: '200' } });
+    assert.match(table.stdout, /recycled 1 instance, last at \d\d:\d\d:\d\d: rss \d+ MiB > max-rss 100 MiB/);
+    // Retired from the not-acted-on warnings.
+    assert.ok(!emp.lines.some((l) => l.code === 'EMP_CONFIG_NOT_SUPPORTED'), 'no EMP_CONFIG_NOT_SUPPORTED');
+  });
+}
 
 void test('max-lifetime under steady load on an owned socket: instances replaced one at a time, 0 failed requests', async (t) => {
   const port = await freePort();

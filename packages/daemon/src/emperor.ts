@@ -240,6 +240,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
   const rss = new RssSampler({
     runners: () => reconciler.runners.values(),
     escapees: (procs) => confinement.escapees(procs),
+    processesOf: (tag) => confinement.processesOf(tag),
     now,
   });
   rss.start();

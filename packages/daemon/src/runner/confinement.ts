@@ -6,9 +6,11 @@
 //   orphans a child subreaper receives) that carry the instance's EMPEROR_* environment.
 // Either way the runner sees one `Cell` per instance and never asks which kind it is.
 import { closeSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { CgroupTree } from '../os/containment/cgroup-tree.js';
 import {
+  instanceCgroup,
   instanceOfPath,
   prepareInstanceCgroup,
   stopCgroup,
@@ -68,6 +70,11 @@ export interface Confinement {
    * to their instance's.
    */
   escapees(procs: readonly ProcStat[]): Map<string, number[]>;
+  /**
+   * Every process of a running instance, escapees included, from its cgroup's `cgroup.procs`
+   * (one read), for the `max-rss` sampler; undefined where that takes a /proc scan (subreaper).
+   */
+  processesOf(tag: InstanceTag): number[] | undefined;
   /** A second SIGTERM: SIGKILL to every process of every instance. */
   killAll(): void;
   /** Every vassal is gone: kills what no instance claims and removes the tree. */
@@ -132,6 +139,17 @@ class CgroupConfinement implements Confinement {
         }
       },
     };
+  }
+
+  processesOf(tag: InstanceTag): number[] | undefined {
+    const dir = instanceCgroup(this.#tree, tag.vassal, tag.generation, tag.index, tag.kind, tag.turn);
+    try {
+      // The leaf only: an instance gets no delegation, so it has no cgroups of its own below.
+      const text = readFileSync(join(dir, 'cgroup.procs'), 'utf8');
+      return text === '' ? [] : text.trimEnd().split('\n').map(Number);
+    } catch {
+      return []; // removed meanwhile: nothing of it runs
+    }
   }
 
   /**
@@ -250,6 +268,10 @@ class SubreaperConfinement implements Confinement {
       out.set(key, [...(out.get(key) ?? []), o.pid]);
     }
     return out;
+  }
+
+  processesOf(): undefined {
+    return undefined; // a process group and tagged orphans: only a /proc scan lists them
   }
 
   forget(): void {
