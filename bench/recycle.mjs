@@ -10,16 +10,7 @@
 // BENCH_RATE=N replaces wrk by an open-loop load of N requests/s (bench/rate-load.mjs).
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  deadline,
-  fmt,
-  idleUsage,
-  median,
-  printTable,
-  result,
-  startEmperor,
-  verdict,
-} from './lib.mjs';
+import { deadline, fmt, idleUsage, median, printTable, result, startEmperor, verdict } from './lib.mjs';
 import { APP, NODE, RATE_WARMUP_S, freePort, printMachine, probe, runRate, runWrk } from './sockets-lib.mjs';
 
 const SECONDS = Number(process.argv[2] ?? 10);

@@ -117,6 +117,10 @@ for (const mode of ['cgroup', 'subreaper']) {
 }
 
 void test('max-lifetime under steady load on an owned socket: instances replaced one at a time, 0 failed requests', async (t) => {
+  // Registered first, so it runs first: a failed wait must not leave the loops running against a
+  // stopped emperor (nor keep the test file from ending).
+  let stopLoad = (): Promise<void> => Promise.resolve();
+  t.after(() => stopLoad());
   const port = await freePort();
   const emp = await startEmperor(t);
   emp.write(
@@ -144,6 +148,7 @@ void test('max-lifetime under steady load on an owned socket: instances replaced
   let k = 0;
   const clients = [agents[0], agents[1], false, false] as const;
   const load = startLoad(() => get(port, clients[k++ % clients.length] ?? false), 4);
+  stopLoad = () => load.stop();
   const from = emp.lines.length;
   const recycled = await waitFor(
     () => {

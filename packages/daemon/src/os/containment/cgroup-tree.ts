@@ -192,8 +192,7 @@ export function instanceCgroup(
   kind: 'app' | 'attach' = 'app',
   turn = 0,
 ): string {
-  const leaf =
-    kind === 'attach' ? `attach-${index}` : `${generation}.${index}${turn > 0 ? `.${turn}` : ''}`;
+  const leaf = kind === 'attach' ? `attach-${index}` : `${generation}.${index}${turn > 0 ? `.${turn}` : ''}`;
   return join(vassalCgroup(tree, vassal), leaf);
 }
 
