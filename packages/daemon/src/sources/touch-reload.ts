@@ -98,7 +98,8 @@ export class TouchReload {
   /** Watches exactly `paths` for `vassal` (cheap when they are the ones it watches already). */
   sync(vassal: string, paths: readonly string[]): void {
     const had = this.#byVassal.get(vassal);
-    if (had !== undefined && (had.paths === paths || sameList(had.paths, paths))) return;
+    // Called after every event of every vassal: most have no path and had none.
+    if (had === undefined ? paths.length === 0 : had.paths === paths || sameList(had.paths, paths)) return;
     const keep = new Map((had?.watched ?? []).map((w) => [w.path, w]));
     const watched = [...new Set(paths)].map((path) => {
       const w = keep.get(path);
