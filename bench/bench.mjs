@@ -40,6 +40,7 @@ const STEPS = [
   ['emperor cold-start', 'cold-start', ['sleep', '10', '100'], QUICK, 90],
   ['emperor footprint', 'footprint', ['100', '1000'], QUICK, 120],
   ['emperor reload', 'sockets-reload', ['node,gunicorn-ready+rn', '5', '3', '1'], { ...QUICK, ...LOAD }, 120],
+  ['emperor recycle', 'recycle', ['10', '3', '1', '0'], LOAD, 120],
   ['emperor on-demand', 'sockets-ondemand', ['6'], {}, 90],
   ['emperor touch-answer', 'sockets-touch', ['8'], {}, 60],
   [
@@ -103,6 +104,14 @@ const ROWS = [
     'x',
     (v) => goal(v.emperor <= 2, '<= 2'),
   ],
+  ['Recycling (max-lifetime = 3 s, Node app, 3 instances)'],
+  [
+    'recycle-failed',
+    'failed requests while instances are recycled under load',
+    'n',
+    (v) => goal(v.emperor === 0, '0'),
+  ],
+  ['recycle-p99-ratio', 'p99 while recycling / steady p99', 'x'],
   ['§7.4 Socket activation'],
   [
     'ondemand-over',

@@ -225,6 +225,15 @@ export function details(v: VassalStatus, now: number): Detail[] {
       oneLine: true,
     });
   }
+  // Recycles (`max-rss`, `max-lifetime`): how many, and the last one's reason (absent from an older emperor).
+  if (v.recycles !== undefined && v.recycles > 0 && v.last_recycle) {
+    const times = `${v.recycles} instance${v.recycles === 1 ? '' : 's'}`;
+    out.push({
+      text: `  recycled ${times}, last at ${v.last_recycle.at.slice(11, 19)}: ${v.last_recycle.reason}`,
+      color: '2',
+      oneLine: true,
+    });
+  }
   // The stderr tail explains an exit; under a failure with no exit since the vassal last ran
   // (a program gone missing) it would be an older run's output, shown as if it were the cause.
   if ((v.state === 'backoff' || v.state === 'failed') && exit !== undefined)

@@ -60,8 +60,6 @@ export const ERROR_CODES = {
     'Warning: a `[uwsgi]` file has a listening address the emperor does not own (uWSGI binds it; a reload is its graceful SIGHUP).',
   EMP_CONFIG_GUNICORN_BIND_FD:
     'Warning: gunicorn with owned sockets and `--bind fd://N` (gunicorn takes `LISTEN_FDS` by itself; 20.1 exits with EBADF).',
-  EMP_CONFIG_NOT_SUPPORTED:
-    'Warning (daemon): a key this version of the emperor reads but does not act on yet (touch-reload, max-rss, max-lifetime).',
   EMP_CONFIG_UNUSED_KEY:
     'Warning: a key that has no effect with the other keys given (e.g. `socket-mode` without a unix socket).',
   // Summary of a failed check, and problems across vassals.

@@ -16,6 +16,8 @@ import { setUpContainment, type ContainmentMode } from './os/containment/contain
 import { openConfinement, type ContainmentInfo } from './runner/confinement.js';
 import { systemdNotifier } from './os/systemd-notify.js';
 import { cronClockFrom } from './schedule/cron-schedule.js';
+import { RssSampler } from './runner/rss-sampler.js';
+import { TouchReload, type TouchPath } from './sources/touch-reload.js';
 
 /** Names of removed vassals whose log path is remembered. */
 const MAX_GONE_LOGS = 10_000;
@@ -57,6 +59,8 @@ export interface Emperor {
   missingDirs(): string[];
   /** Vassal files that are symlinks leading nowhere: each starts when its target appears. */
   danglingLinks(): { file: string; target: string }[];
+  /** The `touch-reload` paths of a vassal as they are watched (`emperor show`). */
+  touchReloads(name: string): TouchPath[];
   /**
    * Where the log of a vassal that is gone would be: the path it last wrote (remembered since
    * this emperor started), else `<log-dir>/NAME.log`. Undefined when no such file exists.
@@ -164,6 +168,19 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
   };
   const reactionListeners = new Set<(name: string, ms: number) => void>();
   const gate = new SpawnGate();
+  // `touch-reload`: a touched path reloads its vassal as a touched vassal file would, unless the
+  // vassal is held stopped (`emperor stop`, or `restart = no` after its exit).
+  const touch = new TouchReload(
+    (name, path) => {
+      const runner = reconciler.runners.get(name);
+      if (!runner || runner.disposed || runner.vassal.state === 'stopped' || closing) return;
+      logger.info({ vassal: name, event: 'touch-reload', path }, `${path} touched: reloading ${name}`);
+      runner.dispatch({ type: 'control', action: 'reload', at: now() });
+    },
+    (name, path, err) => {
+      logger.warn({ vassal: name, event: 'watch-error', path, err }, 'watch-error');
+    },
+  );
   const emperorId = `${process.pid}.${readStartTime(process.pid) ?? 0n}`;
   const spawn = { baseEnv: { ...env, EMPEROR_ID: emperorId }, emperorUmask: currentUmask() };
   const cronClock = cronClockFrom(env);
@@ -198,6 +215,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
           if (startTime !== undefined) stateFile.add({ pgid: pid, startTime, ...instance });
         },
         onChange: (runner) => {
+          if (!runner.disposed) touch.sync(runner.name, runner.vassal.fileConfig.touchReload);
           for (const w of waiters) w();
           for (const l of listeners) l(runner);
           scheduleStatus();
@@ -213,12 +231,22 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
           }
         },
         onDispose: (runner) => {
+          touch.forget(runner.name);
           confinement.forget(runner.name);
           reconciler.forget(runner);
           releaseLog(runner);
         },
       }),
   });
+
+  // `max-rss`: one sampler for every vassal (it looks only while an instance has a limit).
+  const rss = new RssSampler({
+    runners: () => reconciler.runners.values(),
+    escapees: (procs) => confinement.escapees(procs),
+    processesOf: (tag) => confinement.processesOf(tag),
+    now,
+  });
+  rss.start();
 
   const missing = new Set<string>();
   const source = new DirSource(
@@ -269,6 +297,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
     rescan: () => source.rescan(),
     missingDirs: () => [...missing].sort(),
     danglingLinks: () => source.danglingLinks(),
+    touchReloads: (name) => touch.list(name),
     reopenLogs: () => {
       for (const { log } of logs.values()) void log.reopen();
     },
@@ -287,6 +316,8 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
       (closing ??= (async () => {
         systemd?.stopping();
         clearTimeout(statusTimer);
+        rss.close();
+        touch.close();
         reconciler.close();
         await source.close();
         for (const r of [...reconciler.runners.values()]) r.dispatch({ type: 'remove', at: now() });

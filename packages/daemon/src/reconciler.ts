@@ -131,13 +131,6 @@ export class Reconciler {
             : `uWSGI binds its own addresses; a reload is its graceful SIGHUP`,
         );
       }
-      if (result.ok) {
-        for (const key of notYetActedOn(result.config))
-          logger.warn(
-            { vassal: name, event: 'config-warning', code: 'EMP_CONFIG_NOT_SUPPORTED', file: file.path, key },
-            `${file.path}: warning: \`${key}\` is accepted but not acted on by this version of the emperor [EMP_CONFIG_NOT_SUPPORTED]`,
-          );
-      }
       if (issues.length > 0 || !result.ok) {
         this.#blocked.delete(name);
         this.errors.set(name, { path: file.path, issues });
@@ -233,15 +226,6 @@ function statOf(identity: string): { readonly mtimeNs: bigint; readonly size: nu
 /** Identities end in the content hash (dir-source.ts). */
 function sameContent(a: string, b: string): boolean {
   return a.slice(a.lastIndexOf(':')) === b.slice(b.lastIndexOf(':'));
-}
-
-/** Keys the reader knows (SPEC §3) that the daemon does not act on yet: said, never silently ignored. */
-function notYetActedOn(c: VassalConfig): string[] {
-  const keys: string[] = [];
-  if (c.touchReload.length > 0) keys.push('touch-reload');
-  if (c.maxRssBytes !== undefined) keys.push('max-rss');
-  if (c.maxLifetimeMs !== undefined) keys.push('max-lifetime');
-  return keys;
 }
 
 /** A valid config waiting to be handed to its runner. */

@@ -24,6 +24,8 @@ interface Shown {
       }[]
     | null;
   watched_files: string[];
+  /** Absent from an older emperor's answer. */
+  touch_reload?: { path: string; exists: boolean; watching: boolean }[];
   log: string;
   instances: { index: number; generation: number; pid: number | null; state: string }[];
   config: Record<string, unknown>;
@@ -81,6 +83,11 @@ export const showCommand = daemonCommand({
               .join('; '),
       );
     row('watches', s.watched_files.join(', '));
+    for (const p of s.touch_reload ?? [])
+      row(
+        'touch-reload',
+        `${p.path} (${p.watching ? 'watching' : 'not watched: retrying'}, ${p.exists ? 'exists' : 'missing'})`,
+      );
     row(
       'instances',
       s.instances.length === 0

@@ -53,6 +53,8 @@ export function renderMetrics(
   each('emperor_vassal_generation', (v) => v.generation);
   family('emperor_vassal_restarts_total', 'counter', 'Instances restarted after exiting by themselves.');
   each('emperor_vassal_restarts_total', (v) => v.restarts);
+  family('emperor_vassal_recycles_total', 'counter', 'Instances replaced for max-rss or max-lifetime.');
+  each('emperor_vassal_recycles_total', (v) => v.recycles ?? 0);
   family('emperor_vassal_uptime_seconds', 'gauge', 'Seconds since the serving generation started.');
   each('emperor_vassal_uptime_seconds', (v) => v.uptime_s);
   family('emperor_vassal_rss_bytes', 'gauge', 'Resident memory of the process trees of every instance.');

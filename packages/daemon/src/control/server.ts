@@ -222,7 +222,7 @@ export async function openControlServer(options: ControlServerOptions): Promise<
           );
         throw unknownVassal(name, knownNames(emp));
       }
-      send(res, 200, showVassal(runner, env));
+      send(res, 200, showVassal(runner, env, emp.touchReloads(name)));
       return;
     }
     throw new ControlError(

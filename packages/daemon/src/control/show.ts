@@ -2,6 +2,7 @@
 // sockets with the fds instances get them on, and the files whose change reloads it.
 import type { VassalRunner } from '../runner/vassal-runner.js';
 import { childEnv } from '../runner/child-env.js';
+import type { TouchPath } from '../sources/touch-reload.js';
 
 /** The first fd of owned sockets in an instance (sd_listen_fds' SD_LISTEN_FDS_START). */
 const LISTEN_FDS_START = 3;
@@ -9,6 +10,7 @@ const LISTEN_FDS_START = 3;
 export function showVassal(
   runner: VassalRunner,
   baseEnv: Readonly<Record<string, string | undefined>>,
+  touchReloads: readonly TouchPath[] = [],
 ): Record<string, unknown> {
   const v = runner.vassal;
   const c = v.config;
@@ -44,6 +46,8 @@ export function showVassal(
         reason: l.owned ? null : l.reason,
       })) ?? null,
     watched_files: [c.file, ...c.touchReload, ...c.envFiles],
+    // The file's `touch-reload` paths as they are watched now: a missing one is waited for.
+    touch_reload: touchReloads.map((p) => ({ path: p.path, exists: p.exists, watching: p.watching })),
     log: runner.log.path,
     instances: v.instances.map((i) => ({
       index: i.index,

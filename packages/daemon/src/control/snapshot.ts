@@ -97,6 +97,10 @@ export interface VassalStatus {
   readonly side_daemons?: SideDaemonStatus[];
   /** Cron jobs (`cron`, `unique-cron`), scheduled while the vassal runs. */
   readonly cron_jobs?: CronJobStatus[];
+  /** Instances replaced for `max-rss` or `max-lifetime` since the vassal was first started. */
+  readonly recycles?: number;
+  /** The last of them: why (`rss 212 MiB > max-rss 200 MiB for 2 samples`) and when. */
+  readonly last_recycle?: { reason: string; at: string } | null;
   readonly last_exit: { code: number | null; signal: string | null; at: string } | null;
   readonly last_stderr: string[];
   readonly backoff_until: string | null;
@@ -254,6 +258,10 @@ function runnerStatus(
       next_run: runner.cronNext(j.id)?.toISOString() ?? null,
       skipped: j.skipped,
     })),
+    recycles: v.recycles,
+    last_recycle: v.lastRecycle
+      ? { reason: v.lastRecycle.reason, at: new Date(v.lastRecycle.at).toISOString() }
+      : null,
     last_exit: v.lastExit
       ? { code: v.lastExit.code, signal: v.lastExit.signal, at: new Date(v.lastExit.at).toISOString() }
       : null,
@@ -298,6 +306,8 @@ function errorOnlyStatus(
     instances: [],
     side_daemons: [],
     cron_jobs: [],
+    recycles: 0,
+    last_recycle: null,
     last_exit: null,
     last_stderr: [],
     backoff_until: null,

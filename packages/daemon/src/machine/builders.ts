@@ -4,6 +4,7 @@ import type { VassalConfig } from '@emperor/config';
 import type { Instance, StopGoal, Transition } from './types.js';
 import { sameSockets } from './process-spec.js';
 import { sidesStopping, stopSides, syncSides } from './side-processes.js';
+import { afterReady } from './recycle.js';
 import { Step, current, findPid, idleProbeMs, replaceInstance, configOf } from './step.js';
 
 /** Spawns the given slots of `generation` with `config`. */
@@ -92,6 +93,7 @@ export function stopInstances(s: Step, which: (i: Instance) => boolean): Step {
         { type: 'cancel', timer: { kind: 'ready-timeout', pid: i.pid } },
         { type: 'cancel', timer: { kind: 'ready-delay', pid: i.pid } },
         { type: 'cancel', timer: { kind: 'watchdog', pid: i.pid } },
+        { type: 'cancel', timer: { kind: 'lifetime', pid: i.pid } },
         { type: 'signal', pid: i.pid, signal: i.stopSignal },
         { type: 'arm', timer: { kind: 'stop-timeout', pid: i.pid }, ms: i.stopTimeoutMs },
       );
@@ -178,7 +180,9 @@ export function markReady(s: Step, pid: number, at: number): Transition {
     { type: 'cancel', timer: { kind: 'ready-timeout', pid } },
     { type: 'cancel', timer: { kind: 'ready-delay', pid } },
   );
-  s.set({ instances: replaceInstance(s.v, inst, { ...inst, state: 'running' }) });
+  const running: Instance = { ...inst, state: 'running' };
+  s.set({ instances: replaceInstance(s.v, inst, running) });
+  afterReady(s, running, at);
   // As systemd does, the watchdog runs from readiness: a slow start is ready-timeout's business.
   const watchdogMs = configOf(s.v, inst).watchdogMs;
   if (watchdogMs !== undefined) s.emit({ type: 'arm', timer: { kind: 'watchdog', pid }, ms: watchdogMs });

@@ -5,6 +5,7 @@ import { Step, current, findPid, replaceInstance, configOf, same, type Handler }
 import { failGeneration, markReady, settle, stopAll, stopInstances } from './builders.js';
 import type { Instance } from './types.js';
 import { findSide, onSideExited, onSideSpawnFailed, onSideSpawned } from './side-processes.js';
+import { onRecycledExit, replacementFailed } from './recycle.js';
 
 export const onSpawned: Handler<'spawned'> = (v, e) => {
   const s = new Step(v);
@@ -63,6 +64,8 @@ export const onSpawnFailed: Handler<'spawn-failed'> = (v, e) => {
   // The instance's own generation: an earlier failure of its generation may have restored an older one.
   s.log('error', 'spawn-failed', { instance: e.index, generation: e.generation, reason: e.reason });
   if (!inst || inst.state === 'stopping') return settle(s, e.at);
+  // A recycling replacement that cannot start: the instance it replaces serves on.
+  if (replacementFailed(s, inst, e.reason, e.at)) return settle(s, e.at);
   return failGeneration(s, e.generation, e.reason, e.at);
 };
 
@@ -87,6 +90,7 @@ export const onExited: Handler<'exited'> = (v, e) => {
     { type: 'cancel', timer: { kind: 'ready-timeout', pid: e.pid } },
     { type: 'cancel', timer: { kind: 'ready-delay', pid: e.pid } },
     { type: 'cancel', timer: { kind: 'watchdog', pid: e.pid } },
+    { type: 'cancel', timer: { kind: 'lifetime', pid: e.pid } },
   );
   const exit = { code: e.code, signal: e.signal, at: e.at };
   const fields = {
@@ -97,10 +101,12 @@ export const onExited: Handler<'exited'> = (v, e) => {
     signal: e.signal,
   };
   if (inst.state === 'stopping') {
-    return settle(s.log('info', 'exit', fields), e.at);
+    onRecycledExit(s.log('info', 'exit', fields), inst, e.at); // stop-then-start: the replacement starts
+    return settle(s, e.at);
   }
   s.set({ lastExit: exit }).log('warn', 'exit', { ...fields, uptime_ms: e.at - inst.startedAt });
   if (inst.generation !== v.generation) return settle(s, e.at); // a retired generation: nothing to restart
+  if (onRecycledExit(s, inst, e.at)) return settle(s, e.at);
 
   const cannotRun = notRunnable(e.code);
   if (cannotRun) return failGeneration(s, inst.generation, cannotRun, e.at);

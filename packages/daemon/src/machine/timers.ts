@@ -3,6 +3,7 @@ import { Step, current, findPid, configOf, type Handler } from './step.js';
 import { findSide, onSideBackoffOver } from './side-processes.js';
 import { onCronDue } from './cron-jobs.js';
 import { begin, failGeneration, markReady, spawnSlots } from './builders.js';
+import { onLifetime } from './recycle.js';
 
 export const onTimer: Handler<'timer'> = (v, e) => {
   const s = new Step(v);
@@ -27,6 +28,8 @@ export const onTimer: Handler<'timer'> = (v, e) => {
       return s.log('warn', 'stop-timeout', { pid: t.pid }).emit({ type: 'kill-group', pid: t.pid }).done();
     case 'ready-delay':
       return markReady(s, t.pid, e.at);
+    case 'lifetime':
+      return onLifetime(s, t.pid, e.at);
     case 'idle':
       return v.state === 'running' ? s.emit({ type: 'probe-idle' }).done() : s.done();
     case 'watchdog': {

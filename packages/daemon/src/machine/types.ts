@@ -40,6 +40,15 @@ export interface Instance {
   /** From the config of the instance's own generation, which may differ from the vassal's current one. */
   readonly stopSignal: SignalName;
   readonly stopTimeoutMs: number;
+  /**
+   * Recycling (`max-rss`, `max-lifetime`; machine/recycle.ts). How many times slot `index` of this
+   * generation was replaced before this instance: its cgroup leaf is told apart by it. 0 if unset.
+   */
+  readonly turn?: number | undefined;
+  /** A replacement, until it is ready: the pid of the instance it replaces (stopped at its readiness). */
+  readonly replaces?: number | undefined;
+  /** Being replaced (serving on until its replacement is ready, or stopping to make room): why. */
+  readonly recycling?: string | undefined;
 }
 
 export type SideState = 'starting' | 'running' | 'stopping' | 'backoff';
@@ -144,6 +153,12 @@ export interface Vassal {
   readonly binding: boolean;
   /** On-demand with `idle`: when a probe last saw a client (epoch ms). */
   readonly busyAt: number | undefined;
+  /** Instances replaced by recycling (`max-rss`, `max-lifetime`), over the vassal's life. */
+  readonly recycles: number;
+  /** The last recycle: why and when (epoch ms). */
+  readonly lastRecycle: { readonly reason: string; readonly at: number } | undefined;
+  /** A replacement failed to start: no recycle is tried before this (epoch ms). */
+  readonly recycleRetryAt: number | undefined;
 }
 
 /** A named timer of one vassal; the runner keys them by `timerKey`. */
@@ -160,7 +175,9 @@ export type Timer =
   /** A side process's own backoff is over: start it again. */
   | { readonly kind: 'side-backoff'; readonly index: number }
   /** A run of cron job `index` (its `id`) is due on the wall clock (armed by `schedule-cron`). */
-  | { readonly kind: 'cron'; readonly index: number };
+  | { readonly kind: 'cron'; readonly index: number }
+  /** `max-lifetime` (less its jitter) is up for this instance: replace it. */
+  | { readonly kind: 'lifetime'; readonly pid: number };
 
 export function timerKey(t: Timer): string {
   if ('pid' in t) return `${t.kind}:${t.pid}`;
@@ -232,7 +249,12 @@ export type VassalEvent =
       readonly signal: SignalName | null;
       readonly at: number;
     }
-  | { readonly type: 'timer'; readonly timer: Timer; readonly at: number };
+  | { readonly type: 'timer'; readonly timer: Timer; readonly at: number }
+  /**
+   * The emperor's sampler saw this instance over `max-rss` for two samples in a row (`reason` says
+   * by how much): replace it, one instance of the vassal at a time.
+   */
+  | { readonly type: 'recycle'; readonly pid: number; readonly reason: string; readonly at: number };
 
 export type VassalEventType = VassalEvent['type'];
 
@@ -242,6 +264,8 @@ export type Effect =
       readonly generation: number;
       readonly index: number;
       readonly config: VassalConfig;
+      /** A replacement (recycling): `Instance.turn`. */
+      readonly turn?: number | undefined;
     }
   /** A side process: `/bin/sh -c command` with the vassal's user, chdir, environment and log. */
   | {

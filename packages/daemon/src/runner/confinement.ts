@@ -6,9 +6,11 @@
 //   orphans a child subreaper receives) that carry the instance's EMPEROR_* environment.
 // Either way the runner sees one `Cell` per instance and never asks which kind it is.
 import { closeSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { CgroupTree } from '../os/containment/cgroup-tree.js';
 import {
+  instanceCgroup,
   instanceOfPath,
   prepareInstanceCgroup,
   stopCgroup,
@@ -27,6 +29,8 @@ export interface InstanceTag {
   readonly vassal: string;
   readonly generation: number;
   readonly index: number;
+  /** A recycling replacement's turn (`Instance.turn`): its own cgroup beside the instance it replaces. */
+  readonly turn?: number | undefined;
 }
 
 /** One instance's place. */
@@ -66,6 +70,11 @@ export interface Confinement {
    * to their instance's.
    */
   escapees(procs: readonly ProcStat[]): Map<string, number[]>;
+  /**
+   * Every process of a running instance, escapees included, from its cgroup's `cgroup.procs`
+   * (one read), for the `max-rss` sampler; undefined where that takes a /proc scan (subreaper).
+   */
+  processesOf(tag: InstanceTag): number[] | undefined;
   /** A second SIGTERM: SIGKILL to every process of every instance. */
   killAll(): void;
   /** Every vassal is gone: kills what no instance claims and removes the tree. */
@@ -98,7 +107,14 @@ class CgroupConfinement implements Confinement {
 
   enter(tag: InstanceTag): Cell {
     const tree = this.#tree;
-    const { dir, fd } = prepareInstanceCgroup(tree, tag.vassal, tag.generation, tag.index, tag.kind);
+    const { dir, fd } = prepareInstanceCgroup(
+      tree,
+      tag.vassal,
+      tag.generation,
+      tag.index,
+      tag.kind,
+      tag.turn,
+    );
     let open = true;
     const close = (): void => {
       if (open) closeSync(fd);
@@ -123,6 +139,17 @@ class CgroupConfinement implements Confinement {
         }
       },
     };
+  }
+
+  processesOf(tag: InstanceTag): number[] | undefined {
+    const dir = instanceCgroup(this.#tree, tag.vassal, tag.generation, tag.index, tag.kind, tag.turn);
+    try {
+      // The leaf only: an instance gets no delegation, so it has no cgroups of its own below.
+      const text = readFileSync(join(dir, 'cgroup.procs'), 'utf8');
+      return text === '' ? [] : text.trimEnd().split('\n').map(Number);
+    } catch {
+      return []; // removed meanwhile: nothing of it runs
+    }
   }
 
   /**
@@ -241,6 +268,10 @@ class SubreaperConfinement implements Confinement {
       out.set(key, [...(out.get(key) ?? []), o.pid]);
     }
     return out;
+  }
+
+  processesOf(): undefined {
+    return undefined; // a process group and tagged orphans: only a /proc scan lists them
   }
 
   forget(): void {

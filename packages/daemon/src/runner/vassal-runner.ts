@@ -326,7 +326,8 @@ export class VassalRunner {
     const id = { ...(side ? { kind: 'attach' as const } : {}), generation, index };
     let cell: Cell;
     try {
-      cell = this.#deps.confinement.enter({ vassal: config.name, ...id });
+      const turn = side ? undefined : effect.turn;
+      cell = this.#deps.confinement.enter({ vassal: config.name, ...id, ...(turn ? { turn } : {}) });
     } catch (err) {
       notify?.close();
       failed(`cannot create its cgroup: ${(err as Error).message}`);

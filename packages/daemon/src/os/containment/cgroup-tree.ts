@@ -179,15 +179,21 @@ export function vassalCgroup(tree: CgroupTree, vassal: string): string {
   return join(tree.dir, `${vassal}.vassal`);
 }
 
-/** An app instance's leaf is `<generation>.<index>`; a side daemon's (`kind` attach) `attach-<index>`. */
+/**
+ * An app instance's leaf is `<generation>.<index>`, or `<generation>.<index>.<turn>` for a
+ * recycling replacement (it runs beside the instance it replaces); a side daemon's (`kind`
+ * attach) `attach-<index>`.
+ */
 export function instanceCgroup(
   tree: CgroupTree,
   vassal: string,
   generation: number,
   index: number,
   kind: 'app' | 'attach' = 'app',
+  turn = 0,
 ): string {
-  return join(vassalCgroup(tree, vassal), kind === 'attach' ? `attach-${index}` : `${generation}.${index}`);
+  const leaf = kind === 'attach' ? `attach-${index}` : `${generation}.${index}${turn > 0 ? `.${turn}` : ''}`;
+  return join(vassalCgroup(tree, vassal), leaf);
 }
 
 /**
@@ -200,11 +206,12 @@ export function prepareInstanceCgroup(
   generation: number,
   index: number,
   kind: 'app' | 'attach' = 'app',
+  turn = 0,
 ): { dir: string; fd: number } {
   const parent = vassalCgroup(tree, vassal);
   mkdirSync(parent, { recursive: true });
   if (tree.controllers.length > 0) enableControllers(parent, tree.controllers);
-  const dir = instanceCgroup(tree, vassal, generation, index, kind);
+  const dir = instanceCgroup(tree, vassal, generation, index, kind, turn);
   mkdirSync(dir, { recursive: true });
   return { dir, fd: openSync(dir, 'r') };
 }
@@ -223,7 +230,7 @@ export function instanceOfPath(
   const side = /^([^/]+)\.vassal\/attach-(\d+)$/.exec(rest);
   if (side !== null)
     return { vassal: side[1] as string, kind: 'attach', generation: 0, index: Number(side[2]) };
-  const m = /^([^/]+)\.vassal\/(\d+)\.(\d+)$/.exec(rest);
+  const m = /^([^/]+)\.vassal\/(\d+)\.(\d+)(?:\.\d+)?$/.exec(rest);
   if (m === null) return undefined;
   return { vassal: m[1] as string, generation: Number(m[2]), index: Number(m[3]) };
 }
