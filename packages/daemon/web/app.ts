@@ -439,31 +439,34 @@ function renderDetail(): void {
     });
     actions.append(b);
   }
-  const instances = el(
-    'table',
-    { class: 'instances' },
-    el(
-      'tr',
-      {},
-      ...['#', 'gen', 'pid', 'state', 'uptime', 'CPU', 'memory', 'status'].map((h) => el('th', {}, h)),
-    ),
-    ...v.instances.map((i) =>
-      el(
-        'tr',
-        {},
-        ...[
-          String(i.index),
-          String(i.generation),
-          String(i.pid ?? '–'),
-          i.state,
-          duration(i.uptime_s),
-          i.cpu_percent === null ? '–' : `${i.cpu_percent.toFixed(1)}%`,
-          bytes(i.rss_bytes),
-          i.status ?? '',
-        ].map((c) => el('td', {}, c)),
-      ),
-    ),
-  );
+  const instances =
+    v.instances.length === 0
+      ? el('p', { class: 'explain' }, 'No process runs now.')
+      : (el(
+          'table',
+          { class: 'instances' },
+          el(
+            'tr',
+            {},
+            ...['#', 'gen', 'pid', 'state', 'uptime', 'CPU', 'memory', 'status'].map((h) => el('th', {}, h)),
+          ),
+          ...v.instances.map((i) =>
+            el(
+              'tr',
+              {},
+              ...[
+                String(i.index),
+                String(i.generation),
+                String(i.pid ?? '–'),
+                i.state,
+                duration(i.uptime_s),
+                i.cpu_percent === null ? '–' : `${i.cpu_percent.toFixed(1)}%`,
+                bytes(i.rss_bytes),
+                i.status ?? '',
+              ].map((c) => el('td', {}, c)),
+            ),
+          ),
+        ) as HTMLElement);
   const facts: [string, string][] = [
     ['file', v.file],
     ['state', `${v.state}${v.reason ? ` (${v.reason})` : ''}`],

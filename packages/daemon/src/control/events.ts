@@ -64,11 +64,6 @@ export class EventHub {
     if (this.#streams.size === 0) this.#begin(emperor);
     else this.#flush(); // older streams get what changed before this one's status
     const stream: Stream = { res, samples };
-    this.#streams.add(stream);
-    if (samples)
-      this.#unwatch ??= this.#opts.history.watch((s) => {
-        this.#sample(s);
-      });
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
@@ -77,9 +72,17 @@ export class EventHub {
     res.socket?.setTimeout(0);
     res.write(`retry: 2000\n\n`);
     send(stream, 'status', this.#opts.status());
+    this.#streams.add(stream);
     if (samples) {
-      const latest = this.#opts.history.latest();
-      if (latest.at > 0) send(stream, 'sample', this.#sampleBody(latest));
+      // The first watcher samples at once, and is sent that sample; later ones get the newest.
+      if (this.#unwatch === undefined)
+        this.#unwatch = this.#opts.history.watch((s) => {
+          this.#sample(s);
+        });
+      else {
+        const latest = this.#opts.history.latest();
+        if (latest.at > 0) send(stream, 'sample', this.#sampleBody(latest));
+      }
     }
     res.once('close', () => {
       this.#streams.delete(stream);
