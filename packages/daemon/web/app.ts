@@ -2,7 +2,24 @@
 // thousand vassals paint fast; uPlot charts and the log tail only for the vassal selected.
 // Everything comes from the control API: `/v1/events` (the whole status, then changes and
 // samples), `/v1/history` and `/v1/vassals/NAME/logs` for the selected vassal, `/v1/actions`.
-import uPlot from './uplot.js';
+import type uPlot from 'uplot';
+
+/** uPlot, loaded when a vassal is first selected: the list paints without it. */
+let uplotLoading: Promise<typeof uPlot> | undefined;
+function loadUPlot(): Promise<typeof uPlot> {
+  uplotLoading ??= new Promise((resolve, reject) => {
+    const script = document.createElement('script');
+    script.src = new URL('uplot.js', import.meta.url).toString();
+    script.addEventListener('load', () => {
+      resolve((window as unknown as { uPlot: typeof uPlot }).uPlot);
+    });
+    script.addEventListener('error', () => {
+      reject(new Error('uplot.js did not load'));
+    });
+    document.head.append(script);
+  });
+  return uplotLoading;
+}
 
 interface ErrorStatus {
   code: string;
@@ -169,7 +186,7 @@ headings();
 
 filterInput.addEventListener('input', () => {
   filter = filterInput.value.trim().toLowerCase();
-  for (const [name, row] of rows) row.hidden = filter !== '' && !name.toLowerCase().includes(filter);
+  for (const [name, row] of rows) row.hidden = !shown(name);
 });
 
 tbody.addEventListener('click', (e) => {
@@ -185,40 +202,67 @@ function say(text: string, kind: 'ok' | 'error' = 'ok'): void {
 
 // ---- the table -----------------------------------------------------------------------------------
 
-function cells(v: VassalStatus): (string | Node)[] {
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' };
+function esc(text: string): string {
+  return text.replace(/[&<>"]/g, (c) => ESCAPES[c] ?? c);
+}
+
+/** A row's cells as HTML: a thousand rows parse far faster from one string than built node by node. */
+function cellsHtml(v: VassalStatus): string {
   const [cpu, rss] = usage.get(v.name) ?? [null, null];
   const running = v.instances.filter((i) => i.state === 'running' && i.generation === v.generation).length;
+  const e = v.errors[0];
   const problem =
-    v.errors[0] !== undefined
-      ? `${v.errors[0].file.split('/').pop() ?? ''}${v.errors[0].line === null ? '' : `:${v.errors[0].line}`}: ${v.errors[0].message}`
+    e !== undefined
+      ? `${e.file.split('/').pop() ?? ''}${e.line === null ? '' : `:${e.line}`}: ${e.message}`
       : v.state === 'backoff' || v.state === 'failed'
         ? [exitText(v), v.reason, v.last_stderr.at(-1)].filter(Boolean).join(' · ')
         : exitText(v);
-  const out: (string | Node)[] = [
-    v.name,
-    el('span', { class: `state ${v.state}` }, v.state),
+  const out = [
+    esc(v.name),
+    `<span class="state ${esc(v.state)}">${esc(v.state)}</span>`,
     `${running}/${v.processes}`,
-    v.sockets.join(' '),
+    esc(v.sockets.join(' ')),
     cpu === null ? '–' : `${cpu.toFixed(1)}%`,
     bytes(rss),
     String(v.restarts),
   ];
   if (hasRecycles.shown) out.push(v.recycles === undefined ? '–' : String(v.recycles));
-  out.push(duration(v.uptime_s), problem);
-  return out;
+  out.push(duration(v.uptime_s), esc(problem));
+  return `<td>${out.join('</td><td>')}</td>`;
 }
 
-function renderRow(v: VassalStatus): void {
-  let row = rows.get(v.name);
-  if (!row) {
-    row = el('tr');
+function rowClass(v: VassalStatus): string {
+  return `${broken(v) ? 'broken' : v.state}${v.name === selected ? ' selected' : ''}`;
+}
+
+function shown(name: string): boolean {
+  return filter === '' || name.toLowerCase().includes(filter);
+}
+
+/** Renders these vassals' rows: existing ones in place, new ones parsed from one string. */
+function renderRows(list: readonly VassalStatus[]): void {
+  const fresh: VassalStatus[] = [];
+  for (const v of list) {
+    const row = rows.get(v.name);
+    if (!row) {
+      fresh.push(v);
+      continue;
+    }
+    row.className = rowClass(v);
+    row.innerHTML = cellsHtml(v);
+    row.hidden = !shown(v.name);
+  }
+  if (fresh.length === 0) return;
+  const tpl = document.createElement('template');
+  tpl.innerHTML = `<table><tbody>${fresh.map((v) => `<tr class="${esc(rowClass(v))}"${shown(v.name) ? '' : ' hidden'}>${cellsHtml(v)}</tr>`).join('')}</tbody></table>`;
+  const made = tpl.content.querySelectorAll('tr');
+  fresh.forEach((v, k) => {
+    const row = made[k];
+    if (!row) return;
     row.dataset.name = v.name;
     rows.set(v.name, row);
-  }
-  row.className = broken(v) ? 'broken' : v.state;
-  if (v.name === selected) row.classList.add('selected');
-  row.replaceChildren(...cells(v).map((c) => el('td', {}, c)));
-  row.hidden = filter !== '' && !v.name.toLowerCase().includes(filter);
+  });
 }
 
 /** Puts the rows in order (moving, not rebuilding them) and redraws what sums them up. */
@@ -500,7 +544,8 @@ async function loadHistory(): Promise<void> {
   if (!res.ok || name !== selected) return;
   const h = (await res.json()) as History;
   const vh = h.vassals[0];
-  if (!vh) return;
+  const UPlot = await loadUPlot();
+  if (!vh || name !== selected) return;
   const x = h.times.map((t) => t / 1000);
   const cpu: uPlot.AlignedData = [x, ...vh.instances.map((i) => i.cpu_percent)];
   const mem: uPlot.AlignedData = [
@@ -532,8 +577,8 @@ async function loadHistory(): Promise<void> {
       ],
     });
     charts = [
-      new uPlot(opts('CPU (% of one core)', '%'), cpu, box as HTMLElement),
-      new uPlot(opts('Memory (RSS, MiB)', ''), mem, box as HTMLElement),
+      new UPlot(opts('CPU (% of one core)', '%'), cpu, box as HTMLElement),
+      new UPlot(opts('Memory (RSS, MiB)', ''), mem, box as HTMLElement),
     ];
   } else {
     charts[0]?.setData(cpu);
@@ -584,7 +629,7 @@ function upsert(list: VassalStatus[]): void {
     if (v.recycles !== undefined && !hasRecycles.shown) {
       hasRecycles.shown = true;
       headings();
-      for (const other of vassals.values()) renderRow(other);
+      renderRows([...vassals.values()]);
     }
     // Until the first sample, the status's own figures.
     if (!usage.has(v.name) && v.instances.some((i) => i.rss_bytes !== null))
@@ -592,11 +637,12 @@ function upsert(list: VassalStatus[]): void {
         v.instances.reduce((s, i) => s + (i.cpu_percent ?? 0), 0),
         v.instances.reduce((s, i) => s + (i.rss_bytes ?? 0), 0),
       ]);
-    renderRow(v);
   }
+  renderRows(list);
 }
 
 function connect(): void {
+  performance.mark('emperor-connect');
   const source = new EventSource(api('events'));
   source.addEventListener('open', () => {
     live.textContent = 'live';
@@ -607,6 +653,7 @@ function connect(): void {
     live.className = 'live off';
   });
   source.addEventListener('status', (e) => {
+    if (!painted) performance.mark('emperor-status-received');
     const s = JSON.parse((e as MessageEvent<string>).data) as {
       emperor: EmperorStatus;
       vassals: VassalStatus[];
@@ -615,6 +662,7 @@ function connect(): void {
     const names = new Set(s.vassals.map((v) => v.name));
     for (const name of [...vassals.keys()]) if (!names.has(name)) remove(name);
     upsert(s.vassals);
+    if (!painted) performance.mark('emperor-rows-built');
     arrange();
     if (!painted) {
       painted = true;

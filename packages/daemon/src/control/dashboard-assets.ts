@@ -42,7 +42,8 @@ function load(): Assets {
   const files = new Map<string, Buffer>([
     ['app.js', readFileSync(new URL('app.js', COMPILED))],
     ['style.css', readFileSync(new URL('style.css', SOURCE))],
-    ['uplot.js', readFileSync(new URL('uPlot.esm.js', uplot))],
+    // Loaded by the page only when a chart is first shown: the list paints without it.
+    ['uplot.js', readFileSync(new URL('uPlot.iife.min.js', uplot))],
     ['uplot.css', readFileSync(new URL('uPlot.min.css', uplot))],
   ]);
   const h = createHash('sha256');
@@ -57,7 +58,6 @@ function load(): Assets {
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="assets/${hash}/uplot.css">
 <link rel="stylesheet" href="assets/${hash}/style.css">
-<link rel="modulepreload" href="assets/${hash}/uplot.js">
 <script type="module" src="assets/${hash}/app.js"></script>
 </head>
 <body>
