@@ -9,11 +9,15 @@
 // CPU are measured again over the same window; then, where Debian's chromium is installed, the
 // dashboard page is loaded over `--dashboard` and its first paint timed (the `emperor-table-filled`
 // mark, set when every vassal's row is in the table; median of 3 loads, the first one cold).
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+// Then `emperor top` runs in a tmux pane (140x50) against the same emperor: its own RSS after
+// SETTLE_S and its CPU over IDLE_S. TOP_BIN=path/to/emperor.js measures another build's top
+// (before/after a change) in the same run.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import {
+  BIN,
   CLK_TCK,
   cleanEnv,
   cpuTicks,
@@ -93,6 +97,25 @@ async function firstPaint(port) {
   }
 }
 
+/** `emperor top` (from `bin`) in a detached tmux pane watching `control`: its RSS and CPU. */
+async function topFootprint(bin, control) {
+  const dir = mkdtempSync('/tmp/emp-bench-tmux-');
+  // The tmux server, started by new-session, passes this environment to the pane.
+  const env = cleanEnv({ EMPEROR_CONTROL: control });
+  const tmux = (...args) =>
+    execFileSync('tmux', ['-S', join(dir, 'tmux.sock'), ...args], { encoding: 'utf8', env });
+  tmux('new-session', '-d', '-x', '140', '-y', '50', `exec ${process.execPath} ${bin} top`);
+  try {
+    const pid = Number(tmux('list-panes', '-F', '#{pane_pid}').trim());
+    await sleep(SETTLE_S * 1000);
+    const cpu = await idleCpu(pid);
+    return { rss: rssKb(pid), hwm: rssKb(pid, 'VmHWM'), cpu };
+  } finally {
+    tmux('kill-server');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function emperorWith(n, floorPid) {
   const files = {};
   for (let i = 0; i < n; i++) files[`s${i}.ini`] = vassalIni('/bin/sleep 1000');
@@ -119,6 +142,11 @@ async function emperorWith(n, floorPid) {
     watched = { rss: rssKb(emperor.pid), hwm: rssKb(emperor.pid, 'VmHWM'), cpu: wcpu, bytes: stream.bytes() };
     stream.close();
     if (existsSync(CHROMIUM) && n > 0) watched.paint = await firstPaint(port);
+    if (n > 0) {
+      watched.top = await topFootprint(BIN, join(emperor.dir, 'ctl'));
+      if (process.env.TOP_BIN)
+        watched.topOther = await topFootprint(process.env.TOP_BIN, join(emperor.dir, 'ctl'));
+    }
   }
   await emperor.stop();
   return { rss, hwm, cpu, busy, floor, watched };
@@ -162,6 +190,20 @@ for (const [i, n] of sizes.entries()) {
       fmt(w.hwm / 1024),
       `${fmt(w.cpu.pct, 2)} (${w.cpu.ticks} ticks)`,
     ]);
+    for (const [label, top] of [
+      ['`emperor top`', w.top],
+      [`\`emperor top\` of ${process.env.TOP_BIN}`, w.topOther],
+    ]) {
+      if (!top) continue;
+      result(`top-rss-${n}${top === w.topOther ? '-other' : ''}`, 'emperor top', top.rss / 1024);
+      rows.push([
+        `  ${label} watching it`,
+        '',
+        fmt(top.rss / 1024),
+        fmt(top.hwm / 1024),
+        `${fmt(top.cpu.pct, 2)} (${top.cpu.ticks} ticks)`,
+      ]);
+    }
   }
 }
 printTable(

@@ -286,6 +286,12 @@ void test('dashboard in a browser: live updates, a crash with its stderr, action
   const card = (await page.textContent('.problem[data-name="crash"]')) ?? '';
   assert.match(card, /crashing with 1/);
   assert.match(card, /exited with code 1/);
+  // A file with an error: its file, line and what would be valid, at first glance.
+  emp.write('broken.ini', '[vassal]\nexec = /bin/sleep 1000\nprocesses = abc\n');
+  await page.waitForSelector('.problem[data-name="broken"] .state.failed', { timeout: 30_000 });
+  const broken = (await page.textContent('.problem[data-name="broken"]')) ?? '';
+  assert.match(broken, /broken\.ini:3/);
+  assert.match(broken, /expected an integer/);
   assert.equal(loads, 0, 'no reload');
   assert.equal(errors.length, 0, `errors while loading and updating: ${errors.join('; ')}`);
 

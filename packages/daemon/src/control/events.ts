@@ -5,15 +5,16 @@
 //   event: vassals  data: {"vassals": [VassalStatus...], "removed": [name...]}
 //   event: sample   data: {"at": ms, "emperor": {...}, "vassals": {name: [cpu %, rss bytes]}}
 //
-// Changes are found by comparing a cheap fingerprint of each vassal (no /proc read), after every
-// runner event (coalesced) and once a second (files with errors have no runner to tell us); only
-// the changed vassals' status is built. Samples come from the history, which samples while a
+// Changes are found by comparing a cheap fingerprint of a vassal (no /proc read) after each of its
+// runner's events (coalesced), and once a second by comparing which runner and which pending
+// config error each name has (files with errors have no runner to tell us): by reference, so an
+// unchanged emperor costs no allocation. Only the changed vassals' status is built. Samples come from the history, which samples while a
 // stream is open. With no stream open, nothing here runs: the idle emperor stays idle.
 import type { ServerResponse } from 'node:http';
 import type { Emperor } from '../emperor.js';
 import type { VassalRunner } from '../runner/vassal-runner.js';
 import type { History, LatestSample } from './history.js';
-import { knownNames, type StatusSnapshot } from './snapshot.js';
+import type { StatusSnapshot } from './snapshot.js';
 
 /** Changes seen in this long are sent as one event. */
 const COALESCE_MS = 100;
@@ -38,7 +39,11 @@ export class EventHub {
   readonly #streams = new Set<Stream>();
   #emperor: Emperor | undefined;
   /** The fingerprint of every vassal as last sent. */
-  #sent = new Map<string, string>();
+  readonly #sent = new Map<string, string>();
+  /** Each name's runner and pending config error as last seen, compared by reference. */
+  readonly #refs = new Map<string, { runner: unknown; pending: unknown }>();
+  /** Names whose runner handled an event since the last flush. */
+  readonly #dirty = new Set<string>();
   #unsubscribe: (() => void) | undefined;
   #unwatch: (() => void) | undefined;
   #poll: NodeJS.Timeout | undefined;
@@ -101,8 +106,13 @@ export class EventHub {
   }
 
   #begin(emperor: Emperor): void {
-    this.#sent = this.#fingerprints(emperor);
-    this.#unsubscribe = emperor.subscribe(() => {
+    this.#refs.clear();
+    this.#dirty.clear();
+    this.#sent.clear();
+    this.#changedRefs(emperor);
+    for (const name of this.#refs.keys()) this.#sent.set(name, this.#fingerprint(emperor, name));
+    this.#unsubscribe = emperor.subscribe((runner) => {
+      this.#dirty.add(runner.vassal.name);
       this.#pending ??= setTimeout(() => {
         this.#pending = undefined;
         this.#flush();
@@ -123,21 +133,61 @@ export class EventHub {
     clearInterval(this.#keepalive);
     clearTimeout(this.#pending);
     this.#unsubscribe = this.#unwatch = this.#poll = this.#keepalive = this.#pending = undefined;
+    this.#sent.clear();
+    this.#refs.clear();
+    this.#dirty.clear();
   }
 
   /** Sends the status of every vassal whose fingerprint changed, and the names of those gone. */
   #flush(): void {
     const emperor = this.#emperor;
     if (!emperor || this.#streams.size === 0) return;
-    const now = this.#fingerprints(emperor);
+    const { candidates, removed } = this.#changedRefs(emperor);
+    for (const name of this.#dirty) if (this.#refs.has(name)) candidates.add(name);
+    this.#dirty.clear();
     const changed: string[] = [];
-    for (const [name, print] of now) if (this.#sent.get(name) !== print) changed.push(name);
-    const removed = [...this.#sent.keys()].filter((name) => !now.has(name));
-    this.#sent = now;
+    for (const name of candidates) {
+      const print = this.#fingerprint(emperor, name);
+      if (this.#sent.get(name) === print) continue;
+      this.#sent.set(name, print);
+      changed.push(name);
+    }
+    for (const name of removed) this.#sent.delete(name);
     if (changed.length === 0 && removed.length === 0) return;
+    changed.sort();
     const body = { vassals: changed.length > 0 ? (this.#opts.status(changed)?.vassals ?? []) : [], removed };
     const text = frame('vassals', body);
     for (const s of this.#streams) write(s, text);
+  }
+
+  /** Names whose runner or pending error is another object than last time, and names gone. */
+  #changedRefs(emperor: Emperor): { candidates: Set<string>; removed: string[] } {
+    const { runners, errors, duplicates } = emperor.reconciler;
+    const candidates = new Set<string>();
+    const see = (name: string): void => {
+      const runner = runners.get(name);
+      const pending = errors.get(name) ?? duplicates.get(name);
+      const last = this.#refs.get(name);
+      if (last !== undefined && last.runner === runner && last.pending === pending) return;
+      this.#refs.set(name, { runner, pending });
+      candidates.add(name);
+    };
+    for (const name of runners.keys()) see(name);
+    for (const name of errors.keys()) see(name);
+    for (const name of duplicates.keys()) see(name);
+    const removed: string[] = [];
+    for (const name of this.#refs.keys())
+      if (!runners.has(name) && !errors.has(name) && !duplicates.has(name)) removed.push(name);
+    for (const name of removed) this.#refs.delete(name);
+    return { candidates, removed };
+  }
+
+  #fingerprint(emperor: Emperor, name: string): string {
+    const { runners, errors, duplicates } = emperor.reconciler;
+    const runner = runners.get(name);
+    const pending = errors.get(name) ?? duplicates.get(name);
+    const issues = pending ? pending.issues.map((i) => `${i.line ?? ''}:${i.message}`).join('\n') : '';
+    return runner ? `${fingerprint(runner)}\n${issues}` : `!${pending?.path ?? ''}\n${issues}`;
   }
 
   #sample(latest: LatestSample): void {
@@ -147,18 +197,6 @@ export class EventHub {
 
   #sampleBody(latest: LatestSample): unknown {
     return { at: latest.at, emperor: this.#opts.health(), vassals: latest.vassals };
-  }
-
-  #fingerprints(emperor: Emperor): Map<string, string> {
-    const prints = new Map<string, string>();
-    const { runners, errors, duplicates } = emperor.reconciler;
-    for (const name of knownNames(emperor)) {
-      const runner = runners.get(name);
-      const pending = errors.get(name) ?? duplicates.get(name);
-      const issues = pending ? pending.issues.map((i) => `${i.line ?? ''}:${i.message}`).join('\n') : '';
-      prints.set(name, runner ? `${fingerprint(runner)}\n${issues}` : `!${pending?.path ?? ''}\n${issues}`);
-    }
-    return prints;
   }
 }
 
