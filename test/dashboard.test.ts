@@ -292,6 +292,10 @@ void test('dashboard in a browser: live updates, a crash with its stderr, action
   const broken = (await page.textContent('.problem[data-name="broken"]')) ?? '';
   assert.match(broken, /broken\.ini:3/);
   assert.match(broken, /expected an integer/);
+  // Fixed as the card says (edit the line, save): it runs, and the card goes away by itself.
+  emp.write('broken.ini', '[vassal]\nexec = /bin/sleep 1000\nprocesses = 2\n');
+  await page.waitForSelector('tr[data-name="broken"] .state.running', { timeout: 30_000 });
+  await page.waitForSelector('.problem[data-name="broken"]', { state: 'detached' });
   assert.equal(loads, 0, 'no reload');
   assert.equal(errors.length, 0, `errors while loading and updating: ${errors.join('; ')}`);
 

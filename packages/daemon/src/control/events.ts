@@ -76,10 +76,11 @@ export class EventHub {
     });
     res.socket?.setTimeout(0);
     res.write(`retry: 2000\n\n`);
-    send(stream, 'status', this.#opts.status());
     this.#streams.add(stream);
-    if (samples) {
-      // The first watcher samples at once, and is sent that sample; later ones get the newest.
+    // The first sample's /proc pass blocks the loop for tens of ms at 1000 vassals: only once the
+    // status (~430 KB at 1000) is handed to the kernel, so the page paints without waiting for it.
+    res.write(frame('status', this.#opts.status()), () => {
+      if (!samples || !this.#streams.has(stream)) return;
       if (this.#unwatch === undefined)
         this.#unwatch = this.#opts.history.watch((s) => {
           this.#sample(s);
@@ -88,7 +89,7 @@ export class EventHub {
         const latest = this.#opts.history.latest();
         if (latest.at > 0) send(stream, 'sample', this.#sampleBody(latest));
       }
-    }
+    });
     res.once('close', () => {
       this.#streams.delete(stream);
       if (this.#streams.size === 0) this.#end();
