@@ -3,6 +3,7 @@
 // playwright-core; nothing downloaded), launched once for the file.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { request, createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +13,9 @@ import {
   FIXTURES,
   freePort,
   ROOT,
+  runCli,
   startEmperor,
+  tempDir,
   waitFor,
   type EmperorProcess,
 } from './support.js';
@@ -226,9 +229,12 @@ void test('dashboard over TCP: read-only without the token, actions with it, cro
     assert.equal(r.status, 404, `${method} ${path}`);
   }
 
-  // Rotation: a new token written into the file is used at once; the old one is refused.
-  const fresh = 'rotated-token-0123456789abcdef';
-  writeFileSync(tokenFile, `${fresh}\n`);
+  // Rotation as docs/dashboard.md says: a new token written into the file is used at once, the
+  // old one is refused, and the file keeps its mode.
+  execFileSync('sh', ['-c', `head -c 32 /dev/urandom | base64 | tr -d "/+=" > ${tokenFile}`]);
+  const fresh = readFileSync(tokenFile, 'utf8').trim();
+  assert.notEqual(fresh, token);
+  assert.equal(statSync(tokenFile).mode & 0o777, 0o640);
   assert.equal(
     (await http(tcp, 'POST', '/v1/actions', { body: restart, headers: bearer })).status,
     401,
@@ -253,6 +259,13 @@ void test('dashboard over TCP: read-only without the token, actions with it, cro
     headers: { host: 'localhost:8080', origin: 'http://evil.example' },
   });
   assert.equal(tunneled.status, 403);
+  // A page on another name that resolves to the tunnel (DNS rebinding) may not even read; the CLI
+  // and curl may name any host.
+  const rebound = await http(socket, 'GET', '/v1/status', {
+    headers: { host: 'evil.example:8080', 'sec-fetch-site': 'same-origin' },
+  });
+  assert.equal(rebound.status, 403);
+  assert.equal((await http(socket, 'GET', '/v1/status', { headers: { host: 'emperor' } })).status, 200);
 });
 
 void test('dashboard in a browser: live updates, a crash with its stderr, actions only with the token, a screenshot', async (t) => {
@@ -385,4 +398,33 @@ void test('dashboard in a browser: live updates, a crash with its stderr, action
       'console: Failed to load resource: the server responded with a status of 401 (Unauthorized) (http://HOST/v1/login)',
     ],
   );
+});
+
+void test('--dashboard and the `dashboard` key of --config: a bad address is a usage error naming its line', async (t) => {
+  const dir = tempDir(t);
+  const run = [
+    'run',
+    '--vassals',
+    join(dir, 'v'),
+    '--log-dir',
+    join(dir, 'l'),
+    '--control',
+    join(dir, 'c.sock'),
+  ];
+  const r = await runCli([...run, '--dashboard', 'abc']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^emperor: --dashboard expects HOST:PORT or PORT, got `abc`/);
+  const config = join(dir, 'emperor.ini');
+  writeFileSync(config, '[emperor]\ndashboard = abc\n');
+  const bad = await runCli([...run, '--config', config]);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, new RegExp(`^emperor: ${config}:2: \`dashboard\` expects HOST:PORT or PORT`));
+
+  // The key as docs/cli.md shows it serves the dashboard.
+  const port = await freePort();
+  writeFileSync(config, `[emperor]\ndashboard = 127.0.0.1:${port}\n`);
+  const emp = await startEmperor(t, { args: ['--config', config] });
+  await emp.waitLine((l) => l.event === 'dashboard-listening', 'dashboard-listening');
+  const page = await http({ port }, 'GET', '/dashboard/');
+  assert.equal(page.status, 200);
 });

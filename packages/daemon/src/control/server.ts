@@ -163,7 +163,9 @@ export async function openControlServer(options: ControlServerOptions): Promise<
     const path = url.pathname;
     const route = path.replace(/\/+$/, '') || '/';
     const tcp = access.transport === 'tcp' ? access : undefined;
-    checkHost(req.headers, tcp?.hostName);
+    // A browser page on another name resolving here (DNS rebinding, through a tunnel too). Other
+    // clients of the socket may name any host (`curl --unix-socket S http://emperor/...`).
+    if (tcp || fromBrowser(req.headers)) checkHost(req.headers, tcp?.hostName);
     const reading = method === 'GET' || method === 'HEAD';
     // Whatever changes state: a browser page may ask only from the dashboard's own origin.
     if (!reading) checkSameOrigin(req.headers, fromBrowser(req.headers) || tcp?.token === 'cookie');
