@@ -98,7 +98,7 @@ export function vassalIni(exec, extra = '') {
  * Starts `emperor run` on a fresh temp dir. `files` are written before the start.
  * Each log line gets `_at` (arrival, nowMs()) next to pino's own `time` (Date.now(), ms).
  */
-export async function startEmperor({ files = {}, wait = true } = {}) {
+export async function startEmperor({ files = {}, wait = true, args = [] } = {}) {
   const dir = tempDir();
   const vassals = join(dir, 'vassals');
   const logDir = join(dir, 'logs');
@@ -120,6 +120,7 @@ export async function startEmperor({ files = {}, wait = true } = {}) {
       join(dir, 'ctl'),
       // BENCH_EMPEROR_ARGS: e.g. "--containment subreaper" to measure without cgroups.
       ...(process.env.BENCH_EMPEROR_ARGS ?? '').split(' ').filter(Boolean),
+      ...args,
     ],
     { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
   );

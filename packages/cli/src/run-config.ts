@@ -12,6 +12,7 @@ export const RUN_CONFIG_KEYS = [
   'control',
   'control-group',
   'metrics',
+  'dashboard',
   'log-level',
   'containment',
   'uwsgi',

@@ -87,6 +87,10 @@ export const ERROR_CODES = {
   EMP_CONTROL_BAD_REQUEST:
     'HTTP 400: malformed HTTP, a bad parameter, or a name that is not a vassal name or glob.',
   EMP_CONTROL_BAD_JSON: 'HTTP 400: the request body is not a JSON object.',
+  EMP_CONTROL_UNAUTHORIZED:
+    'HTTP 401: an action on the dashboard TCP port without its token, or a login with a wrong one; the message names the token file.',
+  EMP_CONTROL_FORBIDDEN:
+    'HTTP 403: a request that changes state from a page of another origin or site, a browser request without X-Emperor-Request, or a Host that is not this emperor (DNS rebinding).',
   EMP_CONTROL_NOT_FOUND: 'HTTP 404: no such control endpoint.',
   EMP_CONTROL_METHOD: 'HTTP 405: the wrong HTTP method for the endpoint.',
   EMP_CONTROL_TIMEOUT:

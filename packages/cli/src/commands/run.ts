@@ -27,6 +27,7 @@ export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
         control: { type: 'string' },
         'control-group': { type: 'string' },
         metrics: { type: 'string' },
+        dashboard: { type: 'string' },
         config: { type: 'string' },
         'log-level': { type: 'string' },
         containment: { type: 'string' },
@@ -51,6 +52,7 @@ export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
     control: v.control ?? process.env.EMPEROR_CONTROL,
     controlGroup: v['control-group'],
     metrics: v.metrics,
+    dashboard: v.dashboard,
     config: v.config,
     logLevel: v['log-level'],
     containment: v.containment,
@@ -111,6 +113,12 @@ export const runCommand: CommandModule & FastCommand = {
             type: 'string',
             defaultDescription: 'no metrics',
           })
+          .option('dashboard', {
+            describe:
+              'Serve the web dashboard on HOST:PORT too (a bare port binds 127.0.0.1): read-only, actions need the token in dashboard.token beside the control socket (docs/dashboard.md)',
+            type: 'string',
+            defaultDescription: 'on the control socket only',
+          })
           .option('config', {
             describe:
               'An INI file whose keys are these options (`vassals = DIR`, repeatable); the command line wins (docs/cli.md)',
@@ -148,6 +156,7 @@ export const runCommand: CommandModule & FastCommand = {
             control: args.control ?? process.env.EMPEROR_CONTROL,
             controlGroup: args['control-group'],
             metrics: args.metrics,
+            dashboard: args.dashboard,
             config: args.config,
             logLevel: args['log-level'],
             containment: args.containment,
@@ -163,6 +172,7 @@ export interface RunArgs {
   readonly control: string | undefined;
   readonly controlGroup: string | undefined;
   readonly metrics: string | undefined;
+  readonly dashboard: string | undefined;
   readonly config: string | undefined;
   readonly logLevel: string | undefined;
   readonly containment: string | undefined;
@@ -179,6 +189,7 @@ export async function run(args: RunArgs): Promise<number> {
     createLogger,
     openControlServer,
     openMetricsServer,
+    openDashboardServer,
     parseListenAddress,
     ensureRuntimeDir,
   } = await import('@emperor/daemon');
@@ -208,6 +219,11 @@ export async function run(args: RunArgs): Promise<number> {
     metricsAt === undefined
       ? undefined
       : useValue(fromFile(args.metrics), 'metrics', () => parseListenAddress(metricsAt));
+  const dashboardAt = args.dashboard ?? file.dashboard;
+  const dashboardAddress =
+    dashboardAt === undefined
+      ? undefined
+      : useValue(fromFile(args.dashboard), 'dashboard', () => parseListenAddress(dashboardAt, '--dashboard'));
 
   // The socket first: a second emperor on the same socket is refused before it touches anything.
   const server = await openControlServer({
@@ -218,6 +234,7 @@ export async function run(args: RunArgs): Promise<number> {
     vassalDirs: vassals,
   });
   let metrics: Awaited<ReturnType<typeof openMetricsServer>> | undefined;
+  let dashboard: Awaited<ReturnType<typeof openDashboardServer>> | undefined;
   let emperor: Awaited<ReturnType<typeof startEmperor>>;
   try {
     metrics = metricsAddress && (await openMetricsServer(server, metricsAddress.host, metricsAddress.port));
@@ -225,6 +242,22 @@ export async function run(args: RunArgs): Promise<number> {
       logger.info(
         { event: 'metrics-listening', address: `${metrics.address.address}:${metrics.address.port}` },
         'metrics-listening',
+      );
+    dashboard =
+      dashboardAddress &&
+      (await openDashboardServer(server, {
+        ...dashboardAddress,
+        runtimeDir,
+        ...(gid === undefined ? {} : { gid }),
+      }));
+    if (dashboard)
+      logger.info(
+        {
+          event: 'dashboard-listening',
+          address: `${dashboard.address.address}:${dashboard.address.port}`,
+          token_file: dashboard.tokenFile,
+        },
+        'dashboard-listening',
       );
     const { getentLookup } = await import('../system-lookup.js');
     const containment = (args.containment ?? file.containment ?? 'auto') as 'auto' | 'cgroup' | 'subreaper';
@@ -239,12 +272,12 @@ export async function run(args: RunArgs): Promise<number> {
       ...(uwsgi === undefined ? {} : { uwsgi }),
     });
   } catch (err) {
-    await Promise.allSettled([server.close(), metrics?.close()]);
+    await Promise.allSettled([server.close(), metrics?.close(), dashboard?.close()]);
     throw err;
   }
   server.attach(emperor);
   const closeAll = async (): Promise<void> => {
-    await Promise.allSettled([server.close(), metrics?.close()]);
+    await Promise.allSettled([server.close(), metrics?.close(), dashboard?.close()]);
     await emperor.close();
   };
   const code = await new Promise<number>((done) => {

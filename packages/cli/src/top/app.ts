@@ -1,5 +1,6 @@
-// The terminal side of `emperor top`: the alternate screen in raw mode, a poll of status and
-// history every interval, keys, and a terminal given back as it was on every way out (q,
+// The terminal side of `emperor top`: the alternate screen in raw mode, the daemon's live feed
+// (`/v1/events`, top/feed.ts; a poll of status from a daemon without it) and the history of the
+// rows on screen every interval, keys, and a terminal given back as it was on every way out (q,
 // Ctrl-C, a signal, a lost daemon, a crash). Frames are written cell for cell over the last one
 // (cursor positioned per line, no clear), and only when they differ: no flicker.
 import { writeSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { DaemonError, UnreachableError, call, open } from '../control-client.js'
 import { failure } from '../failure.js';
 import type { Output } from '../commands/command.js';
 import { SPARK_WIDTH, render, visible, type Action, type SortKey, type ViewState } from './view.js';
+import { openFeed, type Feed } from './feed.js';
 
 export interface TopOptions {
   readonly socket: string;
@@ -29,19 +31,25 @@ async function fetchFrame(
   rows: number,
 ): Promise<{ status: StatusSnapshot; history: HistorySnapshot | undefined }> {
   const status = await call<StatusSnapshot>(socket, '/v1/status');
+  return { status, history: await fetchHistory(socket, status, state, rows) };
+}
+
+async function fetchHistory(
+  socket: string,
+  status: StatusSnapshot,
+  state: ViewState,
+  rows: number,
+): Promise<HistorySnapshot | undefined> {
   // Only the rows that can be on screen: at 1000 vassals the whole history is 100 times more.
   const shown = visible(status, state).slice(0, rows);
-  if (shown.length === 0) return { status, history: undefined };
+  if (shown.length === 0) return undefined;
   const query = new URLSearchParams(shown.map((v): [string, string] => ['name', v.name]));
   query.set('points', String(SPARK_WIDTH));
   // An older daemon without history, or a vassal gone since: this frame has no sparklines.
-  const history = await call<HistorySnapshot>(socket, `/v1/history?${query.toString()}`).catch(
-    (err: unknown) => {
-      if (err instanceof DaemonError) return undefined;
-      throw err;
-    },
-  );
-  return { status, history };
+  return call<HistorySnapshot>(socket, `/v1/history?${query.toString()}`).catch((err: unknown) => {
+    if (err instanceof DaemonError) return undefined;
+    throw err;
+  });
 }
 
 /** Not a terminal: one frame as plain text, for a pipe or a log. */
@@ -101,6 +109,9 @@ export async function runTop(options: TopOptions): Promise<number> {
   let history: HistorySnapshot | undefined;
   let lastFrame: string[] = [];
   let logStream: IncomingMessage | undefined;
+  /** The live feed; undefined from a daemon without one (then status is polled), or once lost. */
+  let feed: Feed | undefined;
+  let polled = false;
   let timer: NodeJS.Timeout | undefined = undefined;
   let finish: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => {
@@ -113,6 +124,7 @@ export async function runTop(options: TopOptions): Promise<number> {
     restored = true;
     clearInterval(timer);
     logStream?.destroy();
+    feed?.close();
     try {
       if (stdin.isTTY) stdin.setRawMode(false);
     } catch {
@@ -164,7 +176,26 @@ export async function runTop(options: TopOptions): Promise<number> {
     try {
       // The selected row may be far down the list: ask for everything up to it too.
       const at = visible(status, state).findIndex((v) => v.name === state.selected);
-      ({ status, history } = await fetchFrame(options.socket, state, Math.max(stdout.rows || 24, at + 1)));
+      const rows = Math.max(stdout.rows || 24, at + 1);
+      if (feed === undefined && !polled) {
+        // (Re)open the feed: at start, and after the daemon restarted or the connection broke.
+        const opened = await openFeed(options.socket, () => {
+          if (feed === undefined) return;
+          status = feed.snapshot();
+          draw();
+        });
+        if (opened === undefined) polled = true;
+        else {
+          feed = opened;
+          void opened.ended.then(() => {
+            if (feed === opened) feed = undefined;
+          });
+        }
+      }
+      if (feed) {
+        status = feed.snapshot();
+        history = status && (await fetchHistory(options.socket, status, state, rows));
+      } else ({ status, history } = await fetchFrame(options.socket, state, rows));
       if (state.message.startsWith('lost')) state.message = '';
     } catch (err) {
       if (err instanceof UnreachableError) {

@@ -53,12 +53,15 @@ function sum(xs: readonly (number | null)[]): number | null {
   return total;
 }
 
-export function cpuOf(v: VassalStatus): number | null {
-  return sum(v.instances.map((i) => i.cpu_percent));
+/** A vassal as top holds it: with the latest sample of `/v1/events` when it reads that feed. */
+export type TopVassal = VassalStatus & { readonly usage?: readonly [number | null, number | null] };
+
+export function cpuOf(v: TopVassal): number | null {
+  return v.usage ? v.usage[0] : sum(v.instances.map((i) => i.cpu_percent));
 }
 
-export function memOf(v: VassalStatus): number | null {
-  return sum(v.instances.map((i) => i.rss_bytes));
+export function memOf(v: TopVassal): number | null {
+  return v.usage ? v.usage[1] : sum(v.instances.map((i) => i.rss_bytes));
 }
 
 /** The vassals shown, filtered and in display order. */

@@ -57,6 +57,12 @@ export interface HistorySnapshot {
   readonly vassals: VassalHistory[];
 }
 
+/** The newest sample: epoch ms, and per vassal [CPU %, RSS bytes] summed over its instances. */
+export interface LatestSample {
+  readonly at: number;
+  readonly vassals: Record<string, [number | null, number | null]>;
+}
+
 interface Slot {
   /** CPU % at [i], RSS bytes at [SAMPLES + i]; NaN where the slot had no process. */
   readonly values: Float32Array;
@@ -88,6 +94,8 @@ export class History {
   #leaseUntil = 0;
   #timer: NodeJS.Timeout | undefined;
   #dropTimer: NodeJS.Timeout | undefined;
+  /** Live readers (`/v1/events`): sampling goes on while there is one, each told of every sample. */
+  readonly #watchers = new Set<(sample: LatestSample) => void>();
 
   constructor(now: () => number = Date.now) {
     this.#now = now;
@@ -116,19 +124,8 @@ export class History {
 
   /** The history of `names`, its last `points` samples; (re)starts sampling for LEASE_MS. */
   read(names: readonly string[], points: number = SAMPLES): HistorySnapshot {
-    const sampling = this.#timer !== undefined;
     this.#leaseUntil = this.#now() + LEASE_MS;
-    if (!sampling) {
-      clearTimeout(this.#dropTimer);
-      this.#dropTimer = undefined;
-      // Older samples than the window are outdated: start over rather than show a gap as data.
-      if (this.#times !== undefined && this.#now() - this.#lastTime() > WINDOW_MS) this.#drop();
-      this.#tick();
-      this.#timer = setInterval(() => {
-        this.#tick();
-      }, INTERVAL_MS);
-      this.#timer.unref();
-    }
+    this.#start();
     const count = Math.min(points, this.#ticks, SAMPLES);
     const first = this.#ticks - count;
     const times: number[] = [];
@@ -142,8 +139,55 @@ export class History {
     };
   }
 
+  /**
+   * Calls `listener` after every sample from now on, sampling for as long as one listens (and
+   * LEASE_MS after); returns the unsubscribe.
+   */
+  watch(listener: (sample: LatestSample) => void): () => void {
+    this.#watchers.add(listener);
+    this.#leaseUntil = Math.max(this.#leaseUntil, this.#now() + LEASE_MS);
+    this.#start();
+    return () => {
+      this.#watchers.delete(listener);
+      this.#leaseUntil = Math.max(this.#leaseUntil, this.#now() + LEASE_MS);
+    };
+  }
+
+  /** The newest sample of every vassal that has one: summed CPU % and RSS bytes. */
+  latest(): LatestSample {
+    const vassals: Record<string, [number | null, number | null]> = {};
+    const pos = (this.#ticks - 1) % SAMPLES;
+    if (this.#ticks > 0)
+      for (const [name, s] of this.#series) {
+        let cpu: number | null = null;
+        let rss: number | null = null;
+        for (const slot of s.slots?.values() ?? []) {
+          const c = slot.values[pos] ?? NaN;
+          const r = slot.values[SAMPLES + pos] ?? NaN;
+          if (!Number.isNaN(c)) cpu = Math.round(((cpu ?? 0) + c) * 10) / 10;
+          if (!Number.isNaN(r)) rss = Math.round((rss ?? 0) + r);
+        }
+        vassals[name] = [cpu, rss];
+      }
+    return { at: this.#lastTime(), vassals };
+  }
+
+  #start(): void {
+    if (this.#timer !== undefined) return;
+    clearTimeout(this.#dropTimer);
+    this.#dropTimer = undefined;
+    // Older samples than the window are outdated: start over rather than show a gap as data.
+    if (this.#times !== undefined && this.#now() - this.#lastTime() > WINDOW_MS) this.#drop();
+    this.#tick();
+    this.#timer = setInterval(() => {
+      this.#tick();
+    }, INTERVAL_MS);
+    this.#timer.unref();
+  }
+
   /** Stops sampling and its timers (the control server closes). */
   close(): void {
+    this.#watchers.clear();
     clearInterval(this.#timer);
     clearTimeout(this.#dropTimer);
     this.#timer = undefined;
@@ -174,7 +218,7 @@ export class History {
     const emperor = this.#emperor;
     const at = this.#now();
     if (!emperor) return;
-    if (at > this.#leaseUntil) {
+    if (at > this.#leaseUntil && this.#watchers.size === 0) {
       clearInterval(this.#timer);
       this.#timer = undefined;
       this.#dropTimer = setTimeout(() => {
@@ -230,6 +274,10 @@ export class History {
       } else s.waiting = undefined;
     }
     this.#ticks = tick + 1;
+    if (this.#watchers.size > 0) {
+      const sample = this.latest();
+      for (const w of this.#watchers) w(sample);
+    }
   }
 
   #vassal(name: string, first: number, count: number): VassalHistory {

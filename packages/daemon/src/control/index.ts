@@ -1,4 +1,5 @@
 export { openControlServer, type ControlServer, type ControlServerOptions } from './server.js';
+export { openDashboardServer, type DashboardServer } from './dashboard-server.js';
 export { openMetricsServer, parseListenAddress, type MetricsServer } from './metrics-server.js';
 export { ControlSocketError, CONTROL_ERRORS, type ControlErrorCode } from './errors.js';
 export type {

@@ -11,11 +11,11 @@ export interface MetricsServer {
 }
 
 /** `HOST:PORT`, `[::1]:PORT` or a bare port (then 127.0.0.1). */
-export function parseListenAddress(value: string): { host: string; port: number } {
+export function parseListenAddress(value: string, option = '--metrics'): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(value) ?? /^()()(\d+)$/.exec(value);
   const port = Number(m?.[3]);
   if (!m || !Number.isInteger(port) || port < 0 || port > 65535)
-    throw Object.assign(new Error(`--metrics expects HOST:PORT or PORT, got \`${value}\``), {
+    throw Object.assign(new Error(`${option} expects HOST:PORT or PORT, got \`${value}\``), {
       code: 'EMP_CLI_USAGE',
     });
   return { host: m[1] || m[2] || '127.0.0.1', port };

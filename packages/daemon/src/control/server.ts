@@ -24,6 +24,16 @@ import { showVassal } from './show.js';
 import { Histogram, renderMetrics } from './metrics.js';
 import { clearStaleSocket, listenPrivately } from './socket-file.js';
 import { fdBudget } from '../os/fd-budget.js';
+import { EventHub } from './events.js';
+import { serveDashboard } from './dashboard-assets.js';
+import {
+  checkHost,
+  checkSameOrigin,
+  fromBrowser,
+  loginCookie,
+  logoutCookie,
+  type TokenFile,
+} from './dashboard-auth.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 const MAX_HEADER_BYTES = 16 * 1024;
@@ -55,8 +65,27 @@ export interface ControlServerOptions {
   readonly maxConnections?: number;
 }
 
+/** How a request arrived, and what it may do (dashboard-auth.ts). */
+export type Access =
+  | { readonly transport: 'socket' }
+  | {
+      readonly transport: 'tcp';
+      /** The token file, for `POST /v1/login`. */
+      readonly tokens: TokenFile;
+      /** How the request proved it holds the token, if it did. */
+      readonly token: 'bearer' | 'cookie' | undefined;
+      /** The host name given to `--dashboard`, allowed in `Host` beside addresses and localhost. */
+      readonly hostName: string | undefined;
+    };
+
+/** What the dashboard's TCP port serves (read-only ones, and actions for token holders). */
+const TCP_GET = new Set(['/', '/v1/version', '/v1/status', '/v1/history', '/v1/events', '/v1/session']);
+const TCP_POST = new Set(['/v1/actions', '/v1/login', '/v1/logout']);
+
 export interface ControlServer {
   readonly path: string;
+  /** Answers a request that arrived another way than the socket (the dashboard's TCP port). */
+  serve(req: IncomingMessage, res: ServerResponse, access: Access): void;
   /** Starts answering for `emperor` (until then requests get 503 EMP_CONTROL_STARTING). */
   attach(emperor: Emperor): void;
   /** The current status of every vassal (for `/metrics`). */
@@ -114,11 +143,83 @@ export async function openControlServer(options: ControlServerOptions): Promise<
   const status = (names?: readonly string[]): StatusSnapshot | undefined =>
     emperor &&
     buildStatus(emperor, info, sampler, names ?? knownNames(emperor), (r) => retryAt.get(r), now());
+  const events = new EventHub({
+    status,
+    history,
+    health: () => ({
+      uptime_s: Math.floor((now() - info.startedAt) / 1000),
+      rss_bytes: process.memoryUsage.rss(),
+    }),
+  });
 
-  const handle = async (req: IncomingMessage, res: ServerResponse, socket: Socket): Promise<void> => {
+  const handle = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    socket: Socket,
+    access: Access,
+  ): Promise<void> => {
     const url = parseUrl(req.url);
     const method = req.method ?? 'GET';
-    const route = url.pathname.replace(/\/+$/, '') || '/';
+    const path = url.pathname;
+    const route = path.replace(/\/+$/, '') || '/';
+    const tcp = access.transport === 'tcp' ? access : undefined;
+    // A browser page on another name resolving here (DNS rebinding, through a tunnel too). Other
+    // clients of the socket may name any host (`curl --unix-socket S http://emperor/...`).
+    if (tcp || fromBrowser(req.headers)) checkHost(req.headers, tcp?.hostName);
+    const reading = method === 'GET' || method === 'HEAD';
+    // Whatever changes state: a browser page may ask only from the dashboard's own origin.
+    if (!reading) checkSameOrigin(req.headers, fromBrowser(req.headers) || tcp?.token === 'cookie');
+    if (tcp) {
+      const logs = /^\/v1\/vassals\/[^/]+\/logs$/.test(route);
+      const dashboard = route === '/dashboard' || route.startsWith('/dashboard/');
+      if (!(reading ? TCP_GET.has(route) || logs || dashboard : TCP_POST.has(route)))
+        throw new ControlError(
+          'EMP_CONTROL_NOT_FOUND',
+          `no endpoint ${method.slice(0, 20)} ${route.slice(0, 100)} on the dashboard port; the control socket has every endpoint (docs/protocol.md)`,
+        );
+      if (route === '/') {
+        res.writeHead(302, { location: '/dashboard/', 'content-length': 0 }).end();
+        return;
+      }
+    }
+    if (route === '/dashboard' && path !== '/dashboard/') {
+      // The page's links are relative to `/dashboard/`.
+      res.writeHead(301, { location: 'dashboard/', 'content-length': 0 }).end();
+      return;
+    }
+    if (route.startsWith('/dashboard')) {
+      if (!reading) expect(method, 'GET');
+      serveDashboard(path.slice('/dashboard'.length), res, method === 'HEAD');
+      return;
+    }
+    if (route === '/v1/session') {
+      expect(method, 'GET');
+      send(res, 200, session(access));
+      return;
+    }
+    if (route === '/v1/login') {
+      expect(method, 'POST');
+      const body = await readJson(req);
+      if (!tcp) {
+        send(res, 200, session(access));
+        return;
+      }
+      if (typeof body.token !== 'string' || !tcp.tokens.matches(body.token.trim()))
+        throw new ControlError(
+          'EMP_CONTROL_UNAUTHORIZED',
+          `not the dashboard token; it is in ${tcp.tokens.path} (readable by root and the control group)`,
+        );
+      logger.info({ event: 'dashboard-login', from: socket.remoteAddress }, 'dashboard-login');
+      res.setHeader('set-cookie', loginCookie(body.token.trim()));
+      send(res, 200, { ...session(tcp), can_act: true });
+      return;
+    }
+    if (route === '/v1/logout') {
+      expect(method, 'POST');
+      if (tcp) res.setHeader('set-cookie', logoutCookie());
+      send(res, 200, { ...session(access), can_act: !tcp });
+      return;
+    }
     if (route === '/v1/version' || route === '/') {
       expect(method, 'GET');
       send(res, 200, { version: info.version, pid: info.pid, node: process.version, api: 1 });
@@ -144,8 +245,18 @@ export async function openControlServer(options: ControlServerOptions): Promise<
       send(res, 200, history.read(names, intParam(url, 'points', SAMPLES, SAMPLES)));
       return;
     }
+    if (route === '/v1/events') {
+      expect(method, 'GET');
+      events.open(res, { samples: url.searchParams.get('samples') !== '0' });
+      return;
+    }
     if (route === '/v1/actions') {
       expect(method, 'POST');
+      if (tcp && tcp.token === undefined)
+        throw new ControlError(
+          'EMP_CONTROL_UNAUTHORIZED',
+          `the dashboard is read-only without its token: log in with the token in ${tcp.tokens.path}, or send \`Authorization: Bearer TOKEN\``,
+        );
       const body = await readJson(req);
       const action = parseAction(body.action);
       const targets = body.targets;
@@ -169,7 +280,10 @@ export async function openControlServer(options: ControlServerOptions): Promise<
       });
       if (wait) socket.setTimeout(0);
       try {
-        logger.info({ event: 'control-action', action, vassals: names.join(','), wait }, 'control-action');
+        logger.info(
+          { event: 'control-action', action, vassals: names.join(','), wait, via: access.transport },
+          'control-action',
+        );
         const results = await performActions(
           emp,
           { action, names, wait, timeoutMs: timeoutS * 1000 },
@@ -231,6 +345,25 @@ export async function openControlServer(options: ControlServerOptions): Promise<
     );
   };
 
+  /** Runs `handle`, turning every error into a JSON answer. */
+  const respond = (req: IncomingMessage, res: ServerResponse, socket: Socket, access: Access): void => {
+    handle(req, res, socket, access).catch((err: unknown) => {
+      if (!(err instanceof ControlError))
+        logger.error({ event: 'control-error', err, url: req.url?.slice(0, 200) }, 'control-error');
+      const e =
+        err instanceof ControlError
+          ? err
+          : new ControlError('EMP_CONTROL_INTERNAL', 'internal error; see the emperor log');
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      send(res, e.status, { error: { code: e.code, message: e.message, ...e.extra } });
+      // An oversized body is not read to its end: close instead of draining it.
+      if (e.code === 'EMP_CONTROL_TOO_LARGE') res.once('finish', () => socket.destroy());
+    });
+  };
+
   const server: Server = createServer(
     {
       maxHeaderSize: MAX_HEADER_BYTES,
@@ -255,21 +388,7 @@ export async function openControlServer(options: ControlServerOptions): Promise<
       };
       res.once('finish', finished).once('close', finished);
       socket.setTimeout(ACTIVE_TIMEOUT_MS);
-      handle(req, res, socket).catch((err: unknown) => {
-        if (!(err instanceof ControlError))
-          logger.error({ event: 'control-error', err, url: req.url?.slice(0, 200) }, 'control-error');
-        const e =
-          err instanceof ControlError
-            ? err
-            : new ControlError('EMP_CONTROL_INTERNAL', 'internal error; see the emperor log');
-        if (res.headersSent) {
-          res.destroy();
-          return;
-        }
-        send(res, e.status, { error: { code: e.code, message: e.message, ...e.extra } });
-        // An oversized body is not read to its end: close instead of draining it.
-        if (e.code === 'EMP_CONTROL_TOO_LARGE') res.once('finish', () => socket.destroy());
-      });
+      respond(req, res, socket, { transport: 'socket' });
     },
   );
   // Open connections, oldest first, with how many requests each is answering. Counted here rather
@@ -335,9 +454,13 @@ export async function openControlServer(options: ControlServerOptions): Promise<
   let closing: Promise<void> | undefined;
   return {
     path,
+    serve(req, res, access) {
+      respond(req, res, req.socket, access);
+    },
     attach(e) {
       emperor = e;
       history.attach(e);
+      events.attach(e);
       for (const r of e.reconciler.runners.values()) observe(r);
       unsubscribe = e.subscribe(observe);
       unsubscribeReaction = e.onReaction((_name, ms) => {
@@ -353,6 +476,7 @@ export async function openControlServer(options: ControlServerOptions): Promise<
       (closing ??= new Promise<void>((resolve) => {
         unsubscribe?.();
         unsubscribeReaction?.();
+        events.close();
         history.close();
         for (const a of inflight) a.abort();
         server.close(() => {
@@ -390,6 +514,12 @@ function refuseBusy(socket: Socket, cap: number): void {
     },
   });
   endWith(socket, 503, body);
+}
+
+/** `GET /v1/session`: what this client may do, for the dashboard to show or hide its buttons. */
+function session(access: Access): Record<string, unknown> {
+  if (access.transport === 'socket') return { transport: 'socket', can_act: true };
+  return { transport: 'tcp', can_act: access.token !== undefined, token_file: access.tokens.path };
 }
 
 function parseUrl(raw: string | undefined): URL {

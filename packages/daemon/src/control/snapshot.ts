@@ -135,6 +135,8 @@ export interface StatusSnapshot {
     dangling_links?: { file: string; target: string }[];
     /** How every process of a vassal is tracked and stopped (docs/lifecycle.md, "Containment"). */
     containment?: { mode: 'cgroup' | 'subreaper'; cgroup: string | null; reason: string | null };
+    /** The emperor's own resident memory. */
+    rss_bytes?: number;
   };
   readonly vassals: VassalStatus[];
 }
@@ -177,6 +179,7 @@ export function buildStatus(
         cgroup: emperor.containment.cgroup ?? null,
         reason: emperor.containment.reason ?? null,
       },
+      rss_bytes: process.memoryUsage.rss(),
     },
     vassals,
   };
