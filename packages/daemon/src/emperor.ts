@@ -5,7 +5,10 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { vassalNameOf, type SystemLookup, type VassalConfig } from '@emperor/config';
-import { DirSource, parseWatchTarget, type Scan, type WatchNote } from './sources/dir-source.js';
+import { DirSource, type WatchNote, type WatchTarget } from './sources/dir-source.js';
+import { SourceSet } from './sources/source-set.js';
+import type { SourceUpdate, VassalSource } from './sources/source.js';
+import { parseVassalsSpec } from './sources/vassals-spec.js';
 import { Reconciler } from './reconciler.js';
 import { VassalRunner } from './runner/vassal-runner.js';
 import { SpawnGate } from './runner/spawn-gate.js';
@@ -20,7 +23,7 @@ import { systemdNotifier } from './os/systemd-notify.js';
 const MAX_GONE_LOGS = 10_000;
 
 export interface EmperorOptions {
-  /** `--vassals` values: directories or file globs inside one directory. */
+  /** `--vassals` values: directories or file globs inside one directory (vassals-spec.ts). */
   readonly vassals: readonly string[];
   readonly logDir: string;
   /** Directory for the state file (and, later, the control socket). */
@@ -72,6 +75,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
   const now = options.now ?? Date.now;
   const env = options.env ?? process.env;
   const statePath = join(options.runtimeDir, 'emperor.state.json');
+  const specs = options.vassals.map(parseVassalsSpec);
   const swept = await cleanupLeftovers(statePath, logger);
   const killed = swept.killed.flatMap((k) => k.pids);
   if (killed.length > 0)
@@ -218,21 +222,36 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
   });
 
   const missing = new Set<string>();
-  const source = new DirSource(
-    options.vassals.map(parseWatchTarget),
-    (scan: Scan) => {
-      reconciler.apply(scan);
-    },
-    (err) => {
-      logger.error({ event: 'watch-error', err }, 'watch-error');
-    },
-    (note) => {
-      if (note.event === 'watch-dir-missing') missing.add(note.dir);
-      if (note.event === 'watch-dir-found') missing.delete(note.dir);
-      logWatchNote(logger, note);
-    },
-  );
-  await source.start();
+  // One source per run of consecutive directories (one DirSource keeps their first-one-wins
+  // order itself), in `--vassals` order: the set merges them with the same rule.
+  const groups: WatchTarget[][] = [];
+  for (const spec of specs) {
+    const last = groups.at(-1);
+    if (last) last.push(spec.target);
+    else groups.push([spec.target]);
+  }
+  const set = new SourceSet(groups.length, (merged: SourceUpdate) => {
+    reconciler.apply(merged);
+  });
+  const dirSources: DirSource[] = [];
+  const sources: VassalSource[] = groups.map((targets, index) => {
+    const dirs = new DirSource(
+      targets,
+      set.updater(index),
+      (err) => {
+        logger.error({ event: 'watch-error', err }, 'watch-error');
+      },
+      (note) => {
+        if (note.event === 'watch-dir-missing') missing.add(note.dir);
+        if (note.event === 'watch-dir-found') missing.delete(note.dir);
+        logWatchNote(logger, note);
+      },
+    );
+    dirSources.push(dirs);
+    return dirs;
+  });
+  await Promise.all(sources.map((s) => s.start()));
+  set.open();
   logger.info(
     { event: 'emperor-ready', vassals: reconciler.runners.size, dirs: options.vassals.join(',') },
     'emperor-ready',
@@ -263,9 +282,12 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
       reactionListeners.add(listener);
       return () => reactionListeners.delete(listener);
     },
-    rescan: () => source.rescan(),
+    rescan: async () => {
+      await Promise.all(sources.map((s) => s.rescan()));
+    },
     missingDirs: () => [...missing].sort(),
-    danglingLinks: () => source.danglingLinks(),
+    danglingLinks: () =>
+      dirSources.flatMap((d) => d.danglingLinks()).sort((a, b) => (a.file < b.file ? -1 : 1)),
     reopenLogs: () => {
       for (const { log } of logs.values()) void log.reopen();
     },
@@ -285,7 +307,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
         systemd?.stopping();
         clearTimeout(statusTimer);
         reconciler.close();
-        await source.close();
+        await Promise.all(sources.map((s) => s.close()));
         for (const r of [...reconciler.runners.values()]) r.dispatch({ type: 'remove', at: now() });
         await allGone();
         const stray = await confinement.close();

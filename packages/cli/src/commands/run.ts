@@ -181,11 +181,14 @@ export async function run(args: RunArgs): Promise<number> {
     openMetricsServer,
     parseListenAddress,
     ensureRuntimeDir,
+    parseVassalsSpec,
   } = await import('@emperor/daemon');
   const config = args.config === undefined ? undefined : readRunConfig(args.config);
   const file = config?.single ?? {};
   const paths = defaultPaths();
   const vassals = (args.vassals?.length ? args.vassals : undefined) ?? config?.vassals ?? [paths.vassals];
+  // Before anything is created: a URL the emperor cannot read is a usage error, never a directory.
+  for (const spec of vassals) parseVassalsSpec(spec);
   const logDir = resolve(args.logDir ?? file['log-dir'] ?? paths.logDir);
   const control = resolve(args.control ?? file.control ?? paths.control);
   const runtimeDir = resolve(control, '..');
