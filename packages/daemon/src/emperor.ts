@@ -1,6 +1,6 @@
 // The emperor's own life: wires sources, reconciler and runners, and tears them down once.
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -9,6 +9,9 @@ import { DirSource, type WatchNote, type WatchTarget } from './sources/dir-sourc
 import { SourceSet } from './sources/source-set.js';
 import type { SourceUpdate, VassalSource } from './sources/source.js';
 import { parseVassalsSpec } from './sources/vassals-spec.js';
+import { EtcdSource, type EtcdTarget, type StoreStatus } from './sources/etcd/etcd-source.js';
+import { StoreCache } from './sources/etcd/cache.js';
+import type { EtcdClientOptions } from './sources/etcd/client.js';
 import { Reconciler } from './reconciler.js';
 import { VassalRunner } from './runner/vassal-runner.js';
 import { SpawnGate } from './runner/spawn-gate.js';
@@ -39,6 +42,19 @@ export interface EmperorOptions {
   readonly containment?: 'auto' | ContainmentMode;
   /** The uWSGI binary that runs `[uwsgi]` vassal files (`run --uwsgi`); default `uwsgi` on PATH. */
   readonly uwsgi?: string;
+  /** TLS files and credentials for every `etcd://` source (`run --etcd-*`, docs/fleet.md). */
+  readonly etcd?: EtcdSettings;
+  /** Where the last set read from each store is cached (`run --state-dir`); required with etcd. */
+  readonly stateDir?: string;
+}
+
+export interface EtcdSettings {
+  /** PEM files: `cacert` verifies the server; `cert` and `key` are this emperor's client certificate. */
+  readonly cacert?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly user?: string;
+  readonly password?: string;
 }
 
 export interface Emperor {
@@ -59,6 +75,8 @@ export interface Emperor {
   missingDirs(): string[];
   /** Vassal files that are symlinks leading nowhere: each starts when its target appears. */
   danglingLinks(): { file: string; target: string }[];
+  /** Each etcd source: connected or not, its revision, whether its set came from the cache. */
+  stores(): StoreStatus[];
   /**
    * Where the log of a vassal that is gone would be: the path it last wrote (remembered since
    * this emperor started), else `<log-dir>/NAME.log`. Undefined when no such file exists.
@@ -224,17 +242,31 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
   const missing = new Set<string>();
   // One source per run of consecutive directories (one DirSource keeps their first-one-wins
   // order itself), in `--vassals` order: the set merges them with the same rule.
-  const groups: WatchTarget[][] = [];
+  const groups: (WatchTarget[] | EtcdTarget)[] = [];
   for (const spec of specs) {
     const last = groups.at(-1);
-    if (last) last.push(spec.target);
+    if (spec.kind === 'etcd') groups.push(spec.target);
+    else if (Array.isArray(last)) last.push(spec.target);
     else groups.push([spec.target]);
   }
+  const etcdClient = specs.some((s) => s.kind === 'etcd') ? etcdClientOptions(options.etcd) : {};
   const set = new SourceSet(groups.length, (merged: SourceUpdate) => {
     reconciler.apply(merged);
   });
   const dirSources: DirSource[] = [];
+  const stores: EtcdSource[] = [];
   const sources: VassalSource[] = groups.map((targets, index) => {
+    if (!Array.isArray(targets)) {
+      const store = new EtcdSource({
+        target: targets,
+        client: etcdClient,
+        cache: new StoreCache(cachePath(options.stateDir, targets), targets.spec),
+        logger,
+        onUpdate: set.updater(index),
+      });
+      stores.push(store);
+      return store;
+    }
     const dirs = new DirSource(
       targets,
       set.updater(index),
@@ -286,6 +318,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
       await Promise.all(sources.map((s) => s.rescan()));
     },
     missingDirs: () => [...missing].sort(),
+    stores: () => stores.map((s) => s.status()),
     danglingLinks: () =>
       dirSources.flatMap((d) => d.danglingLinks()).sort((a, b) => (a.file < b.file ? -1 : 1)),
     reopenLogs: () => {
@@ -348,6 +381,41 @@ function summary(reconciler: Reconciler): string {
     counts.set(r.vassal.state, (counts.get(r.vassal.state) ?? 0) + 1);
   const parts = [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([state, n]) => `${n} ${state}`);
   return `${reconciler.runners.size} vassals${parts.length > 0 ? `: ${parts.join(', ')}` : ''}`;
+}
+
+/** TLS and credentials, read once at start: a missing file stops the emperor with its name. */
+function etcdClientOptions(settings: EtcdSettings = {}): Omit<EtcdClientOptions, 'endpoints'> {
+  const read = (what: string, path: string | undefined): Buffer | undefined => {
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw Object.assign(new Error(`--etcd-${what} ${path}: ${(err as Error).message}`), {
+        code: 'EMP_CLI_USAGE',
+      });
+    }
+  };
+  const ca = read('cacert', settings.cacert);
+  const cert = read('cert', settings.cert);
+  const key = read('key', settings.key);
+  const tls =
+    (ca ?? cert ?? key)
+      ? { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) }
+      : undefined;
+  return {
+    ...(tls ? { tls } : {}),
+    ...(settings.user === undefined
+      ? {}
+      : { auth: { user: settings.user, password: settings.password ?? '' } }),
+  };
+}
+
+/** One cache file per cluster and prefix, under the state directory. */
+function cachePath(stateDir: string | undefined, target: EtcdTarget): string {
+  if (stateDir === undefined) throw new Error('an etcd source needs a state directory for its cache');
+  const endpoints = target.endpoints.map((e) => `${e.host}:${e.port}`).join(',');
+  const id = createHash('sha256').update(`${endpoints}${target.prefix}`).digest('hex').slice(0, 16);
+  return join(stateDir, `etcd-${id}.json`);
 }
 
 /** `emperor-<hash of the runtime directory>`: one tree per emperor, the same across its restarts. */
