@@ -44,13 +44,19 @@ const newPrefix = (): string => `/t${process.pid}-${++prefixes}`;
 async function fleetEmperor(
   t: Parameters<typeof startEmperor>[0],
   url: string,
-  opts: { dir?: string; files?: Record<string, string>; ready?: boolean } = {},
+  opts: { dir?: string; files?: Record<string, string>; node?: string } = {},
 ): Promise<EmperorProcess> {
   const dir = opts.dir ?? mkdtempSync('/tmp/emp-');
   return startEmperor(t, {
     dir,
     ...(opts.files ? { files: opts.files } : {}),
-    args: ['--vassals', url, '--state-dir', join(dir, 'state')],
+    args: [
+      '--vassals',
+      url,
+      '--state-dir',
+      join(dir, 'state'),
+      ...(opts.node === undefined ? [] : ['--node-name', opts.node]),
+    ],
   });
 }
 
@@ -233,4 +239,38 @@ void test('a compaction past the watched revision is recovered by a full read', 
   await spawned(emp, 'fresh', from, '1');
   await emp.waitLine((l) => l.event === 'removed' && l.vassal === 'dropped', 'dropped removed', from);
   await waitFor(() => !alive(dropped) && !alive(kept), { what: 'the old processes gone' });
+});
+
+void test('nodes places a vassal: it runs on the emperors whose node name matches, and stops where it no longer does', async (t) => {
+  const prefix = newPrefix();
+  const key = `${prefix}/vassals/placed`;
+  const [a, b] = await Promise.all([
+    fleetEmperor(t, etcd.url(prefix), { node: 'web-1' }),
+    fleetEmperor(t, etcd.url(prefix), { node: 'db-1' }),
+  ]);
+  let fromA = a.lines.length;
+  let fromB = b.lines.length;
+  await etcd.put(key, sleeper(1, 'nodes = web-*\n'));
+  const onA = await spawned(a, 'placed', fromA, '1');
+  await b.waitLine(
+    (l) => l.event === 'not-placed' && l.vassal === 'placed',
+    'placed not placed on db-1',
+    fromB,
+  );
+  assert.equal(b.lines.filter(spawnOf('placed')).length, 0, 'db-1 does not run it');
+
+  fromA = a.lines.length;
+  fromB = b.lines.length;
+  await etcd.put(key, sleeper(2, 'nodes = db-?\n'));
+  await spawned(b, 'placed', fromB, '2');
+  await a.waitLine((l) => l.event === 'removed' && l.vassal === 'placed', 'placed stopped on web-1', fromA);
+  await waitFor(() => !alive(onA), { what: `web-1's instance ${onA} gone` });
+  assert.equal(
+    (await status(a)).vassals.some((v) => v.name === 'placed'),
+    false,
+  );
+
+  fromA = a.lines.length;
+  await etcd.put(key, sleeper(3, 'nodes = web-1, db-1\n'));
+  await spawned(a, 'placed', fromA, '3');
 });

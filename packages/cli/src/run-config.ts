@@ -16,6 +16,7 @@ export const RUN_CONFIG_KEYS = [
   'containment',
   'uwsgi',
   'state-dir',
+  'node-name',
   'etcd-cacert',
   'etcd-cert',
   'etcd-key',

@@ -125,6 +125,8 @@ export interface VassalConfig {
   readonly logTimestamps: boolean;
   readonly logMaxSizeBytes: number;
   readonly logBackups: number;
+  /** Globs of the node names that run the vassal (`nodes`); `['*']` by default. */
+  readonly nodes: readonly string[];
   /** `set-placeholder` definitions, for `emperor show`. */
   readonly placeholders: Readonly<Record<string, string>>;
   /** Set for a `[uwsgi]` file: the addresses uWSGI listens on, owned by the emperor or not. */

@@ -1,7 +1,7 @@
 // The emperor's own life: wires sources, reconciler and runners, and tears them down once.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { vassalNameOf, type SystemLookup, type VassalConfig } from '@emperor/config';
@@ -44,6 +44,8 @@ export interface EmperorOptions {
   readonly uwsgi?: string;
   /** TLS files and credentials for every `etcd://` source (`run --etcd-*`, docs/fleet.md). */
   readonly etcd?: EtcdSettings;
+  /** This emperor's name for `nodes` placement (`run --node-name`); default the host name. */
+  readonly nodeName?: string;
   /** Where the last set read from each store is cached (`run --state-dir`); required with etcd. */
   readonly stateDir?: string;
 }
@@ -59,6 +61,8 @@ export interface EtcdSettings {
 
 export interface Emperor {
   readonly reconciler: Reconciler;
+  /** The name `nodes` globs are matched against. */
+  readonly nodeName: string;
   /** How instances are contained: `emperor.containment` in status. */
   readonly containment: ContainmentInfo;
   /** Processes that left their instance's tree and group, by `instanceKey`, for usage (status). */
@@ -187,9 +191,11 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
   const gate = new SpawnGate();
   const emperorId = `${process.pid}.${readStartTime(process.pid) ?? 0n}`;
   const spawn = { baseEnv: { ...env, EMPEROR_ID: emperorId }, emperorUmask: currentUmask() };
+  const nodeName = options.nodeName ?? hostname();
   const reconciler: Reconciler = new Reconciler({
     logger,
     now,
+    nodeName,
     parseOptions: {
       env,
       cpus: availableParallelism(),
@@ -285,7 +291,12 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
   await Promise.all(sources.map((s) => s.start()));
   set.open();
   logger.info(
-    { event: 'emperor-ready', vassals: reconciler.runners.size, dirs: options.vassals.join(',') },
+    {
+      event: 'emperor-ready',
+      vassals: reconciler.runners.size,
+      dirs: options.vassals.join(','),
+      node: nodeName,
+    },
     'emperor-ready',
   );
   systemd?.ready(summary(reconciler));
@@ -304,6 +315,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
 
   return {
     reconciler,
+    nodeName,
     containment: info,
     escapees: (procs) => confinement.escapees(procs),
     subscribe: (listener) => {

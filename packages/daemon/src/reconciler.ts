@@ -2,6 +2,7 @@
 // machines. The only place that creates machines or tells them their definition changed or is gone.
 import {
   parseVassalBytes,
+  placedOn,
   formatIssue,
   SocketClaims,
   socketConflictIssue,
@@ -18,6 +19,8 @@ export interface ReconcilerDeps {
   readonly now: () => number;
   readonly parseOptions: Omit<ParseOptions, 'file' | 'origin'>;
   readonly createRunner: (config: VassalConfig) => VassalRunner;
+  /** This emperor's node name: a vassal whose `nodes` match it not is not run here. */
+  readonly nodeName: string;
   /** Told how long after the watcher's first event for a file the emperor acted on it (ms). */
   readonly onReaction?: (name: string, ms: number) => void;
 }
@@ -162,6 +165,10 @@ export class Reconciler {
         }
         continue;
       }
+      if (!placedOn(result.config.nodes, this.#deps.nodeName)) {
+        this.#notHere(name, result.config, prev?.config);
+        continue;
+      }
       candidates.push({
         name,
         config: result.config,
@@ -225,6 +232,20 @@ export class Reconciler {
       }
       this.#reacted(name, c.changedAt);
     }
+  }
+
+  /** A valid config whose `nodes` leave this node out: stopped here, like a removed file. */
+  #notHere(name: string, config: VassalConfig, before: VassalConfig | undefined): void {
+    this.errors.delete(name);
+    this.#claims.delete(name);
+    this.#blocked.delete(name);
+    const runner = this.runners.get(name);
+    if (runner && !runner.disposed) runner.dispatch({ type: 'remove', at: this.#deps.now() });
+    if (before === undefined || placedOn(before.nodes, this.#deps.nodeName) || runner)
+      this.#deps.logger.info(
+        { vassal: name, event: 'not-placed', node: this.#deps.nodeName, nodes: config.nodes.join(' ') },
+        `${name} runs on nodes ${config.nodes.join(' ')}, not on ${this.#deps.nodeName}: ${runner ? 'stopped' : 'not started'} here`,
+      );
   }
 
   #reacted(name: string, changedAt: number | undefined): void {

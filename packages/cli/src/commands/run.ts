@@ -32,6 +32,7 @@ export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
         containment: { type: 'string' },
         uwsgi: { type: 'string' },
         'state-dir': { type: 'string' },
+        'node-name': { type: 'string' },
         'etcd-cacert': { type: 'string' },
         'etcd-cert': { type: 'string' },
         'etcd-key': { type: 'string' },
@@ -62,6 +63,7 @@ export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
     containment: v.containment,
     uwsgi: v.uwsgi,
     stateDir: v['state-dir'],
+    nodeName: v['node-name'],
     etcdCacert: v['etcd-cacert'],
     etcdCert: v['etcd-cert'],
     etcdKey: v['etcd-key'],
@@ -153,6 +155,11 @@ export const runCommand: CommandModule & FastCommand = {
             type: 'string',
             defaultDescription: paths.stateDir,
           })
+          .option('node-name', {
+            describe: 'The name `nodes` globs in vassal files are matched against (docs/fleet.md)',
+            type: 'string',
+            defaultDescription: 'the host name',
+          })
           .option('etcd-cacert', {
             describe: "PEM file of the CA that signed the etcd servers' certificates (TLS to etcd)",
             type: 'string',
@@ -186,6 +193,7 @@ export const runCommand: CommandModule & FastCommand = {
             containment: args.containment,
             uwsgi: args.uwsgi,
             stateDir: args['state-dir'],
+            nodeName: args['node-name'],
             etcdCacert: args['etcd-cacert'],
             etcdCert: args['etcd-cert'],
             etcdKey: args['etcd-key'],
@@ -207,6 +215,7 @@ export interface RunArgs {
   readonly containment: string | undefined;
   readonly uwsgi: string | undefined;
   readonly stateDir?: string | undefined;
+  readonly nodeName?: string | undefined;
   readonly etcdCacert?: string | undefined;
   readonly etcdCert?: string | undefined;
   readonly etcdKey?: string | undefined;
@@ -278,8 +287,10 @@ export async function run(args: RunArgs): Promise<number> {
     const containment = (args.containment ?? file.containment ?? 'auto') as 'auto' | 'cgroup' | 'subreaper';
     const uwsgi = args.uwsgi ?? file.uwsgi;
     const etcd = etcdSettings(args, file);
+    const nodeName = args.nodeName ?? file['node-name'];
     emperor = await startEmperor({
       stateDir: resolve(args.stateDir ?? file['state-dir'] ?? paths.stateDir),
+      ...(nodeName === undefined ? {} : { nodeName }),
       ...(etcd ? { etcd } : {}),
       vassals,
       logDir,

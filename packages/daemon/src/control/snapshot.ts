@@ -100,6 +100,8 @@ export interface StatusSnapshot {
     missing_dirs?: string[];
     /** Vassal files that are symlinks leading nowhere; each starts when its target appears. */
     dangling_links?: { file: string; target: string }[];
+    /** The name `nodes` placement matches (`run --node-name`). */
+    node?: string;
     /** Each etcd source: connected, its revision, whether the set running came from the cache (docs/fleet.md). */
     stores?: StoreStatus[];
     /** How every process of a vassal is tracked and stopped (docs/lifecycle.md, "Containment"). */
@@ -141,6 +143,7 @@ export function buildStatus(
       vassal_dirs: [...info.vassalDirs],
       missing_dirs: emperor.missingDirs(),
       dangling_links: emperor.danglingLinks(),
+      node: emperor.nodeName,
       stores: emperor.stores(),
       containment: {
         mode: emperor.containment.mode,
