@@ -143,6 +143,7 @@ export class EtcdClient {
           (res) => {
             if (res.statusCode !== 200) {
               res.resume();
+              this.#token = undefined; // an expired token is the likeliest refusal: log in again
               close(new EtcdError(`watch answered HTTP ${String(res.statusCode)}`, res.statusCode));
               return;
             }
