@@ -274,3 +274,56 @@ void test('nodes places a vassal: it runs on the emperors whose node name matche
   await etcd.put(key, sleeper(3, 'nodes = web-1, db-1\n'));
   await spawned(a, 'placed', fromA, '3');
 });
+
+interface ClusterJson {
+  vassals: { node: string; name: string; state: string; generation: number | null; error: string | null }[];
+}
+
+async function cluster(url: string): Promise<ClusterJson> {
+  const r = await runCli(['status', '--cluster', '--etcd', url, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as ClusterJson;
+}
+
+void test('status --cluster shows every emperor, errors included; the entries of a killed emperor expire with its lease', async (t) => {
+  const prefix = newPrefix();
+  const url = etcd.url(prefix);
+  const [a, b] = await Promise.all([
+    fleetEmperor(t, url, { node: 'n-a' }),
+    fleetEmperor(t, url, { node: 'n-b' }),
+  ]);
+  await etcd.put(`${prefix}/vassals/everywhere`, sleeper(1));
+  await Promise.all([spawned(a, 'everywhere', 0, '1'), spawned(b, 'everywhere', 0, '1')]);
+  await etcd.put(`${prefix}/vassals/broken`, '[vassal]\nexec = /bin/sleep 1000\nprocesses = many\n');
+  const seen = await waitFor(
+    async () => {
+      const c = await cluster(url);
+      const running = c.vassals.filter((v) => v.name === 'everywhere' && v.state === 'running');
+      const broken = c.vassals.filter((v) => v.name === 'broken' && v.error !== null);
+      return running.length === 2 && broken.length === 2 && c;
+    },
+    { what: 'both nodes in status --cluster, with the error of broken' },
+  );
+  assert.deepEqual(
+    seen.vassals.filter((v) => v.name === 'everywhere').map((v) => v.node),
+    ['n-a', 'n-b'],
+  );
+  assert.match(
+    seen.vassals.find((v) => v.name === 'broken')?.error ?? '',
+    /vassals\/broken:3: error: invalid `processes`/,
+  );
+  const table = await runCli(['status', '--cluster', '--etcd', url]);
+  assert.match(table.stdout, /^NODE\s+NAME\s+STATE/m);
+  assert.match(table.stdout, /^n-b\s+everywhere\s+running\s+1/m);
+
+  b.child.kill('SIGKILL');
+  await b.exited;
+  // The lease (10 s) is no longer kept alive: etcd drops every entry of n-b by itself.
+  await waitFor(
+    async () => {
+      const c = await cluster(url);
+      return c.vassals.every((v) => v.node === 'n-a') && c.vassals.length === 2;
+    },
+    { what: "n-b's entries to expire", timeout: 40_000, interval: 500 },
+  );
+});

@@ -11,7 +11,8 @@ import type { SourceUpdate, VassalSource } from './sources/source.js';
 import { parseVassalsSpec } from './sources/vassals-spec.js';
 import { EtcdSource, type EtcdTarget, type StoreStatus } from './sources/etcd/etcd-source.js';
 import { StoreCache } from './sources/etcd/cache.js';
-import type { EtcdClientOptions } from './sources/etcd/client.js';
+import { EtcdClient, type EtcdClientOptions } from './sources/etcd/client.js';
+import { StatusPublisher } from './sources/etcd/status-publisher.js';
 import { Reconciler } from './reconciler.js';
 import { VassalRunner } from './runner/vassal-runner.js';
 import { SpawnGate } from './runner/spawn-gate.js';
@@ -225,6 +226,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
         onChange: (runner) => {
           for (const w of waiters) w();
           for (const l of listeners) l(runner);
+          for (const p of publishers) p.schedule();
           scheduleStatus();
         },
         onSocketsReleased: (released) => {
@@ -256,8 +258,10 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
     else groups.push([spec.target]);
   }
   const etcdClient = specs.some((s) => s.kind === 'etcd') ? etcdClientOptions(options.etcd) : {};
+  const publishers: StatusPublisher[] = [];
   const set = new SourceSet(groups.length, (merged: SourceUpdate) => {
     reconciler.apply(merged);
+    for (const p of publishers) p.schedule();
   });
   const dirSources: DirSource[] = [];
   const stores: EtcdSource[] = [];
@@ -271,6 +275,15 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
         onUpdate: set.updater(index),
       });
       stores.push(store);
+      publishers.push(
+        new StatusPublisher({
+          client: new EtcdClient({ ...etcdClient, endpoints: targets.endpoints }),
+          prefix: targets.prefix,
+          node: nodeName,
+          reconciler,
+          logger,
+        }),
+      );
       return store;
     }
     const dirs = new DirSource(
@@ -352,6 +365,8 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
         systemd?.stopping();
         clearTimeout(statusTimer);
         reconciler.close();
+        // First: the fleet sees this emperor's entries go at once, not after the lease's TTL.
+        await Promise.all(publishers.map((p) => p.close()));
         await Promise.all(sources.map((s) => s.close()));
         for (const r of [...reconciler.runners.values()]) r.dispatch({ type: 'remove', at: now() });
         await allGone();

@@ -111,6 +111,23 @@ export class EtcdClient {
     await this.#call('/v3/kv/put', { key: b64(key), value: b64(value), ...(lease ? { lease } : {}) });
   }
 
+  /** A lease of `ttl` seconds; its ID as etcd writes it (a decimal string). */
+  async grantLease(ttl: number): Promise<string> {
+    const body = await this.#call('/v3/lease/grant', { TTL: String(ttl) });
+    return String(body.ID);
+  }
+
+  /** False when the lease is gone (expired): a TTL of 0 comes back. */
+  async keepAlive(lease: string): Promise<boolean> {
+    const body = await this.#call('/v3/lease/keepalive', { ID: lease });
+    const result = body.result as { TTL?: string } | undefined;
+    return Number(result?.TTL ?? '0') > 0;
+  }
+
+  async revokeLease(lease: string): Promise<void> {
+    await this.#call('/v3/lease/revoke', { ID: lease });
+  }
+
   async delete(key: string): Promise<void> {
     await this.#call('/v3/kv/deleterange', { key: b64(key) });
   }

@@ -9,14 +9,10 @@ import { vassalNameOf } from '@emperor/config';
 import type { SourceUpdate, VassalDefinition, VassalSource } from '../source.js';
 import { EtcdClient, type EtcdClientOptions, type KeyValue, type WatchEvent } from './client.js';
 import type { StoreCache } from './cache.js';
+import type { EtcdUrl } from './url.js';
 
 /** `--vassals etcd://HOST:PORT[,HOST:PORT...]/PREFIX`. */
-export interface EtcdTarget {
-  readonly spec: string;
-  readonly endpoints: readonly { readonly host: string; readonly port: number }[];
-  /** The key prefix, the URL's path as written (`/apps`), without a trailing `/`. */
-  readonly prefix: string;
-}
+export type EtcdTarget = EtcdUrl;
 
 /** What `emperor status` says of a store (`emperor.stores`). */
 export interface StoreStatus {
