@@ -2,7 +2,7 @@
 // runs after each put, delete, outage and compaction.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   alive,
@@ -326,4 +326,36 @@ void test('status --cluster shows every emperor, errors included; the entries of
     },
     { what: "n-b's entries to expire", timeout: 40_000, interval: 500 },
   );
+});
+
+void test('fleet put writes only files that are valid as the emperors will read them; ls lists, rm stops', async (t) => {
+  const prefix = newPrefix();
+  const url = etcd.url(prefix);
+  const emp = await fleetEmperor(t, url);
+  const dir = mkdtempSync('/tmp/emp-');
+  t.after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  writeFileSync(join(dir, 'good.ini'), sleeper('put'));
+  writeFileSync(join(dir, 'bad.ini'), `${sleeper(1)}processes = many\n`);
+  const refused = await runCli(['fleet', 'put', join(dir, 'good.ini'), join(dir, 'bad.ini'), '--etcd', url]);
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, /bad\.ini \(as etcd:\/\/.*\/vassals\/bad\):5: error: invalid `processes`/);
+  assert.match(refused.stderr, /nothing written/);
+  assert.equal(await etcd.ctl('get', '--prefix', `${prefix}/vassals/`), '', 'not even the good file');
+
+  const from = emp.lines.length;
+  const put = await runCli(['fleet', 'put', join(dir, 'good.ini'), '--etcd', url]);
+  assert.equal(put.code, 0, put.stderr);
+  const pid = await spawned(emp, 'good', from, 'put');
+  const ls = await runCli(['fleet', 'ls', '--json', '--etcd', url]);
+  assert.deepEqual(
+    (JSON.parse(ls.stdout) as { vassals: { name: string }[] }).vassals.map((v) => v.name),
+    ['good'],
+  );
+  const rm = await runCli(['fleet', 'rm', 'good', '--etcd', url]);
+  assert.equal(rm.code, 0, rm.stderr);
+  await waitFor(() => !alive(pid), { what: `good's process ${pid} gone` });
+  const again = await runCli(['fleet', 'rm', 'good', '--etcd', url]);
+  assert.equal(again.code, 1);
 });

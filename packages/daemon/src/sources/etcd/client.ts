@@ -128,8 +128,10 @@ export class EtcdClient {
     await this.#call('/v3/lease/revoke', { ID: lease });
   }
 
-  async delete(key: string): Promise<void> {
-    await this.#call('/v3/kv/deleterange', { key: b64(key) });
+  /** True when the key existed. */
+  async delete(key: string): Promise<boolean> {
+    const body = await this.#call('/v3/kv/deleterange', { key: b64(key) });
+    return Number(body.deleted ?? '0') > 0;
   }
 
   /**
