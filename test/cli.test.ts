@@ -90,6 +90,12 @@ void test('usage errors exit 2 with one line, and suggest the option that was me
     'run --log-level verbose',
     /`--log-level` must be one of debug, info, warn, error; got `verbose`/,
   );
+  // A URL is never taken for a relative directory (`./ftp:/host/apps`).
+  expectUsage(
+    await runCli(['run', '--vassals', 'ftp://host/apps', '--log-dir', join(dir, 'l'), '--control', control]),
+    'run --vassals ftp://host/apps',
+    /^emperor: --vassals ftp:\/\/host\/apps: unknown scheme `ftp:\/\/`/,
+  );
   expectUsage(await runCli(['check']), 'check', /missing/);
   expectUsage(
     await runCli(['status', '--json=yes'], { control }),

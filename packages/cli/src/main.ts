@@ -23,6 +23,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./commands/check.js')).check,
   },
   {
+    name: 'fleet',
+    describe: 'Put, remove and list the vassals of a fleet in etcd, checked before they are written',
+    load: async () => (await import('./commands/fleet.js')).fleetCommand,
+  },
+  {
     name: 'run',
     describe: 'Run the emperor in the foreground',
     load: async () => (await import('./commands/run.js')).runCommand,

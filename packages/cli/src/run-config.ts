@@ -16,6 +16,13 @@ export const RUN_CONFIG_KEYS = [
   'log-level',
   'containment',
   'uwsgi',
+  'state-dir',
+  'node-name',
+  'etcd-cacert',
+  'etcd-cert',
+  'etcd-key',
+  'etcd-user',
+  'etcd-password-file',
 ] as const;
 
 export const LOG_LEVELS: readonly string[] = ['debug', 'info', 'warn', 'error'];

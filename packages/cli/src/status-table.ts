@@ -97,6 +97,17 @@ export function formatTable(snapshot: StatusSnapshot, opts: TableOptions): strin
     ...(snapshot.emperor.dangling_links ?? []).map(
       (l) => `${l.file} is a symlink to ${l.target}, which does not exist: it starts when that appears`,
     ),
+    ...(snapshot.emperor.stores ?? []).flatMap((s) =>
+      s.connected
+        ? []
+        : [
+            `etcd ${s.source} is unreachable since ${s.unreachable_since ?? '?'} (${s.error ?? 'no answer'}): ${
+              s.from_cache
+                ? `running the set cached at revision ${s.revision ?? '?'}`
+                : 'every vassal keeps running'
+            }; reconnecting`,
+          ],
+    ),
   ].flatMap((text) => wrap(text, width, '  ').map((l) => paint('33', l)));
   if (snapshot.vassals.length === 0) {
     const present = snapshot.emperor.vassal_dirs.filter(

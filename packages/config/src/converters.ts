@@ -1,5 +1,6 @@
 // One converter per value type, as Supervisor's datatypes.py: each takes the expanded value and
 // returns the typed value or what was expected. The caller adds the file, line and key.
+import { nodeGlob } from './node-glob.js';
 import { constants } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import type { ErrorCode } from './errors.js';
@@ -25,6 +26,16 @@ export function ok<T>(value: T): Converted<T> {
 
 export function fail<T>(message: string, code?: ErrorCode): Converted<T> {
   return code === undefined ? { ok: false, message } : { ok: false, message, code };
+}
+
+/** `nodes`: one or more globs of node names, separated by spaces or commas. */
+export function nodeGlobs(value: string): Converted<string[]> {
+  const globs = value.split(/[\s,]+/).filter((g) => g !== '');
+  for (const g of globs) {
+    const r = nodeGlob(g);
+    if (!r.ok) return fail(r.message);
+  }
+  return ok(globs);
 }
 
 export function text(value: string): Converted<string> {

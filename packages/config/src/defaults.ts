@@ -43,4 +43,5 @@ export const DEFAULTS: VassalDefaults = Object.freeze({
   logMaxSizeBytes: 10 * 2 ** 20,
   logBackups: 5,
   placeholders: Object.freeze({}),
+  nodes: Object.freeze(['*']),
 });

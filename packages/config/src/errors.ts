@@ -81,6 +81,12 @@ export const ERROR_CODES = {
     '`emperor run --containment cgroup` was given and no cgroup tree can be had here; the message says why (no cgroup2 mount, not root and no `Delegate=yes`, a read-only hierarchy). Use `--containment auto` to fall back to the subreaper.',
   EMP_BAD_CGROUP_NAME:
     "The name given for the emperor's cgroup subtree is not a plain directory name (letters, digits, '.', '_', '-').",
+  EMP_ETCD_UNREACHABLE:
+    'An `etcd://` source cannot be read (refused, timed out, TLS or authentication failed): every vassal keeps running, the emperor retries with backoff (up to 5 s) and reconciles when it answers; at start it runs the set cached in `--state-dir` (docs/fleet.md). In the log (`etcd-unreachable`) and in `emperor status`.',
+  EMP_ETCD_KEY_NAME:
+    'A key under `PREFIX/vassals/` whose NAME is not a vassal name (letters, digits, `.`, `_`, `-`, not starting with `.`; no `/`): ignored, logged once with the key.',
+  EMP_ETCD_CACHE:
+    'The cache of an `etcd://` source in `--state-dir` cannot be read or written: the message names the file. The vassals run as before; only a start while etcd is unreachable would lack the set.',
   EMP_NATIVE_NOT_BUILT:
     'The @emperor/native addon cannot load: no prebuilt binary fits this platform and none was compiled; `npm rebuild -g emperor --build-from-source` compiles it (gcc, make, python3; in a checkout `npm rebuild -w packages/native --build-from-source`).',
   // The control socket and the CLI (docs/protocol.md has the HTTP statuses).

@@ -203,6 +203,14 @@ export const KEYS = {
     example: '300',
     convert: c.duration(1),
   }),
+  nodes: key<string[]>({
+    repeatable: true,
+    type: 'globs of node names',
+    default: '`*` (every node)',
+    doc: 'Which emperors run the vassal: globs on their node name (`emperor run --node-name`, default the host name), several per line or one line each; an emperor whose name matches none stops it (docs/fleet.md).',
+    example: 'web-* db-1',
+    convert: c.nodeGlobs,
+  }),
   'env-file': key<string>({
     repeatable: true,
     type: 'path',

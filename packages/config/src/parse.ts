@@ -26,8 +26,8 @@ export type ParseResult =
 export function parseVassal(text: string, options: ParseOptions): ParseResult {
   const issues = new IssueList(options.file);
   const fileName = basename(options.file);
-  const dir = dirname(options.file);
-  const accepted = vassalNameOf(fileName);
+  const dir = options.origin?.dir ?? dirname(options.file);
+  const accepted = options.origin ? options.origin.name : vassalNameOf(fileName);
   if (accepted === undefined) {
     issues.error(
       'EMP_CONFIG_FILE_NAME',
@@ -39,6 +39,16 @@ export function parseVassal(text: string, options: ParseOptions): ParseResult {
   const name = accepted ?? fileName.replace(/\.ini$/, '');
 
   const { entries, hasSection, uwsgiLine, uwsgi } = readLines(text, issues);
+  if (!hasSection && uwsgiLine !== undefined && options.origin) {
+    // uWSGI reads its `--ini` from a path: text from elsewhere has none to give it.
+    issues.error(
+      'EMP_CONFIG_NO_SECTION',
+      uwsgiLine,
+      undefined,
+      'a `[uwsgi]` vassal is run by uWSGI from its file: put it in a vassal directory, or write a `[vassal]` section',
+    );
+    return { ok: false, errors: issues.errors, warnings: [] };
+  }
   if (!hasSection && uwsgiLine !== undefined) {
     // uWSGI reads its own file, other sections and odd lines included: only what the emperor
     // needs of it is read here, and only a bad file name is an error.

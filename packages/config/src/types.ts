@@ -77,7 +77,7 @@ export interface GroupSpec {
 export interface VassalConfig {
   /** File name without `.ini`. */
   readonly name: string;
-  /** Absolute path of the vassal file. */
+  /** Absolute path of the vassal file, or where its text came from (ParseOptions.file). */
   readonly file: string;
   /** The `exec` value after placeholder expansion. */
   readonly exec: string;
@@ -125,6 +125,8 @@ export interface VassalConfig {
   readonly logTimestamps: boolean;
   readonly logMaxSizeBytes: number;
   readonly logBackups: number;
+  /** Globs of the node names that run the vassal (`nodes`); `['*']` by default. */
+  readonly nodes: readonly string[];
   /** `set-placeholder` definitions, for `emperor show`. */
   readonly placeholders: Readonly<Record<string, string>>;
   /** Set for a `[uwsgi]` file: the addresses uWSGI listens on, owned by the emperor or not. */
@@ -167,8 +169,18 @@ export interface SystemLookup {
 }
 
 export interface ParseOptions {
-  /** Absolute path of the file: gives the vassal name, `%p`, `%d` and relative paths. */
+  /**
+   * Absolute path of the file: gives the vassal name, `%p`, `%d` and relative paths. For text that
+   * is no file (`origin` set), where it came from, e.g. `etcd://10.0.0.1:2379/apps/vassals/shop`:
+   * every issue names it, and so do `%p` and the config's `file`.
+   */
   readonly file: string;
+  /**
+   * Text that is no file: the vassal's name (already checked by its source, so no file-name rule
+   * applies) and the directory that `%d`, the `chdir` default and relative paths mean (docs/fleet.md:
+   * `/`, as systemd's default WorkingDirectory=).
+   */
+  readonly origin?: { readonly name: string; readonly dir: string };
   /** The emperor's environment, for `$(NAME)`. */
   readonly env: Readonly<Record<string, string | undefined>>;
   /** For `processes = auto`. */

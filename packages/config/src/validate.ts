@@ -252,6 +252,7 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
     maxLifetimeMs: v.get('max-lifetime'),
     watchdogMs: v.get('watchdog'),
     attachDaemons: v.all('attach-daemon').map((e) => e.value),
+    nodes: v.all('nodes').length > 0 ? v.all('nodes').flatMap((e) => e.value) : DEFAULTS.nodes,
     smartAttachDaemons: v.all('smart-attach-daemon').map((e) => e.value),
     crons,
     log: v.get('log'),

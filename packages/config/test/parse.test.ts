@@ -276,3 +276,35 @@ void test('a 1 MiB file of repeated lines parses in linear time', () => {
     assert.ok(ms < 30_000, `${shape(0)} x ${lines.length}: ${Math.round(ms)} ms`);
   }
 });
+
+void test('text without a file: the origin names the vassal and every issue; %d and chdir are /', () => {
+  const origin = 'etcd://127.0.0.1:2379/apps/vassals/shop';
+  const good = parseVassal('[vassal]\nexec = /bin/app %n %p %d\nenv-file = app.env\n', {
+    ...goldenOptions('shop.ini'),
+    file: origin,
+    origin: { name: 'shop', dir: '/' },
+  });
+  assert.ok(good.ok);
+  assert.equal(good.config.name, 'shop');
+  assert.equal(good.config.file, origin);
+  assert.equal(good.config.chdir, '/');
+  assert.deepEqual(good.config.argv, ['/bin/app', 'shop', origin, '/']);
+  assert.deepEqual(good.config.envFiles, ['/app.env']);
+  const bad = parseVassal('[vassal]\nexec = /bin/app\nprocesses = many\n', {
+    ...goldenOptions('shop.ini'),
+    file: origin,
+    origin: { name: 'shop', dir: '/' },
+  });
+  assert.ok(!bad.ok);
+  assert.match(
+    bad.errors.map(formatIssue).join('\n'),
+    /^etcd:\/\/127\.0\.0\.1:2379\/apps\/vassals\/shop:3: error: invalid `processes`/,
+  );
+  const uwsgi = parseVassal('[uwsgi]\nhttp-socket = :8080\n', {
+    ...goldenOptions('shop.ini'),
+    file: origin,
+    origin: { name: 'shop', dir: '/' },
+  });
+  assert.ok(!uwsgi.ok);
+  assert.match(uwsgi.errors.map((e) => e.message).join('\n'), /vassal directory/);
+});

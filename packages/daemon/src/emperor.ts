@@ -1,11 +1,18 @@
 // The emperor's own life: wires sources, reconciler and runners, and tears them down once.
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { vassalNameOf, type SystemLookup, type VassalConfig } from '@emperor/config';
-import { DirSource, parseWatchTarget, type Scan, type WatchNote } from './sources/dir-source.js';
+import { DirSource, type WatchNote, type WatchTarget } from './sources/dir-source.js';
+import { SourceSet } from './sources/source-set.js';
+import type { SourceUpdate, VassalSource } from './sources/source.js';
+import { parseVassalsSpec } from './sources/vassals-spec.js';
+import { EtcdSource, type EtcdTarget, type StoreStatus } from './sources/etcd/etcd-source.js';
+import { StoreCache } from './sources/etcd/cache.js';
+import { EtcdClient, type EtcdClientOptions } from './sources/etcd/client.js';
+import { StatusPublisher } from './sources/etcd/status-publisher.js';
 import { Reconciler } from './reconciler.js';
 import { VassalRunner } from './runner/vassal-runner.js';
 import { SpawnGate } from './runner/spawn-gate.js';
@@ -23,7 +30,7 @@ import { TouchReload, type TouchPath } from './sources/touch-reload.js';
 const MAX_GONE_LOGS = 10_000;
 
 export interface EmperorOptions {
-  /** `--vassals` values: directories or file globs inside one directory. */
+  /** `--vassals` values: directories or file globs inside one directory (vassals-spec.ts). */
   readonly vassals: readonly string[];
   readonly logDir: string;
   /** Directory for the state file (and, later, the control socket). */
@@ -39,10 +46,27 @@ export interface EmperorOptions {
   readonly containment?: 'auto' | ContainmentMode;
   /** The uWSGI binary that runs `[uwsgi]` vassal files (`run --uwsgi`); default `uwsgi` on PATH. */
   readonly uwsgi?: string;
+  /** TLS files and credentials for every `etcd://` source (`run --etcd-*`, docs/fleet.md). */
+  readonly etcd?: EtcdSettings;
+  /** This emperor's name for `nodes` placement (`run --node-name`); default the host name. */
+  readonly nodeName?: string;
+  /** Where the last set read from each store is cached (`run --state-dir`); required with etcd. */
+  readonly stateDir?: string;
+}
+
+export interface EtcdSettings {
+  /** PEM files: `cacert` verifies the server; `cert` and `key` are this emperor's client certificate. */
+  readonly cacert?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly user?: string;
+  readonly password?: string;
 }
 
 export interface Emperor {
   readonly reconciler: Reconciler;
+  /** The name `nodes` globs are matched against. */
+  readonly nodeName: string;
   /** How instances are contained: `emperor.containment` in status. */
   readonly containment: ContainmentInfo;
   /** Processes that left their instance's tree and group, by `instanceKey`, for usage (status). */
@@ -61,6 +85,8 @@ export interface Emperor {
   danglingLinks(): { file: string; target: string }[];
   /** The `touch-reload` paths of a vassal as they are watched (`emperor show`). */
   touchReloads(name: string): TouchPath[];
+  /** Each etcd source: connected or not, its revision, whether its set came from the cache. */
+  stores(): StoreStatus[];
   /**
    * Where the log of a vassal that is gone would be: the path it last wrote (remembered since
    * this emperor started), else `<log-dir>/NAME.log`. Undefined when no such file exists.
@@ -77,6 +103,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
   const now = options.now ?? Date.now;
   const env = options.env ?? process.env;
   const statePath = join(options.runtimeDir, 'emperor.state.json');
+  const specs = options.vassals.map(parseVassalsSpec);
   const swept = await cleanupLeftovers(statePath, logger);
   const killed = swept.killed.flatMap((k) => k.pids);
   if (killed.length > 0)
@@ -184,9 +211,11 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
   const emperorId = `${process.pid}.${readStartTime(process.pid) ?? 0n}`;
   const spawn = { baseEnv: { ...env, EMPEROR_ID: emperorId }, emperorUmask: currentUmask() };
   const cronClock = cronClockFrom(env);
+  const nodeName = options.nodeName ?? hostname();
   const reconciler: Reconciler = new Reconciler({
     logger,
     now,
+    nodeName,
     parseOptions: {
       env,
       cpus: availableParallelism(),
@@ -218,6 +247,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
           if (!runner.disposed) touch.sync(runner.name, runner.vassal.fileConfig.touchReload);
           for (const w of waiters) w();
           for (const l of listeners) l(runner);
+          for (const p of publishers) p.schedule();
           scheduleStatus();
         },
         onSocketsReleased: (released) => {
@@ -249,23 +279,68 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
   rss.start();
 
   const missing = new Set<string>();
-  const source = new DirSource(
-    options.vassals.map(parseWatchTarget),
-    (scan: Scan) => {
-      reconciler.apply(scan);
-    },
-    (err) => {
-      logger.error({ event: 'watch-error', err }, 'watch-error');
-    },
-    (note) => {
-      if (note.event === 'watch-dir-missing') missing.add(note.dir);
-      if (note.event === 'watch-dir-found') missing.delete(note.dir);
-      logWatchNote(logger, note);
-    },
-  );
-  await source.start();
+  // One source per run of consecutive directories (one DirSource keeps their first-one-wins
+  // order itself), in `--vassals` order: the set merges them with the same rule.
+  const groups: (WatchTarget[] | EtcdTarget)[] = [];
+  for (const spec of specs) {
+    const last = groups.at(-1);
+    if (spec.kind === 'etcd') groups.push(spec.target);
+    else if (Array.isArray(last)) last.push(spec.target);
+    else groups.push([spec.target]);
+  }
+  const etcdClient = specs.some((s) => s.kind === 'etcd') ? etcdClientOptions(options.etcd) : {};
+  const publishers: StatusPublisher[] = [];
+  const set = new SourceSet(groups.length, (merged: SourceUpdate) => {
+    reconciler.apply(merged);
+    for (const p of publishers) p.schedule();
+  });
+  const dirSources: DirSource[] = [];
+  const stores: EtcdSource[] = [];
+  const sources: VassalSource[] = groups.map((targets, index) => {
+    if (!Array.isArray(targets)) {
+      const store = new EtcdSource({
+        target: targets,
+        client: etcdClient,
+        cache: new StoreCache(cachePath(options.stateDir, targets), targets.spec),
+        logger,
+        onUpdate: set.updater(index),
+      });
+      stores.push(store);
+      publishers.push(
+        new StatusPublisher({
+          client: new EtcdClient({ ...etcdClient, endpoints: targets.endpoints }),
+          prefix: targets.prefix,
+          node: nodeName,
+          reconciler,
+          logger,
+        }),
+      );
+      return store;
+    }
+    const dirs = new DirSource(
+      targets,
+      set.updater(index),
+      (err) => {
+        logger.error({ event: 'watch-error', err }, 'watch-error');
+      },
+      (note) => {
+        if (note.event === 'watch-dir-missing') missing.add(note.dir);
+        if (note.event === 'watch-dir-found') missing.delete(note.dir);
+        logWatchNote(logger, note);
+      },
+    );
+    dirSources.push(dirs);
+    return dirs;
+  });
+  await Promise.all(sources.map((s) => s.start()));
+  set.open();
   logger.info(
-    { event: 'emperor-ready', vassals: reconciler.runners.size, dirs: options.vassals.join(',') },
+    {
+      event: 'emperor-ready',
+      vassals: reconciler.runners.size,
+      dirs: options.vassals.join(','),
+      node: nodeName,
+    },
     'emperor-ready',
   );
   systemd?.ready(summary(reconciler));
@@ -284,6 +359,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
 
   return {
     reconciler,
+    nodeName,
     containment: info,
     escapees: (procs) => confinement.escapees(procs),
     subscribe: (listener) => {
@@ -294,10 +370,14 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
       reactionListeners.add(listener);
       return () => reactionListeners.delete(listener);
     },
-    rescan: () => source.rescan(),
+    rescan: async () => {
+      await Promise.all(sources.map((s) => s.rescan()));
+    },
     missingDirs: () => [...missing].sort(),
-    danglingLinks: () => source.danglingLinks(),
     touchReloads: (name) => touch.list(name),
+    stores: () => stores.map((s) => s.status()),
+    danglingLinks: () =>
+      dirSources.flatMap((d) => d.danglingLinks()).sort((a, b) => (a.file < b.file ? -1 : 1)),
     reopenLogs: () => {
       for (const { log } of logs.values()) void log.reopen();
     },
@@ -319,7 +399,9 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
         rss.close();
         touch.close();
         reconciler.close();
-        await source.close();
+        // First: the fleet sees this emperor's entries go at once, not after the lease's TTL.
+        await Promise.all(publishers.map((p) => p.close()));
+        await Promise.all(sources.map((s) => s.close()));
         for (const r of [...reconciler.runners.values()]) r.dispatch({ type: 'remove', at: now() });
         await allGone();
         const stray = await confinement.close();
@@ -360,6 +442,41 @@ function summary(reconciler: Reconciler): string {
     counts.set(r.vassal.state, (counts.get(r.vassal.state) ?? 0) + 1);
   const parts = [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([state, n]) => `${n} ${state}`);
   return `${reconciler.runners.size} vassals${parts.length > 0 ? `: ${parts.join(', ')}` : ''}`;
+}
+
+/** TLS and credentials, read once at start: a missing file stops the emperor with its name. */
+function etcdClientOptions(settings: EtcdSettings = {}): Omit<EtcdClientOptions, 'endpoints'> {
+  const read = (what: string, path: string | undefined): Buffer | undefined => {
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw Object.assign(new Error(`--etcd-${what} ${path}: ${(err as Error).message}`), {
+        code: 'EMP_CLI_USAGE',
+      });
+    }
+  };
+  const ca = read('cacert', settings.cacert);
+  const cert = read('cert', settings.cert);
+  const key = read('key', settings.key);
+  const tls =
+    (ca ?? cert ?? key)
+      ? { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) }
+      : undefined;
+  return {
+    ...(tls ? { tls } : {}),
+    ...(settings.user === undefined
+      ? {}
+      : { auth: { user: settings.user, password: settings.password ?? '' } }),
+  };
+}
+
+/** One cache file per cluster and prefix, under the state directory. */
+function cachePath(stateDir: string | undefined, target: EtcdTarget): string {
+  if (stateDir === undefined) throw new Error('an etcd source needs a state directory for its cache');
+  const endpoints = target.endpoints.map((e) => `${e.host}:${e.port}`).join(',');
+  const id = createHash('sha256').update(`${endpoints}${target.prefix}`).digest('hex').slice(0, 16);
+  return join(stateDir, `etcd-${id}.json`);
 }
 
 /** `emperor-<hash of the runtime directory>`: one tree per emperor, the same across its restarts. */

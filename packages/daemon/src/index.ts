@@ -1,4 +1,5 @@
 export { startEmperor, type Emperor, type EmperorOptions } from './emperor.js';
+export { parseVassalsSpec, type VassalsSpec } from './sources/vassals-spec.js';
 export { createLogger } from './logger.js';
 export { defaultPaths, type EmperorPaths } from './paths.js';
 export { ensureRuntimeDir, RuntimeDirError } from './os/runtime-dir.js';

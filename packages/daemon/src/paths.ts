@@ -7,6 +7,8 @@ export interface EmperorPaths {
   readonly logDir: string;
   readonly runtimeDir: string;
   readonly control: string;
+  /** What outlives a reboot: the cache of each etcd source (docs/fleet.md). Never under /run. */
+  readonly stateDir: string;
 }
 
 export function defaultPaths(
@@ -19,6 +21,7 @@ export function defaultPaths(
       logDir: '/var/log/emperor',
       runtimeDir: '/run/emperor',
       control: env.EMPEROR_CONTROL ?? '/run/emperor/control.sock',
+      stateDir: '/var/lib/emperor',
     };
   }
   const home = env.HOME ?? homedir();
@@ -30,5 +33,6 @@ export function defaultPaths(
     logDir: join(state, 'emperor', 'logs'),
     runtimeDir,
     control: env.EMPEROR_CONTROL ?? join(runtimeDir, 'control.sock'),
+    stateDir: join(state, 'emperor'),
   };
 }

@@ -1,7 +1,8 @@
-// Diffs the desired set (vassal files) against the running machines. The only place that creates
-// machines or tells them their file changed or is gone.
+// Diffs the desired set (vassal definitions, from every source merged) against the running
+// machines. The only place that creates machines or tells them their definition changed or is gone.
 import {
   parseVassalBytes,
+  placedOn,
   formatIssue,
   SocketClaims,
   socketConflictIssue,
@@ -9,22 +10,25 @@ import {
   type ParseOptions,
 } from '@emperor/config';
 import type { Logger } from 'pino';
-import type { Scan } from './sources/dir-source.js';
+import type { SourceUpdate } from './sources/source.js';
 import type { VassalRunner } from './runner/vassal-runner.js';
 import type { VassalConfig } from '@emperor/config';
 
 export interface ReconcilerDeps {
   readonly logger: Logger;
   readonly now: () => number;
-  readonly parseOptions: Omit<ParseOptions, 'file'>;
+  readonly parseOptions: Omit<ParseOptions, 'file' | 'origin'>;
   readonly createRunner: (config: VassalConfig) => VassalRunner;
+  /** This emperor's node name: a vassal whose `nodes` match it not is not run here. */
+  readonly nodeName: string;
   /** Told how long after the watcher's first event for a file the emperor acted on it (ms). */
   readonly onReaction?: (name: string, ms: number) => void;
 }
 
 interface Applied {
-  readonly path: string;
+  readonly origin: string;
   readonly identity: string;
+  readonly contentHash: string;
   /** The config parsed from this version, when valid: a touch (same content) hands the same object on. */
   readonly config: VassalConfig | undefined;
 }
@@ -55,12 +59,13 @@ export class Reconciler {
     this.#closed = true;
   }
 
-  apply(scan: Scan): void {
+  /** `scan`: the whole desired set, every source's part of it (SourceSet). */
+  apply(scan: SourceUpdate): void {
     if (this.#closed) return;
     const { logger, now } = this.#deps;
     // Removals first: a renamed vassal's sockets start to free up before its successor binds them.
     for (const name of [...this.#applied.keys()]) {
-      if (scan.files.has(name)) continue;
+      if (scan.vassals.has(name)) continue;
       this.#applied.delete(name);
       this.errors.delete(name);
       this.#claims.delete(name);
@@ -71,43 +76,48 @@ export class Reconciler {
     for (const dup of scan.duplicates) {
       if (this.duplicates.has(dup.name)) continue;
       this.duplicates.set(dup.name, {
-        path: dup.path,
-        issues: [duplicateIssue(dup.name, dup.path, dup.firstPath)],
+        path: dup.origin,
+        issues: [duplicateIssue(dup.name, dup.origin, dup.firstOrigin)],
       });
     }
-    const dupKeys = new Set(scan.duplicates.map((d) => `${d.name}\0${d.path}`));
+    const dupKeys = new Set(scan.duplicates.map((d) => `${d.name}\0${d.origin}`));
     for (const key of this.#duplicates) if (!dupKeys.has(key)) this.#duplicates.delete(key);
     for (const dup of scan.duplicates) {
-      const key = `${dup.name}\0${dup.path}`;
+      const key = `${dup.name}\0${dup.origin}`;
       if (this.#duplicates.has(key)) continue;
       this.#duplicates.add(key);
-      const issue = duplicateIssue(dup.name, dup.path, dup.firstPath);
+      const issue = duplicateIssue(dup.name, dup.origin, dup.firstOrigin);
       logger.error(
-        { vassal: dup.name, event: 'config-error', file: dup.path, code: issue.code },
+        { vassal: dup.name, event: 'config-error', file: dup.origin, code: issue.code },
         formatIssue(issue),
       );
     }
     const candidates: Candidate[] = [];
-    for (const [name, file] of scan.files) {
+    for (const [name, file] of scan.vassals) {
       const prev = this.#applied.get(name);
-      if (prev?.identity === file.identity && prev.path === file.path) continue;
+      if (prev?.identity === file.identity && prev.origin === file.origin) continue;
       const parsed = parseVassalBytes(
         file.bytes ?? new Uint8Array(),
-        { ...this.#deps.parseOptions, file: file.path },
-        statOf(file.identity).size,
+        {
+          ...this.#deps.parseOptions,
+          file: file.origin,
+          ...(file.dir === undefined ? {} : { origin: { name, dir: file.dir } }),
+        },
+        file.size,
       );
       // Touched with the same content: the machine is handed the config it runs (its `touched`).
       const result =
-        parsed.ok && prev?.config && prev.path === file.path && sameContent(prev.identity, file.identity)
+        parsed.ok && prev?.config && prev.origin === file.origin && prev.contentHash === file.contentHash
           ? { ...parsed, config: prev.config }
           : parsed;
       this.#applied.set(name, {
-        path: file.path,
+        origin: file.origin,
         identity: file.identity,
+        contentHash: file.contentHash,
         config: result.ok ? result.config : undefined,
       });
       const issues =
-        file.bytes === undefined ? [unreadable(file.path, file.readError)] : result.ok ? [] : result.errors;
+        file.bytes === undefined ? [unreadable(file.origin, file.readError)] : result.ok ? [] : result.errors;
       for (const w of result.warnings)
         logger.warn(
           { vassal: name, event: 'config-warning', code: w.code, file: w.file, line: w.line },
@@ -133,7 +143,7 @@ export class Reconciler {
       }
       if (issues.length > 0 || !result.ok) {
         this.#blocked.delete(name);
-        this.errors.set(name, { path: file.path, issues });
+        this.errors.set(name, { path: file.origin, issues });
         for (const i of issues) {
           logger.error(
             { vassal: name, event: 'config-error', code: i.code, file: i.file, line: i.line, key: i.key },
@@ -142,11 +152,15 @@ export class Reconciler {
         }
         continue;
       }
+      if (!placedOn(result.config.nodes, this.#deps.nodeName)) {
+        this.#notHere(name, result.config, prev?.config);
+        continue;
+      }
       candidates.push({
         name,
         config: result.config,
-        mtimeNs: statOf(file.identity).mtimeNs,
-        changedAt: scan.changedAt.get(file.path),
+        mtimeNs: file.modifiedNs,
+        changedAt: scan.changedAt.get(file.origin),
         logged: undefined,
       });
     }
@@ -207,6 +221,20 @@ export class Reconciler {
     }
   }
 
+  /** A valid config whose `nodes` leave this node out: stopped here, like a removed file. */
+  #notHere(name: string, config: VassalConfig, before: VassalConfig | undefined): void {
+    this.errors.delete(name);
+    this.#claims.delete(name);
+    this.#blocked.delete(name);
+    const runner = this.runners.get(name);
+    if (runner && !runner.disposed) runner.dispatch({ type: 'remove', at: this.#deps.now() });
+    if (before === undefined || placedOn(before.nodes, this.#deps.nodeName) || runner)
+      this.#deps.logger.info(
+        { vassal: name, event: 'not-placed', node: this.#deps.nodeName, nodes: config.nodes.join(' ') },
+        `${name} runs on nodes ${config.nodes.join(' ')}, not on ${this.#deps.nodeName}: ${runner ? 'stopped' : 'not started'} here`,
+      );
+  }
+
   #reacted(name: string, changedAt: number | undefined): void {
     if (changedAt !== undefined) this.#deps.onReaction?.(name, Math.max(0, this.#deps.now() - changedAt));
   }
@@ -215,17 +243,6 @@ export class Reconciler {
   forget(runner: VassalRunner): void {
     if (this.runners.get(runner.name) === runner) this.runners.delete(runner.name);
   }
-}
-
-/** An identity is `dev:ino:mtimeNs:size:sha256` (dir-source.ts): the stat it was read with. */
-function statOf(identity: string): { readonly mtimeNs: bigint; readonly size: number } {
-  const [, , mtime, size] = identity.split(':');
-  return { mtimeNs: /^[0-9]+$/.test(mtime ?? '') ? BigInt(mtime ?? 0) : 0n, size: Number(size ?? 0) };
-}
-
-/** Identities end in the content hash (dir-source.ts). */
-function sameContent(a: string, b: string): boolean {
-  return a.slice(a.lastIndexOf(':')) === b.slice(b.lastIndexOf(':'));
 }
 
 /** A valid config waiting to be handed to its runner. */

@@ -1,5 +1,5 @@
 // `emperor run`: the daemon in the foreground (systemd does the daemonizing).
-import { chmodSync, chownSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { cliVersion } from './version.js';
@@ -32,6 +32,13 @@ export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
         'log-level': { type: 'string' },
         containment: { type: 'string' },
         uwsgi: { type: 'string' },
+        'state-dir': { type: 'string' },
+        'node-name': { type: 'string' },
+        'etcd-cacert': { type: 'string' },
+        'etcd-cert': { type: 'string' },
+        'etcd-key': { type: 'string' },
+        'etcd-user': { type: 'string' },
+        'etcd-password-file': { type: 'string' },
       },
       allowPositionals: false,
       strict: true,
@@ -57,6 +64,13 @@ export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
     logLevel: v['log-level'],
     containment: v.containment,
     uwsgi: v.uwsgi,
+    stateDir: v['state-dir'],
+    nodeName: v['node-name'],
+    etcdCacert: v['etcd-cacert'],
+    etcdCert: v['etcd-cert'],
+    etcdKey: v['etcd-key'],
+    etcdUser: v['etcd-user'],
+    etcdPasswordFile: v['etcd-password-file'],
   };
 }
 
@@ -143,7 +157,33 @@ export const runCommand: CommandModule & FastCommand = {
             type: 'string',
             defaultDescription: 'uwsgi on PATH',
           })
+          .option('state-dir', {
+            describe:
+              'Where the last set read from each etcd source is cached, for a start while etcd is unreachable',
+            type: 'string',
+            defaultDescription: paths.stateDir,
+          })
+          .option('node-name', {
+            describe: 'The name `nodes` globs in vassal files are matched against (docs/fleet.md)',
+            type: 'string',
+            defaultDescription: 'the host name',
+          })
+          .option('etcd-cacert', {
+            describe: "PEM file of the CA that signed the etcd servers' certificates (TLS to etcd)",
+            type: 'string',
+          })
+          .option('etcd-cert', { describe: 'PEM client certificate for etcd', type: 'string' })
+          .option('etcd-key', { describe: 'PEM key of --etcd-cert', type: 'string' })
+          .option('etcd-user', { describe: 'etcd user (authentication enabled)', type: 'string' })
+          .option('etcd-password-file', {
+            describe: 'File holding the password of --etcd-user; $EMPEROR_ETCD_PASSWORD too (never on argv)',
+            type: 'string',
+          })
           .example('$0 run --vassals /srv/apps --log-dir /var/log/apps', 'Supervise every /srv/apps/*.ini')
+          .example(
+            '$0 run --vassals etcd://10.0.0.1:2379,10.0.0.2:2379/apps',
+            'Run what the fleet defines (docs/fleet.md)',
+          )
           .epilogue(
             'Runs in the foreground; SIGTERM/SIGINT stop every vassal, SIGHUP rescans, SIGUSR1 reopens logs.',
           );
@@ -161,6 +201,13 @@ export const runCommand: CommandModule & FastCommand = {
             logLevel: args['log-level'],
             containment: args.containment,
             uwsgi: args.uwsgi,
+            stateDir: args['state-dir'],
+            nodeName: args['node-name'],
+            etcdCacert: args['etcd-cacert'],
+            etcdCert: args['etcd-cert'],
+            etcdKey: args['etcd-key'],
+            etcdUser: args['etcd-user'],
+            etcdPasswordFile: args['etcd-password-file'],
           }),
         ),
     ),
@@ -177,6 +224,13 @@ export interface RunArgs {
   readonly logLevel: string | undefined;
   readonly containment: string | undefined;
   readonly uwsgi: string | undefined;
+  readonly stateDir?: string | undefined;
+  readonly nodeName?: string | undefined;
+  readonly etcdCacert?: string | undefined;
+  readonly etcdCert?: string | undefined;
+  readonly etcdKey?: string | undefined;
+  readonly etcdUser?: string | undefined;
+  readonly etcdPasswordFile?: string | undefined;
 }
 
 export async function run(args: RunArgs): Promise<number> {
@@ -192,11 +246,14 @@ export async function run(args: RunArgs): Promise<number> {
     openDashboardServer,
     parseListenAddress,
     ensureRuntimeDir,
+    parseVassalsSpec,
   } = await import('@emperor/daemon');
   const config = args.config === undefined ? undefined : readRunConfig(args.config);
   const file = config?.single ?? {};
   const paths = defaultPaths();
   const vassals = (args.vassals?.length ? args.vassals : undefined) ?? config?.vassals ?? [paths.vassals];
+  // Before anything is created: a URL the emperor cannot read is a usage error, never a directory.
+  for (const spec of vassals) parseVassalsSpec(spec);
   const logDir = resolve(args.logDir ?? file['log-dir'] ?? paths.logDir);
   const control = resolve(args.control ?? file.control ?? paths.control);
   const runtimeDir = resolve(control, '..');
@@ -262,7 +319,12 @@ export async function run(args: RunArgs): Promise<number> {
     const { getentLookup } = await import('../system-lookup.js');
     const containment = (args.containment ?? file.containment ?? 'auto') as 'auto' | 'cgroup' | 'subreaper';
     const uwsgi = args.uwsgi ?? file.uwsgi;
+    const etcd = etcdSettings(args, file);
+    const nodeName = args.nodeName ?? file['node-name'];
     emperor = await startEmperor({
+      stateDir: resolve(args.stateDir ?? file['state-dir'] ?? paths.stateDir),
+      ...(nodeName === undefined ? {} : { nodeName }),
+      ...(etcd ? { etcd } : {}),
       vassals,
       logDir,
       runtimeDir,
@@ -349,4 +411,43 @@ function shareDirWithGroup(dir: string, gid: number): void {
   if (st.uid !== process.getuid?.()) return; // not ours: its owner decides
   chownSync(dir, -1, gid);
   chmodSync(dir, (st.mode & 0o777) | 0o010);
+}
+
+/** `--etcd-*` options: files are read by the daemon; the password comes from a file or the environment, never argv. */
+function etcdSettings(
+  args: RunArgs,
+  file: Partial<Record<string, string>>,
+): Record<string, string> | undefined {
+  const settings: Record<string, string> = {};
+  const pick = (key: string, value: string | undefined): void => {
+    if (value !== undefined) settings[key] = resolve(value);
+  };
+  pick('cacert', args.etcdCacert ?? file['etcd-cacert']);
+  pick('cert', args.etcdCert ?? file['etcd-cert']);
+  pick('key', args.etcdKey ?? file['etcd-key']);
+  const user = args.etcdUser ?? file['etcd-user'];
+  if (user !== undefined) {
+    settings.user = user;
+    const passwordFile = args.etcdPasswordFile ?? file['etcd-password-file'];
+    const password =
+      passwordFile === undefined ? process.env.EMPEROR_ETCD_PASSWORD : readPassword(passwordFile);
+    if (password === undefined)
+      throw Object.assign(
+        new Error('--etcd-user needs a password: --etcd-password-file FILE or $EMPEROR_ETCD_PASSWORD'),
+        { code: 'EMP_CLI_USAGE' },
+      );
+    settings.password = password;
+  }
+  return Object.keys(settings).length > 0 ? settings : undefined;
+}
+
+function readPassword(path: string): string {
+  try {
+    // One line: a trailing newline (`echo pw > file`) is no part of the password.
+    return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw Object.assign(new Error(`--etcd-password-file ${path}: ${(err as Error).message}`), {
+      code: 'EMP_CLI_USAGE',
+    });
+  }
 }

@@ -16,6 +16,11 @@ export const statusCommand = daemonCommand({
       type: 'boolean',
       describe: 'Print only the vassal names, one per line (for scripts and completion)',
     },
+    cluster: {
+      type: 'boolean',
+      describe: 'Every emperor of a fleet, as each publishes in etcd (with --etcd; docs/fleet.md)',
+    },
+    etcd: { type: 'string', describe: 'etcd://HOST:PORT[,...]/PREFIX of the fleet, for --cluster' },
     check: {
       type: 'boolean',
       describe: 'Exit 1 when a vassal shown is failed, in backoff or has a config error (for monitoring)',
@@ -24,11 +29,18 @@ export const statusCommand = daemonCommand({
   examples: [
     ['$0 status', 'Every vassal: state, pids, uptime, restarts, CPU, memory, sockets'],
     ["$0 status 'shop*' --json", 'The shop vassals as JSON'],
+    ['$0 status --cluster --etcd etcd://10.0.0.1:2379/apps', 'Every vassal of every emperor of the fleet'],
     ['$0 status --check > /dev/null || alert', 'Is everything healthy?'],
   ],
   epilogue:
     'Exit codes: 0 shown, 1 no such vassal (or, with --check, a vassal failed, in backoff or with a config error), 3 the emperor is not reachable.',
   run: async (args, socket, output) => {
+    if (args.values.cluster === true)
+      return (await import('../cluster-status.js')).clusterStatus(
+        args.values.etcd as string | undefined,
+        args.values.json === true,
+        output,
+      );
     const name = args.positionals[0];
     const target = name === undefined ? '/v1/status' : `/v1/status?name=${encodeURIComponent(name)}`;
     const snapshot = await call<StatusSnapshot>(socket, target);

@@ -1,5 +1,6 @@
 // `GET /v1/status`: a read-only picture of every vassal, in the stable schema of SPEC §5.
 // Built on demand from the runners (the one authority on state) and one /proc scan.
+import type { StoreStatus } from '../sources/etcd/etcd-source.js';
 import type { ConfigIssue } from '@emperor/config';
 import type { Emperor } from '../emperor.js';
 import type { VassalRunner } from '../runner/vassal-runner.js';
@@ -123,6 +124,8 @@ export interface VassalStatus {
   readonly quick_exits: number;
 }
 
+export type { StoreStatus };
+
 export interface StatusSnapshot {
   readonly emperor: {
     pid: number;
@@ -133,6 +136,10 @@ export interface StatusSnapshot {
     missing_dirs?: string[];
     /** Vassal files that are symlinks leading nowhere; each starts when its target appears. */
     dangling_links?: { file: string; target: string }[];
+    /** The name `nodes` placement matches (`run --node-name`). */
+    node?: string;
+    /** Each etcd source: connected, its revision, whether the set running came from the cache (docs/fleet.md). */
+    stores?: StoreStatus[];
     /** How every process of a vassal is tracked and stopped (docs/lifecycle.md, "Containment"). */
     containment?: { mode: 'cgroup' | 'subreaper'; cgroup: string | null; reason: string | null };
     /** The emperor's own resident memory. */
@@ -174,6 +181,8 @@ export function buildStatus(
       vassal_dirs: [...info.vassalDirs],
       missing_dirs: emperor.missingDirs(),
       dangling_links: emperor.danglingLinks(),
+      node: emperor.nodeName,
+      stores: emperor.stores(),
       containment: {
         mode: emperor.containment.mode,
         cgroup: emperor.containment.cgroup ?? null,

@@ -9,6 +9,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import picomatch from 'picomatch';
 import { vassalNameOf } from '@emperor/config';
 import { PathWatch } from './path-watch.js';
+import type { DuplicateDefinition, SourceUpdate, VassalDefinition, VassalSource } from './source.js';
 
 /** How long a file's (size, mtime) must hold still, with no event, before it counts as written. */
 export const WRITE_SETTLE_MS = 15;
@@ -35,28 +36,16 @@ const MAX_SCAN_DELAY_MS = 250;
 /** Vassal files over this size are rejected by the config reader; no need to read more. */
 const MAX_READ_BYTES = 1024 * 1024 + 1;
 
-export interface VassalFile {
-  readonly name: string;
+/** A vassal file: its origin is its path. */
+export interface VassalFile extends VassalDefinition {
   readonly path: string;
   /** `dev:ino:mtimeNs:size:sha256` — a new value means reload. */
   readonly identity: string;
   readonly bytes: Buffer | undefined;
-  /** Why the file could not be read, when bytes is undefined. */
-  readonly readError: string | undefined;
 }
 
-export interface DuplicateFile {
-  readonly name: string;
-  readonly path: string;
-  readonly firstPath: string;
-}
-
-export interface Scan {
-  readonly files: ReadonlyMap<string, VassalFile>;
-  readonly duplicates: readonly DuplicateFile[];
-  /** For files (re)read by this scan: when the watcher first reported the change (epoch ms). */
-  readonly changedAt: ReadonlyMap<string, number>;
-}
+/** What one scan of the watched directories defines (changedAt is by path). */
+export type Scan = SourceUpdate;
 
 /** What the source tells the operator about the watched paths themselves (logged as warnings). */
 export type WatchNote =
@@ -70,6 +59,8 @@ export type WatchNote =
     };
 
 export interface WatchTarget {
+  /** As given to `--vassals`. */
+  readonly spec: string;
   readonly dir: string;
   /** Matches a base name, for `--vassals /srv/apps/*.ini`. */
   readonly match: (name: string) => boolean;
@@ -83,9 +74,9 @@ export function parseWatchTarget(spec: string): WatchTarget {
     if (picomatch.scan(dir).isGlob)
       throw new Error(`--vassals ${spec}: the glob may only match file names inside one directory`);
     const isMatch = picomatch(basename(full), { dot: false });
-    return { dir, match: isMatch };
+    return { spec, dir, match: isMatch };
   }
-  return { dir: full, match: () => true };
+  return { spec, dir: full, match: () => true };
 }
 
 interface Seen {
@@ -105,7 +96,8 @@ interface WatchedDir {
   checking: Promise<void>;
 }
 
-export class DirSource {
+export class DirSource implements VassalSource {
+  readonly label: string;
   readonly #targets: readonly WatchTarget[];
   readonly #onScan: (scan: Scan) => void;
   readonly #onError: (err: Error) => void;
@@ -144,6 +136,7 @@ export class DirSource {
     onNote: (note: WatchNote) => void = () => undefined,
   ) {
     this.#targets = targets;
+    this.label = targets.map((t) => t.spec).join(',');
     this.#onScan = onScan;
     this.#onError = onError;
     this.#onNote = onNote;
@@ -378,8 +371,8 @@ export class DirSource {
           // nothing is half-written. (A rewrite still under way that happens to match so far gets
           // its own event when it goes on, hence one more reload: the end state is right.)
           if (known?.bytes !== undefined && known.bytes.length === Number(st.size)) {
-            const again = await readIdentity(name, path, statKey, Number(st.size));
-            if (hashOf(again.identity) === hashOf(known.identity)) {
+            const again = await readIdentity(name, path, statKey, Number(st.size), st.mtimeNs);
+            if (again.contentHash === known.contentHash) {
               this.#seen.delete(path);
               this.#dirty.delete(path);
               this.#known.set(path, again);
@@ -392,7 +385,7 @@ export class DirSource {
         }
         this.#seen.delete(path);
         this.#dirty.delete(path);
-        this.#known.set(path, await readIdentity(name, path, statKey, Number(st.size)));
+        this.#known.set(path, await readIdentity(name, path, statKey, Number(st.size), st.mtimeNs));
         read.add(path);
         return undefined;
       }),
@@ -435,7 +428,7 @@ export class DirSource {
   /** `order`: the paths as listed (watched directories in command-line order, names sorted). */
   #result(changedAt: ReadonlyMap<string, number>, order: readonly string[]): Scan {
     const files = new Map<string, VassalFile>();
-    const duplicates: DuplicateFile[] = [];
+    const duplicates: DuplicateDefinition[] = [];
     for (const [name, path] of this.#owner) {
       if (!this.#known.has(path)) this.#owner.delete(name);
     }
@@ -450,9 +443,10 @@ export class DirSource {
     for (const file of this.#known.values()) {
       const owner = this.#owner.get(file.name);
       if (owner === file.path) files.set(file.name, file);
-      else if (owner !== undefined) duplicates.push({ name: file.name, path: file.path, firstPath: owner });
+      else if (owner !== undefined)
+        duplicates.push({ name: file.name, origin: file.path, firstOrigin: owner });
     }
-    return { files, duplicates, changedAt };
+    return { vassals: files, duplicates, changedAt };
   }
 
   /**
@@ -558,9 +552,14 @@ async function linkChain(path: string): Promise<{ hops: string[]; missing: strin
   return { hops, missing: undefined };
 }
 
-const hashOf = (identity: string): string => identity.slice(identity.lastIndexOf(':') + 1);
-
-async function readIdentity(name: string, path: string, statKey: string, size: number): Promise<VassalFile> {
+async function readIdentity(
+  name: string,
+  path: string,
+  statKey: string,
+  size: number,
+  modifiedNs: bigint,
+): Promise<VassalFile> {
+  const common = { name, path, origin: path, size, modifiedNs };
   try {
     const fh = await open(path, 'r');
     try {
@@ -568,15 +567,15 @@ async function readIdentity(name: string, path: string, statKey: string, size: n
       const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
       const bytes = buf.subarray(0, bytesRead);
       const hash = createHash('sha256').update(bytes).digest('hex');
-      return { name, path, identity: `${statKey}:${hash}`, bytes, readError: undefined };
+      return { ...common, identity: `${statKey}:${hash}`, contentHash: hash, bytes, readError: undefined };
     } finally {
       await fh.close();
     }
   } catch (err) {
     return {
-      name,
-      path,
+      ...common,
       identity: `${statKey}:unreadable`,
+      contentHash: `unreadable:${statKey}`,
       bytes: undefined,
       readError: (err as Error).message,
     };
