@@ -481,3 +481,57 @@ void test(
     assert.doesNotMatch(logOf(emp, 'tr'), /Address already in use|invalid request block size/);
   },
 );
+
+void test(
+  'a file with [vassal] and [uwsgi] sections: uWSGI reads [uwsgi], the emperor [vassal]; on-demand runs nothing until the first request, which uWSGI answers on its owned http-socket',
+  { skip },
+  async (t) => {
+    const port = await freePort();
+    const emp = await startEmperor(t);
+    const body = `[vassal]\non-demand = true\nenv = DEPLOY=from-vassal\n\n${appFile(`http-socket = 127.0.0.1:${port}`)}`;
+    emp.write('both.ini', body);
+    await emp.waitLine((l) => l.event === 'waiting' && l.vassal === 'both', 'waiting for a first client');
+    assert.equal(emp.lines.filter(spawnOf('both')).length, 0, 'nothing runs before the first request');
+    const shown = await runCli(['show', 'both', '--json'], { control: controlSocket(emp) });
+    assert.equal(shown.code, 0, shown.stderr);
+    const s = JSON.parse(shown.stdout) as {
+      argv: string[];
+      uwsgi_sockets: { key: string; owned: boolean }[];
+    };
+    assert.deepEqual(s.argv.slice(0, 3), ['uwsgi', '--ini', join(emp.vassals, 'both.ini')]);
+    assert.ok(s.argv.includes('--die-on-term') && s.argv.includes('fd://3'), s.argv.join(' '));
+    assert.deepEqual(
+      s.uwsgi_sockets.map((u) => [u.key, u.owned]),
+      [['http-socket', true]],
+    );
+
+    const first = await getJson(port); // the connection waits in the emperor's socket
+    const spawned = await emp.waitLine(spawnOf('both'), 'spawn on the first request');
+    assert.equal(first.master, spawned.pid, "a worker of the emperor's uWSGI master answers");
+    assert.equal(first.deploy, 'from-vassal', "the [vassal] section's env reached the app");
+    assert.doesNotMatch(logOf(emp, 'both'), /invalid request block size|Address already in use/);
+  },
+);
+
+void test('a file with both sections refuses listening addresses in both, and on-demand on addresses uWSGI binds itself', async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  writeFileSync(
+    join(dir, 'twice.ini'),
+    `[vassal]\nsocket = 127.0.0.1:${port}\n[uwsgi]\nhttp-socket = 127.0.0.1:${port + 1}\n`,
+  );
+  writeFileSync(
+    join(dir, 'inc.ini'),
+    `[vassal]\non-demand = true\n[uwsgi]\nini = other.ini\nhttp-socket = 127.0.0.1:${port + 2}\n`,
+  );
+  const r = await runCli(['check', dir]);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(
+    r.stderr,
+    /twice\.ini:2: error: both sections declare listening addresses \(`\[vassal\]` `socket` here, `\[uwsgi\]` `http-socket` on line 4\).*\[EMP_CONFIG_UWSGI_SOCKETS\]/,
+  );
+  assert.match(
+    r.stderr,
+    /inc\.ini:2: error: `on-demand = true` needs a socket the emperor owns, and uWSGI binds `http-socket = .*` itself \(`ini = other\.ini` \(line 4\) includes/,
+  );
+});

@@ -41,6 +41,8 @@ export const ERROR_CODES = {
   EMP_CONFIG_DUPLICATE_PLACEHOLDER: 'Two `set-placeholder` lines define the same name, or one shadows a key.',
   // Rules across keys.
   EMP_CONFIG_CONFLICT: 'Two keys contradict each other (e.g. `on-demand` without `socket`).',
+  EMP_CONFIG_UWSGI_SOCKETS:
+    'A file with `[vassal]` and `[uwsgi]` sections declares listening addresses in both: declare them in one.',
   EMP_CONFIG_UNKNOWN_USER: 'A `user` or `socket-owner` user that the system does not know.',
   EMP_CONFIG_UNKNOWN_GROUP: 'A `group` or `socket-owner` group that the system does not know.',
   EMP_CONFIG_USER_NEEDS_GROUP:

@@ -87,8 +87,21 @@ export function parseVassal(text: string, options: ParseOptions): ParseResult {
     [...expanded.placeholders].filter((e): e is [string, string] => e[1] !== undefined),
   );
 
+  // Both sections: uWSGI reads `[uwsgi]` (`uwsgi --ini FILE` by default), the emperor `[vassal]`.
+  const uwsgiBase =
+    hasSection && uwsgiLine !== undefined
+      ? uwsgiVassal(uwsgi, name, options, issues, {
+          ...(known.some((e) => e.key === 'exec')
+            ? {
+                ownNothing:
+                  '`exec` is set in `[vassal]`: the emperor hands its sockets only to the `uwsgi --ini` it builds',
+              }
+            : {}),
+          vassalSockets: known.filter((e) => e.key === 'socket').length,
+        })
+      : undefined;
   const config = validate(
-    { name, file: options.file, dir, values, placeholders, options, hasSection },
+    { name, file: options.file, dir, values, placeholders, options, hasSection, uwsgi: uwsgiBase },
     issues,
   );
   const warnings = issues.warnings.toSorted(byLine);
