@@ -9,6 +9,7 @@ export { vassalNameOf } from './file-name.js';
 export { KEYS, KEY_NAMES, type KeyName, type KeySpec } from './keys.js';
 export { socketsConflict, UNIX_PATH_MAX } from './socket-address.js';
 export {
+  claimedSockets,
   crossVassalIssues,
   SocketClaims,
   socketConflictIssue,

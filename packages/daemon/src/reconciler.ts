@@ -1,6 +1,7 @@
 // Diffs the desired set (vassal files) against the running machines. The only place that creates
 // machines or tells them their file changed or is gone.
 import {
+  claimedSockets,
   parseVassalBytes,
   formatIssue,
   SocketClaims,
@@ -179,7 +180,9 @@ export class Reconciler {
     );
     for (const c of candidates) {
       const { name, config } = c;
-      const clashes = this.#claims.clashes(name, config.sockets);
+      // Addresses uWSGI binds itself count too: refused here, not an EADDRINUSE loop in uWSGI.
+      const sockets = claimedSockets(config);
+      const clashes = this.#claims.clashes(name, sockets);
       if (clashes.length > 0) {
         const issues = clashes.map((clash) => socketConflictIssue(config.file, clash));
         this.errors.set(name, { path: config.file, issues });
@@ -196,7 +199,7 @@ export class Reconciler {
       }
       this.#blocked.delete(name);
       this.errors.delete(name);
-      this.#claims.set({ name, file: config.file }, config.sockets);
+      this.#claims.set({ name, file: config.file }, sockets);
       const runner = this.runners.get(name);
       if (!runner || runner.disposed) {
         const fresh = this.#deps.createRunner(config);
@@ -208,7 +211,7 @@ export class Reconciler {
         // serving on its own sockets: they stay claimed beside the file's, until a scan applies it.
         const serving = runner.vassal.config;
         if (serving !== config)
-          this.#claims.set({ name, file: config.file }, [...serving.sockets, ...config.sockets]);
+          this.#claims.set({ name, file: config.file }, [...claimedSockets(serving), ...sockets]);
       }
       this.#reacted(name, c.changedAt);
     }
