@@ -15,6 +15,7 @@ export const RUN_CONFIG_KEYS = [
   'log-level',
   'containment',
   'uwsgi',
+  'tyrant',
 ] as const;
 
 export const LOG_LEVELS: readonly string[] = ['debug', 'info', 'warn', 'error'];

@@ -26,6 +26,8 @@ export interface ReconcilerDeps {
 interface Applied {
   readonly path: string;
   readonly identity: string;
+  /** Tyrant mode: the file's owner, whom its vassal runs as. */
+  readonly owner: string | undefined;
   /** The config parsed from this version, when valid: a touch (same content) hands the same object on. */
   readonly config: VassalConfig | undefined;
 }
@@ -92,21 +94,39 @@ export class Reconciler {
     for (const [name, file] of scan.files) {
       const prev = this.#applied.get(name);
       if (prev?.identity === file.identity && prev.path === file.path) continue;
+      const owner = file.owner === undefined ? undefined : `${file.owner.uid}:${file.owner.gid}`;
       const parsed = parseVassalBytes(
         file.bytes ?? new Uint8Array(),
-        { ...this.#deps.parseOptions, file: file.path },
+        { ...this.#deps.parseOptions, file: file.path, ...(file.owner ? { owner: file.owner } : {}) },
         statOf(file.identity).size,
       );
       // Touched with the same content: the machine is handed the config it runs (its `touched`).
       const result =
-        parsed.ok && prev?.config && prev.path === file.path && sameContent(prev.identity, file.identity)
+        parsed.ok &&
+        prev?.config &&
+        prev.path === file.path &&
+        prev.owner === owner &&
+        sameContent(prev.identity, file.identity)
           ? { ...parsed, config: prev.config }
           : parsed;
       this.#applied.set(name, {
         path: file.path,
         identity: file.identity,
+        owner,
         config: result.ok ? result.config : undefined,
       });
+      const runner = this.runners.get(name);
+      if (prev !== undefined && prev.owner !== owner && runner && !runner.disposed) {
+        // Tyrant mode: the file was given to someone else. What runs as the old owner stops
+        // (uWSGI's Emperor does the same); the file's new version starts afresh if it is valid.
+        logger.warn(
+          { vassal: name, event: 'owner-changed', file: file.path, from: prev.owner, to: owner },
+          `${file.path} changed owner (uid:gid ${prev.owner ?? '?'} -> ${owner ?? '?'}): its vassal stops`,
+        );
+        this.#claims.delete(name);
+        this.#blocked.delete(name);
+        runner.dispatch({ type: 'remove', at: now() });
+      }
       const issues =
         file.bytes === undefined ? [unreadable(file.path, file.readError)] : result.ok ? [] : result.errors;
       for (const w of result.warnings)

@@ -31,6 +31,7 @@ export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
         'log-level': { type: 'string' },
         containment: { type: 'string' },
         uwsgi: { type: 'string' },
+        tyrant: { type: 'boolean' },
       },
       allowPositionals: false,
       strict: true,
@@ -55,6 +56,7 @@ export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
     logLevel: v['log-level'],
     containment: v.containment,
     uwsgi: v.uwsgi,
+    tyrant: v.tyrant,
   };
 }
 
@@ -135,6 +137,11 @@ export const runCommand: CommandModule & FastCommand = {
             type: 'string',
             defaultDescription: 'uwsgi on PATH',
           })
+          .option('tyrant', {
+            describe:
+              'As root, run each vassal as the owner of its file, with its groups (uWSGI emperor-tyrant; docs/uwsgi.md)',
+            type: 'boolean',
+          })
           .example('$0 run --vassals /srv/apps --log-dir /var/log/apps', 'Supervise every /srv/apps/*.ini')
           .epilogue(
             'Runs in the foreground; SIGTERM/SIGINT stop every vassal, SIGHUP rescans, SIGUSR1 reopens logs.',
@@ -152,6 +159,7 @@ export const runCommand: CommandModule & FastCommand = {
             logLevel: args['log-level'],
             containment: args.containment,
             uwsgi: args.uwsgi,
+            tyrant: args.tyrant,
           }),
         ),
     ),
@@ -167,6 +175,7 @@ export interface RunArgs {
   readonly logLevel: string | undefined;
   readonly containment: string | undefined;
   readonly uwsgi: string | undefined;
+  readonly tyrant: boolean | undefined;
 }
 
 export async function run(args: RunArgs): Promise<number> {
@@ -229,6 +238,16 @@ export async function run(args: RunArgs): Promise<number> {
     const { getentLookup } = await import('../system-lookup.js');
     const containment = (args.containment ?? file.containment ?? 'auto') as 'auto' | 'cgroup' | 'subreaper';
     const uwsgi = args.uwsgi ?? file.uwsgi;
+    const tyrantText = file.tyrant;
+    const tyrant =
+      args.tyrant ??
+      (tyrantText === undefined
+        ? false
+        : useValue(config, 'tyrant', () => {
+            if (/^(true|yes|on|1)$/i.test(tyrantText)) return true;
+            if (/^(false|no|off|0)$/i.test(tyrantText)) return false;
+            throw new Error(`--tyrant: expects true or false, not \`${tyrantText}\``);
+          }));
     emperor = await startEmperor({
       vassals,
       logDir,
@@ -237,6 +256,7 @@ export async function run(args: RunArgs): Promise<number> {
       lookup: getentLookup(),
       containment,
       ...(uwsgi === undefined ? {} : { uwsgi }),
+      tyrant,
     });
   } catch (err) {
     await Promise.allSettled([server.close(), metrics?.close()]);

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { lstat, open, readdir, readlink, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { realpathSync, statSync, type BigIntStats, type Dirent } from 'node:fs';
+import { constants, realpathSync, statSync, type BigIntStats, type Dirent } from 'node:fs';
 import { watch, type FSWatcher } from 'chokidar';
 import picomatch from 'picomatch';
 import { vassalNameOf } from '@emperor/config';
@@ -38,11 +38,13 @@ const MAX_READ_BYTES = 1024 * 1024 + 1;
 export interface VassalFile {
   readonly name: string;
   readonly path: string;
-  /** `dev:ino:mtimeNs:size:sha256` — a new value means reload. */
+  /** `dev:ino:mtimeNs:size:sha256` (`dev:ino:mtimeNs:size:uid.gid:sha256` in tyrant mode) — a new value means reload. */
   readonly identity: string;
   readonly bytes: Buffer | undefined;
   /** Why the file could not be read, when bytes is undefined. */
   readonly readError: string | undefined;
+  /** Tyrant mode: the file's owner, whom the vassal runs as (also in the identity). */
+  readonly owner?: { readonly uid: number; readonly gid: number };
 }
 
 export interface DuplicateFile {
@@ -67,7 +69,16 @@ export type WatchNote =
       readonly name: string;
       readonly file: string;
       readonly target: string;
-    };
+    }
+  | { readonly event: 'tyrant-link-ignored'; readonly name: string; readonly file: string };
+
+export interface DirSourceOptions {
+  /**
+   * Tyrant mode: a file's owner is part of its identity (a chown is a change), and vassal files
+   * that are symlinks are not followed (their owner says nothing of who wrote the target).
+   */
+  readonly tyrant?: boolean;
+}
 
 export interface WatchTarget {
   readonly dir: string;
@@ -136,13 +147,18 @@ export class DirSource {
   readonly #linkWatches = new Map<string, { readonly watch: PathWatch; links: ReadonlySet<string> }>();
   /** Dangling links already reported, with the missing target: each is logged once. */
   readonly #dangling = new Map<string, string>();
+  readonly #tyrant: boolean;
+  /** Tyrant mode: symlinked vassal files already reported as not followed. */
+  readonly #linksIgnored = new Set<string>();
 
   constructor(
     targets: readonly WatchTarget[],
     onScan: (scan: Scan) => void,
     onError: (err: Error) => void,
     onNote: (note: WatchNote) => void = () => undefined,
+    options: DirSourceOptions = {},
   ) {
+    this.#tyrant = options.tyrant === true;
     this.#targets = targets;
     this.#onScan = onScan;
     this.#onError = onError;
@@ -350,6 +366,15 @@ export class DirSource {
           listed.push({ name, path: join(t.dir, entry.name), link: entry.isSymbolicLink() });
       }
     }
+    if (this.#tyrant) {
+      const links = new Set(listed.filter((l) => l.link).map((l) => l.path));
+      for (const l of listed)
+        if (l.link && !this.#linksIgnored.has(l.path))
+          this.#onNote({ event: 'tyrant-link-ignored', name: l.name, file: l.path });
+      for (const path of this.#linksIgnored) if (!links.has(path)) this.#linksIgnored.delete(path);
+      for (const path of links) this.#linksIgnored.add(path);
+      listed.splice(0, listed.length, ...listed.filter((l) => !l.link));
+    }
     const now = Date.now();
     const present = new Set<string>();
     const read = new Set<string>();
@@ -358,13 +383,15 @@ export class DirSource {
       listed.map(async ({ name, path }): Promise<number | undefined> => {
         let st: BigIntStats;
         try {
-          st = await stat(path, { bigint: true });
+          // Tyrant: lstat, so that a file replaced by a symlink since the listing is no file.
+          st = await (this.#tyrant ? lstat : stat)(path, { bigint: true });
         } catch {
           return undefined; // vanished (or a dangling symlink): treated as absent
         }
         if (!st.isFile()) return undefined;
         present.add(path);
-        const statKey = `${st.dev}:${st.ino}:${st.mtimeNs}:${st.size}`;
+        const owner = this.#tyrant ? { uid: Number(st.uid), gid: Number(st.gid) } : undefined;
+        const statKey = `${st.dev}:${st.ino}:${st.mtimeNs}:${st.size}${owner ? `:${owner.uid}.${owner.gid}` : ''}`;
         const known = this.#known.get(path);
         if (known && !this.#dirty.has(path) && known.identity.startsWith(statKey + ':')) return undefined;
         // Settled when (size, mtime) held still for WRITE_SETTLE_MS: an mtime that old says so at
@@ -378,7 +405,7 @@ export class DirSource {
           // nothing is half-written. (A rewrite still under way that happens to match so far gets
           // its own event when it goes on, hence one more reload: the end state is right.)
           if (known?.bytes !== undefined && known.bytes.length === Number(st.size)) {
-            const again = await readIdentity(name, path, statKey, Number(st.size));
+            const again = await readIdentity(name, path, statKey, Number(st.size), owner);
             if (hashOf(again.identity) === hashOf(known.identity)) {
               this.#seen.delete(path);
               this.#dirty.delete(path);
@@ -392,7 +419,7 @@ export class DirSource {
         }
         this.#seen.delete(path);
         this.#dirty.delete(path);
-        this.#known.set(path, await readIdentity(name, path, statKey, Number(st.size)));
+        this.#known.set(path, await readIdentity(name, path, statKey, Number(st.size), owner));
         read.add(path);
         return undefined;
       }),
@@ -560,15 +587,23 @@ async function linkChain(path: string): Promise<{ hops: string[]; missing: strin
 
 const hashOf = (identity: string): string => identity.slice(identity.lastIndexOf(':') + 1);
 
-async function readIdentity(name: string, path: string, statKey: string, size: number): Promise<VassalFile> {
+async function readIdentity(
+  name: string,
+  path: string,
+  statKey: string,
+  size: number,
+  owner: VassalFile['owner'],
+): Promise<VassalFile> {
+  const withOwner = owner === undefined ? {} : { owner };
   try {
-    const fh = await open(path, 'r');
+    // Tyrant mode never follows a symlink, even one put in place since the lstat.
+    const fh = await open(path, owner === undefined ? 'r' : constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
       const buf = Buffer.alloc(Math.min(size, MAX_READ_BYTES));
       const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
       const bytes = buf.subarray(0, bytesRead);
       const hash = createHash('sha256').update(bytes).digest('hex');
-      return { name, path, identity: `${statKey}:${hash}`, bytes, readError: undefined };
+      return { name, path, identity: `${statKey}:${hash}`, bytes, readError: undefined, ...withOwner };
     } finally {
       await fh.close();
     }
@@ -579,6 +614,7 @@ async function readIdentity(name: string, path: string, statKey: string, size: n
       identity: `${statKey}:unreadable`,
       bytes: undefined,
       readError: (err as Error).message,
+      ...withOwner,
     };
   }
 }
