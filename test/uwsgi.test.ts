@@ -8,6 +8,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import {
   FIXTURES,
+  ROOT,
   alive,
   controlSocket,
   freePort,
@@ -697,5 +698,31 @@ void test(
     );
     await settleScans(emp);
     assert.equal(emp.lines.filter(spawnOf('router')).length, 0, 'uWSGI was not started to fail binding');
+  },
+);
+
+void test(
+  "docs/uwsgi.md's migration example runs as documented: its vassal file, `emperor check DIR`, `emperor run --vassals DIR`",
+  { skip },
+  async (t) => {
+    const doc = readFileSync(join(ROOT, 'docs', 'uwsgi.md'), 'utf8');
+    const section = doc.slice(doc.indexOf('## Migrating'), doc.indexOf('### What runs unchanged'));
+    const ini = /```ini\n([\s\S]*?)```/.exec(section)?.[1];
+    const sh = /```sh\n([\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(ini !== undefined && sh !== undefined, 'the example and its commands');
+    const docDir = '/etc/uwsgi/vassals';
+    assert.deepEqual(sh.trim().split('\n'), [`emperor check ${docDir}`, `emperor run --vassals ${docDir}`]);
+    const port = await freePort();
+    const emp = await startEmperor(t); // `emperor run --vassals DIR` (and where to put its logs)
+    const file = ini.replace('127.0.0.1:8000', `127.0.0.1:${port}`);
+    assert.notEqual(file, ini);
+    writeFileSync(join(emp.vassals, 'app.py'), readFileSync(join(FIXTURES, 'wsgi_app.py')));
+    emp.write('shop.ini', file);
+    const check = await runCli(['check', emp.vassals]);
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+    assert.match(check.stdout, /shop\.ini: ok/);
+    const spawned = await emp.waitLine(spawnOf('shop'), 'spawn');
+    await emp.waitLine(runningOf('shop', 1), 'READY=1 from uWSGI');
+    assert.equal((await getJson(port)).master, spawned.pid);
   },
 );
