@@ -231,7 +231,8 @@ async function round(side) {
       while (!stopped) {
         const a = await c.get();
         if (a === undefined) continue;
-        if (process.env.TRACE && touchedAt !== undefined) trace.push([Math.round(nowMs() - touchedAt), a.master]);
+        if (process.env.TRACE && touchedAt !== undefined)
+          trace.push([Math.round(nowMs() - touchedAt), a.master]);
         // The emperor's new generation is a new master; uWSGI re-execs the same master, whose
         // workers are all new after the reload.
         const who = side === 'uwsgi' ? a.pid : a.master;
@@ -258,7 +259,10 @@ async function round(side) {
       }
       console.log(side, [...buckets].map(([k, n]) => `${k}=${n}`).join(' '));
       for (const l of sup.lines ?? [])
-        if (l._at >= touchedAt) console.log(`  ${Math.round(l._at - touchedAt)} ${l.event} ${l.pid ?? l.pids ?? ''} gen ${l.generation ?? ''}`);
+        if (l._at >= touchedAt)
+          console.log(
+            `  ${Math.round(l._at - touchedAt)} ${l.event} ${l.pid ?? l.pids ?? ''} gen ${l.generation ?? ''}`,
+          );
     }
     const sum = (k) => clients.reduce((n, c, i) => n + c.stats[k] - before[i][k], 0);
     return {
