@@ -53,6 +53,8 @@ const STEPS = [
   ['uwsgi reaction', 'uwsgi', ['reaction', '3'], {}, 60],
   ['uwsgi footprint', 'uwsgi', ['footprint', '100'], QUICK, 90],
   ['uwsgi reload', 'uwsgi', ['reload'], LOAD, 60],
+  // The same [uwsgi] vassal file run by both; it skips itself without uwsgi and its python3 plugin.
+  ['uwsgi-emperor', 'uwsgi-emperor', ['3'], {}, 300],
   ['pm2', 'pm2', ['100'], { ...QUICK, ...LOAD, TOUCHES: '10', SECONDS: '5', RELOADS: '3' }, 170],
   ['supervisord', 'supervisord', ['100'], { ...QUICK, TOUCHES: '10' }, 170],
 ];
@@ -156,6 +158,17 @@ const ROWS = [
   ['log-cpu', 'supervisor CPU per GiB logged, s', 's'],
   ['log-dropped', 'bytes dropped', 'B', (v) => goal(v.emperor === 0, '0')],
   ['log-rss-growth', 'RSS growth 5 s after the burst, MiB', 'MiB', (v) => goal(v.emperor <= 10, '<= 10')],
+  ['The same [uwsgi] vassal file (bench/uwsgi-emperor.mjs)'],
+  ['uwe-touch-answer', 'touch -> a new worker answering, p50 ms', 'ms'],
+  [
+    'uwe-reload-failed',
+    'keep-alive load: failed requests per reload (a request on a closed connection sent again once)',
+    'n',
+    (v) => goal(v.emperor === 0, '0'),
+  ],
+  ['uwe-reload-reset', 'keep-alive load: requests on a connection closed under them, per reload', 'n'],
+  ['uwe-rss-supervisor', 'RSS of the supervisor, 1 vassal, MiB', 'MiB'],
+  ['uwe-rss-all', 'RSS of the supervisor + the vassal (master, 4 workers), MiB', 'MiB'],
 ];
 const TOOLS = ['emperor', 'uwsgi', 'pm2', 'supervisord'];
 const TOOL_NAMES = { emperor: 'emperor', uwsgi: "uWSGI's Emperor", pm2: 'PM2', supervisord: 'supervisord' };

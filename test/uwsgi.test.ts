@@ -4,16 +4,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import {
   FIXTURES,
+  ROOT,
   alive,
   controlSocket,
   freePort,
   getJson,
   runCli,
   startEmperor,
+  settleScans,
   startLoad,
   tempDir,
   waitFor,
@@ -124,6 +126,96 @@ function exchange(
     });
     s.end(request);
   });
+}
+
+/**
+ * A keep-alive HTTP/1.1 client: one connection, reused request after request. A request on a
+ * reused connection that the server closed before answering any byte is sent again once on a new
+ * connection, as HTTP clients do for idempotent requests (RFC 9112 §9.3.1; browsers, curl, nginx);
+ * `retried` counts them. Anything else (refused, reset on a fresh connection, a bad or partial
+ * answer) fails.
+ */
+function keepAliveClient(port: number): {
+  get: () => Promise<Record<string, unknown>>;
+  retried: () => number;
+  connections: () => number;
+  close: () => void;
+} {
+  let socket: Socket | undefined;
+  let retried = 0;
+  let connections = 0;
+  const open = (): Promise<Socket> =>
+    new Promise((done, fail) => {
+      const s = connect(port, '127.0.0.1');
+      connections += 1;
+      s.once('connect', () => {
+        s.off('error', fail);
+        done(s);
+      });
+      s.once('error', fail);
+    });
+  const once = (s: Socket): Promise<Record<string, unknown>> =>
+    new Promise((done, fail) => {
+      let buf = Buffer.alloc(0);
+      const finish = (err: Error | undefined, value?: Record<string, unknown>): void => {
+        s.off('data', onData);
+        s.off('close', onClose);
+        s.off('error', onError);
+        clearTimeout(timer);
+        if (err) fail(Object.assign(err, { answered: buf.length > 0 }));
+        else done(value ?? {});
+      };
+      const onData = (c: Buffer): void => {
+        buf = Buffer.concat([buf, c]);
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.subarray(0, end).toString('latin1');
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? NaN);
+        if (!head.startsWith('HTTP/1.1 200') || Number.isNaN(length)) {
+          finish(new Error(`bad answer: ${JSON.stringify(head.slice(0, 100))}`));
+          return;
+        }
+        if (buf.length < end + 4 + length) return;
+        const body = buf.subarray(end + 4, end + 4 + length).toString('utf8');
+        if (/\r\nconnection: *close/i.test(head)) socket = undefined;
+        finish(undefined, JSON.parse(body) as Record<string, unknown>);
+      };
+      const onClose = (): void => {
+        finish(Object.assign(new Error('connection closed before the answer'), { code: 'ECONNRESET' }));
+      };
+      const onError = (err: Error): void => {
+        finish(err);
+      };
+      const timer = setTimeout(() => {
+        finish(new Error('no answer within 20 s'));
+      }, 20_000);
+      s.on('data', onData);
+      s.once('close', onClose);
+      s.once('error', onError);
+      s.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    });
+  const get = async (): Promise<Record<string, unknown>> => {
+    const reused = socket !== undefined && !socket.destroyed;
+    const s = reused && socket ? socket : await open();
+    socket = s;
+    try {
+      return await once(s);
+    } catch (err) {
+      s.destroy();
+      socket = undefined;
+      if (!reused || (err as { answered?: boolean }).answered) throw err;
+      retried += 1;
+      const fresh = await open();
+      socket = fresh;
+      return once(fresh);
+    }
+  };
+  return {
+    get,
+    retried: () => retried,
+    connections: () => connections,
+    close: () => socket?.destroy(),
+  };
 }
 
 function refused(port: number): Promise<boolean> {
@@ -479,5 +571,158 @@ void test(
     assert.ok(alive(master), 'the same master');
     assert.equal(emp.lines.slice(from).filter(spawnOf('tr')).length, 0, 'the emperor started nothing');
     assert.doesNotMatch(logOf(emp, 'tr'), /Address already in use|invalid request block size/);
+  },
+);
+
+void test(
+  'a file with [vassal] and [uwsgi] sections: uWSGI reads [uwsgi], the emperor [vassal]; on-demand runs nothing until the first request, which uWSGI answers on its owned http-socket',
+  { skip },
+  async (t) => {
+    const port = await freePort();
+    const emp = await startEmperor(t);
+    const body = `[vassal]\non-demand = true\nenv = DEPLOY=from-vassal\n\n${appFile(`http-socket = 127.0.0.1:${port}`)}`;
+    emp.write('both.ini', body);
+    await emp.waitLine((l) => l.event === 'waiting' && l.vassal === 'both', 'waiting for a first client');
+    assert.equal(emp.lines.filter(spawnOf('both')).length, 0, 'nothing runs before the first request');
+    const shown = await runCli(['show', 'both', '--json'], { control: controlSocket(emp) });
+    assert.equal(shown.code, 0, shown.stderr);
+    const s = JSON.parse(shown.stdout) as {
+      argv: string[];
+      uwsgi_sockets: { key: string; owned: boolean }[];
+    };
+    assert.deepEqual(s.argv.slice(0, 3), ['uwsgi', '--ini', join(emp.vassals, 'both.ini')]);
+    assert.ok(s.argv.includes('--die-on-term') && s.argv.includes('fd://3'), s.argv.join(' '));
+    assert.deepEqual(
+      s.uwsgi_sockets.map((u) => [u.key, u.owned]),
+      [['http-socket', true]],
+    );
+
+    const first = await getJson(port); // the connection waits in the emperor's socket
+    const spawned = await emp.waitLine(spawnOf('both'), 'spawn on the first request');
+    assert.equal(first.master, spawned.pid, "a worker of the emperor's uWSGI master answers");
+    assert.equal(first.deploy, 'from-vassal', "the [vassal] section's env reached the app");
+    assert.doesNotMatch(logOf(emp, 'both'), /invalid request block size|Address already in use/);
+  },
+);
+
+void test('a file with both sections refuses listening addresses in both, and on-demand on addresses uWSGI binds itself', async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  writeFileSync(
+    join(dir, 'twice.ini'),
+    `[vassal]\nsocket = 127.0.0.1:${port}\n[uwsgi]\nhttp-socket = 127.0.0.1:${port + 1}\n`,
+  );
+  writeFileSync(
+    join(dir, 'inc.ini'),
+    `[vassal]\non-demand = true\n[uwsgi]\nini = other.ini\nhttp-socket = 127.0.0.1:${port + 2}\n`,
+  );
+  const r = await runCli(['check', dir]);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(
+    r.stderr,
+    /twice\.ini:2: error: both sections declare listening addresses \(`\[vassal\]` `socket` here, `\[uwsgi\]` `http-socket` on line 4\).*\[EMP_CONFIG_UWSGI_SOCKETS\]/,
+  );
+  assert.match(
+    r.stderr,
+    /inc\.ini:2: error: `on-demand = true` needs a socket the emperor owns, and uWSGI binds `http-socket = .*` itself \(`ini = other\.ini` \(line 4\) includes/,
+  );
+});
+
+void test(
+  'http11-socket keeps connections alive; a touch under a steady keep-alive load is a rolling reload with 0 failed requests',
+  { skip },
+  async (t) => {
+    const port = await freePort();
+    const emp = await startEmperor(t);
+    const body = appFile(`http11-socket = 127.0.0.1:${port}`);
+    emp.write('ka.ini', body);
+    const spawned = await emp.waitLine(spawnOf('ka'), 'spawn');
+    await emp.waitLine(runningOf('ka', 1), 'READY=1 from uWSGI');
+    // 8 loops, each on a connection of its own.
+    const clients = Array.from({ length: 8 }, () => keepAliveClient(port));
+    const loads = clients.map((c) => startLoad(() => c.get(), 1));
+    const ok = (): number => loads.reduce((n, l) => n + l.ok(), 0);
+    t.after(async () => {
+      await Promise.all(loads.map((l) => l.stop()));
+      for (const c of clients) c.close();
+    });
+    await waitFor(() => ok() >= 200, { what: 'requests before the reload' });
+    assert.equal(
+      clients.reduce((n, c) => n + c.connections(), 0),
+      8,
+      'uWSGI kept each connection alive',
+    );
+    const from = emp.lines.length;
+    const later = new Date(Date.now() + 5000);
+    utimesSync(join(emp.vassals, 'ka.ini'), later, later);
+    await emp.waitLine(runningOf('ka', 2), 'generation 2 ready', from);
+    await waitFor(() => !alive(spawned.pid as number), { what: 'the old master gone' });
+    const okThen = ok();
+    await waitFor(() => ok() >= okThen + 200, { what: 'requests after the reload' });
+    await Promise.all(loads.map((l) => l.stop()));
+    const retried = clients.reduce((n, c) => n + c.retried(), 0);
+    t.diagnostic(`requests: ${ok()}, sent again after the old master closed their connection: ${retried}`);
+    assert.deepEqual(
+      loads.flatMap((l) => l.failures),
+      [],
+      'no request failed during the rolling reload',
+    );
+    assert.equal((await getJson(port)).generation, '2');
+  },
+);
+
+void test(
+  'the running emperor refuses a [uwsgi] vassal whose address uWSGI would bind itself when another vassal holds it, as emperor check does',
+  { skip },
+  async (t) => {
+    const port = await freePort();
+    const emp = await startEmperor(t);
+    emp.write('app.ini', `[vassal]\nexec = /bin/sleep 1000\nsocket = 127.0.0.1:${port}\n`);
+    await emp.waitLine(spawnOf('app'), 'the holder runs');
+    // `http` is uWSGI's router: uWSGI binds it, the emperor does not own it.
+    emp.write('router.ini', `[uwsgi]\nhttp = 127.0.0.1:${port}\nsocket = 127.0.0.1:${port + 1}\n`);
+    const refusedLine = await emp.waitLine(
+      (l) => l.event === 'config-error' && l.vassal === 'router',
+      'the newcomer refused',
+    );
+    assert.equal(refusedLine.code, 'EMP_VASSAL_SOCKET_CONFLICT');
+    assert.match(
+      String(refusedLine.msg),
+      new RegExp(`router\\.ini:2: error: socket \`127\\.0\\.0\\.1:${port}\` overlaps .* of vassal \`app\``),
+    );
+    const check = await runCli(['check', emp.vassals]);
+    assert.equal(check.code, 1);
+    assert.match(
+      check.stderr,
+      /router\.ini:2: error: socket .* of vassal `app`.*\[EMP_VASSAL_SOCKET_CONFLICT\]/,
+    );
+    await settleScans(emp);
+    assert.equal(emp.lines.filter(spawnOf('router')).length, 0, 'uWSGI was not started to fail binding');
+  },
+);
+
+void test(
+  "docs/uwsgi.md's migration example runs as documented: its vassal file, `emperor check DIR`, `emperor run --vassals DIR`",
+  { skip },
+  async (t) => {
+    const doc = readFileSync(join(ROOT, 'docs', 'uwsgi.md'), 'utf8');
+    const section = doc.slice(doc.indexOf('## Migrating'), doc.indexOf('### What runs unchanged'));
+    const ini = /```ini\n([\s\S]*?)```/.exec(section)?.[1];
+    const sh = /```sh\n([\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(ini !== undefined && sh !== undefined, 'the example and its commands');
+    const docDir = '/etc/uwsgi/vassals';
+    assert.deepEqual(sh.trim().split('\n'), [`emperor check ${docDir}`, `emperor run --vassals ${docDir}`]);
+    const port = await freePort();
+    const emp = await startEmperor(t); // `emperor run --vassals DIR` (and where to put its logs)
+    const file = ini.replace('127.0.0.1:8000', `127.0.0.1:${port}`);
+    assert.notEqual(file, ini);
+    writeFileSync(join(emp.vassals, 'app.py'), readFileSync(join(FIXTURES, 'wsgi_app.py')));
+    emp.write('shop.ini', file);
+    const check = await runCli(['check', emp.vassals]);
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+    assert.match(check.stdout, /shop\.ini: ok/);
+    const spawned = await emp.waitLine(spawnOf('shop'), 'spawn');
+    await emp.waitLine(runningOf('shop', 1), 'READY=1 from uWSGI');
+    assert.equal((await getJson(port)).master, spawned.pid);
   },
 );

@@ -23,6 +23,7 @@ export const RUN_CONFIG_KEYS = [
   'etcd-key',
   'etcd-user',
   'etcd-password-file',
+  'tyrant',
 ] as const;
 
 export const LOG_LEVELS: readonly string[] = ['debug', 'info', 'warn', 'error'];

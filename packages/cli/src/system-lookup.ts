@@ -34,7 +34,19 @@ export function getentLookup(): SystemLookup {
   const groups = new Map<string, { gid: number }>();
   const userMisses = new Map<string, number>();
   const groupMisses = new Map<string, number>();
+  const names = new Map<number, string>();
+  const nameMisses = new Map<string, number>();
   return {
+    userById(uid) {
+      const key = String(uid);
+      if (!names.has(uid) && !recentMiss(nameMisses, key)) {
+        const name = getent('passwd', key)?.[0];
+        if (name) names.set(uid, name);
+        else nameMisses.set(key, Date.now());
+      }
+      const name = names.get(uid);
+      return name === undefined ? undefined : { name };
+    },
     user(name) {
       // Hits are kept; a miss is asked again after MISS_TTL_MS, so a user created after the
       // emperor started is seen, and a slow NSS is not asked at every scan.

@@ -80,6 +80,18 @@ export class SocketClaims {
   }
 }
 
+/**
+ * Every address a vassal listens on: its owned sockets, and those uWSGI binds itself (a
+ * `[uwsgi]` file's addresses the emperor does not own), which clash just the same. What both
+ * `check` and the daemon claim for it.
+ */
+export function claimedSockets(config: VassalConfig): SocketSpec[] {
+  const bound = (config.uwsgi?.listeners ?? []).flatMap((l) =>
+    !l.owned && l.bound !== undefined ? [l.bound] : [],
+  );
+  return [...config.sockets, ...bound];
+}
+
 /** Sockets can only conflict within one unix path or one TCP port. */
 function addressKey(s: SocketSpec): string {
   return s.kind === 'unix' ? `unix:${s.path}` : `tcp:${s.port}`;
@@ -124,11 +136,7 @@ export function crossVassalIssues(vassals: readonly CheckedVassal[]): ConfigIssu
   const claims = new SocketClaims();
   const byAge = [...byName.values()].sort((a, b) => (a.mtimeMs ?? 0) - (b.mtimeMs ?? 0));
   for (const v of byAge) {
-    // A uWSGI vassal's addresses that uWSGI binds itself clash just the same.
-    const bound = (v.config?.uwsgi?.listeners ?? []).flatMap((l) =>
-      !l.owned && l.bound !== undefined ? [l.bound] : [],
-    );
-    const sockets = [...(v.config?.sockets ?? []), ...bound];
+    const sockets = v.config === undefined ? [] : claimedSockets(v.config);
     const clashes = claims.clashes(v.name, sockets);
     // Refused whole, as the daemon refuses it: its other sockets are not claimed either.
     if (clashes.length === 0) claims.set({ name: v.name, file: v.file }, sockets);

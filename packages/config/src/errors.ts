@@ -41,6 +41,12 @@ export const ERROR_CODES = {
   EMP_CONFIG_DUPLICATE_PLACEHOLDER: 'Two `set-placeholder` lines define the same name, or one shadows a key.',
   // Rules across keys.
   EMP_CONFIG_CONFLICT: 'Two keys contradict each other (e.g. `on-demand` without `socket`).',
+  EMP_CONFIG_UWSGI_SOCKETS:
+    'A file with `[vassal]` and `[uwsgi]` sections declares listening addresses in both: declare them in one.',
+  EMP_CONFIG_TYRANT_ROOT:
+    'Tyrant mode: a vassal file owned by uid 0 or gid 0 (it would run as root): chown it to the app user.',
+  EMP_CONFIG_TYRANT_USER:
+    'Tyrant mode: a vassal file names a `user` or `group` other than its owner (a vassal runs as the owner of its file).',
   EMP_CONFIG_UNKNOWN_USER: 'A `user` or `socket-owner` user that the system does not know.',
   EMP_CONFIG_UNKNOWN_GROUP: 'A `group` or `socket-owner` group that the system does not know.',
   EMP_CONFIG_USER_NEEDS_GROUP:
@@ -79,6 +85,10 @@ export const ERROR_CODES = {
     'A process group id of 0 or 1 (our own group, or every process) reached the code that kills groups.',
   EMP_NO_CGROUP:
     '`emperor run --containment cgroup` was given and no cgroup tree can be had here; the message says why (no cgroup2 mount, not root and no `Delegate=yes`, a read-only hierarchy). Use `--containment auto` to fall back to the subreaper.',
+  EMP_TYRANT_NOT_ROOT:
+    '`emperor run --tyrant` by a user other than root: running each vassal as the owner of its file takes root.',
+  EMP_TYRANT_SYMLINK:
+    'Warning (daemon): tyrant mode does not follow a vassal file that is a symlink (the owner of a link says nothing of who wrote its target).',
   EMP_BAD_CGROUP_NAME:
     "The name given for the emperor's cgroup subtree is not a plain directory name (letters, digits, '.', '_', '-').",
   EMP_ETCD_UNREACHABLE:

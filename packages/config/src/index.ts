@@ -10,6 +10,7 @@ export { placedOn } from './node-glob.js';
 export { KEYS, KEY_NAMES, type KeyName, type KeySpec } from './keys.js';
 export { socketsConflict, UNIX_PATH_MAX } from './socket-address.js';
 export {
+  claimedSockets,
   crossVassalIssues,
   SocketClaims,
   socketConflictIssue,

@@ -8,6 +8,7 @@ import { expandAll, type Definition } from './placeholders.js';
 import { clip, readLines, type RawEntry } from './read-lines.js';
 import { uwsgiVassal } from './uwsgi.js';
 import { suggest } from './suggest.js';
+import { asFileOwner } from './tyrant.js';
 import type { ParseOptions, VassalConfig } from './types.js';
 import { validate } from './validate.js';
 import { Values } from './values.js';
@@ -53,8 +54,12 @@ export function parseVassal(text: string, options: ParseOptions): ParseResult {
     // uWSGI reads its own file, other sections and odd lines included: only what the emperor
     // needs of it is read here, and only a bad file name is an error.
     const own = new IssueList(options.file);
-    const config = uwsgiVassal(uwsgi, name, options, own);
-    const errors = issues.errors.filter((e) => e.code === 'EMP_CONFIG_FILE_NAME');
+    const read = uwsgiVassal(uwsgi, name, options, own);
+    const config =
+      options.owner === undefined
+        ? read
+        : asFileOwner(read, options.owner, options.lookup, { user: undefined, group: undefined }, own);
+    const errors = [...issues.errors.filter((e) => e.code === 'EMP_CONFIG_FILE_NAME'), ...own.errors];
     const warnings = own.warnings.toSorted(byLine);
     if (errors.length > 0) return { ok: false, errors, warnings };
     return { ok: true, config: deepFreeze(config), warnings };
@@ -97,10 +102,33 @@ export function parseVassal(text: string, options: ParseOptions): ParseResult {
     [...expanded.placeholders].filter((e): e is [string, string] => e[1] !== undefined),
   );
 
-  const config = validate(
-    { name, file: options.file, dir, values, placeholders, options, hasSection },
+  // Both sections: uWSGI reads `[uwsgi]` (`uwsgi --ini FILE` by default), the emperor `[vassal]`.
+  const uwsgiBase =
+    hasSection && uwsgiLine !== undefined
+      ? uwsgiVassal(uwsgi, name, options, issues, {
+          ...(known.some((e) => e.key === 'exec')
+            ? {
+                ownNothing:
+                  '`exec` is set in `[vassal]`: the emperor hands its sockets only to the `uwsgi --ini` it builds',
+              }
+            : {}),
+          vassalSockets: known.filter((e) => e.key === 'socket').length,
+        })
+      : undefined;
+  const validated = validate(
+    { name, file: options.file, dir, values, placeholders, options, hasSection, uwsgi: uwsgiBase },
     issues,
   );
+  const config =
+    validated === undefined || options.owner === undefined
+      ? validated
+      : asFileOwner(
+          validated,
+          options.owner,
+          options.lookup,
+          { user: values.line('user'), group: values.line('group') },
+          issues,
+        );
   const warnings = issues.warnings.toSorted(byLine);
   if (issues.errors.length > 0 || config === undefined) {
     return { ok: false, errors: issues.errors.toSorted(byLine), warnings };

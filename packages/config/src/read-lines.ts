@@ -1,6 +1,7 @@
 // Reads the INI text the way uWSGI does: line by line, values verbatim (no quoting, no inline
 // comments), keeping line numbers and every occurrence of a key. A file is a `[vassal]` file, or
-// a uWSGI vassal file (`[uwsgi]`, no `[vassal]`); any other section is almost always a typo.
+// a uWSGI vassal file (`[uwsgi]`, no `[vassal]`), or both (uWSGI run under `[vassal]` keys); any
+// other section is almost always a typo.
 import type { IssueList } from './issue.js';
 import { suggest } from './suggest.js';
 
@@ -19,14 +20,11 @@ const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/;
 export interface ReadLines {
   readonly entries: RawEntry[];
   readonly hasSection: boolean;
-  /** The first `[uwsgi]` header of a file without `[vassal]`: a uWSGI vassal file. */
+  /** The first `[uwsgi]` header: a uWSGI vassal file (with `[vassal]` keys when hasSection). */
   readonly uwsgiLine: number | undefined;
-  /** The lines of the `[uwsgi]` section(s), in file order, when there is no `[vassal]` section. */
+  /** The lines of the `[uwsgi]` section(s), in file order. */
   readonly uwsgi: RawEntry[];
 }
-
-export const UWSGI_HINT =
-  'a file with both sections is not supported yet: drop the `[vassal]` section to run the file as a uWSGI vassal, or run it from a `[vassal]` file of its own with `exec = uwsgi --ini FILE --die-on-term` (uWSGI takes SIGTERM as a reload without it)';
 
 /** The `[vassal]` entries in file order; syntax problems go to `issues`. */
 export function readLines(text: string, issues: IssueList): ReadLines {
@@ -78,7 +76,7 @@ export function readLines(text: string, issues: IssueList): ReadLines {
         }
         sectionLine ??= lineNo;
       } else if (name === 'uwsgi') {
-        // Reported below: without a `[vassal]` section, as the reason the file has none.
+        // uWSGI's own section: its lines go to the `[uwsgi]` reader (uwsgi.ts).
         uwsgiLine ??= lineNo;
       } else {
         const hint =
@@ -129,13 +127,6 @@ export function readLines(text: string, issues: IssueList): ReadLines {
     // one pass shows all the problems.
     return { entries: [...before, ...entries], hasSection: false, uwsgiLine, uwsgi };
   }
-  if (uwsgiLine !== undefined)
-    issues.error(
-      'EMP_CONFIG_UNKNOWN_SECTION',
-      uwsgiLine,
-      undefined,
-      `unknown section \`[uwsgi]\`: this is a uWSGI config; ${UWSGI_HINT}`,
-    );
   for (const e of before) {
     issues.error(
       'EMP_CONFIG_OUTSIDE_SECTION',
@@ -144,7 +135,7 @@ export function readLines(text: string, issues: IssueList): ReadLines {
       `\`${clip(e.key)}\` comes before the \`[vassal]\` header (line ${sectionLine}); move it below`,
     );
   }
-  return { entries, hasSection: true, uwsgiLine: undefined, uwsgi: [] };
+  return { entries, hasSection: true, uwsgiLine, uwsgi };
 }
 
 /** Long junk (binary, minified files) would flood the terminal. */

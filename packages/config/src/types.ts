@@ -166,6 +166,14 @@ export interface SystemLookup {
   readonly user: (name: string) => { uid: number; gid: number } | undefined;
   /** NSS group lookup (`getent group`); undefined when the group does not exist. */
   readonly group: (name: string) => { gid: number } | undefined;
+  /** NSS user lookup by uid (`getent passwd UID`), for tyrant mode's file owners. */
+  readonly userById?: (uid: number) => { name: string } | undefined;
+}
+
+/** The owner of a vassal file (tyrant mode). */
+export interface FileOwner {
+  readonly uid: number;
+  readonly gid: number;
 }
 
 export interface ParseOptions {
@@ -189,4 +197,6 @@ export interface ParseOptions {
   readonly lookup?: SystemLookup;
   /** The uWSGI binary a `[uwsgi]` file runs with (`emperor run --uwsgi`); default `uwsgi` on PATH. */
   readonly uwsgi?: string;
+  /** Tyrant mode (`emperor run --tyrant`): the file's owner, whom the vassal runs as. */
+  readonly owner?: FileOwner;
 }

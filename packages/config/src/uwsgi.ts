@@ -163,12 +163,21 @@ function addressSpec(address: string, line: number): SocketSpec | string {
   return `\`${host}\` is a name uWSGI resolves itself, not an IP address`;
 }
 
-/** The VassalConfig that runs a `[uwsgi]` file with uWSGI, or undefined (errors reported). */
+/** How a `[vassal]` section beside the `[uwsgi]` one changes what the emperor owns. */
+export interface UwsgiUnder {
+  /** Why the emperor owns no address of the `[uwsgi]` section (a `[vassal]` `exec` of its own). */
+  readonly ownNothing?: string;
+  /** Sockets of the `[vassal]` section, at fd 3 on, before anything this file adds. */
+  readonly vassalSockets?: number;
+}
+
+/** The VassalConfig that runs a `[uwsgi]` file with uWSGI; problems are warnings in `issues`. */
 export function uwsgiVassal(
   entries: readonly RawEntry[],
   name: string,
   options: ParseOptions,
   issues: IssueList,
+  under: UwsgiUnder = {},
 ): VassalConfig {
   const expand = expander(options);
   const values: { key: string; value: string; line: number }[] = [];
@@ -199,7 +208,9 @@ export function uwsgiVassal(
       line: e.line,
       ...(typeof parsed === 'object' ? { bound: parsed } : {}),
     };
-    if (other !== undefined) listeners.push({ ...listener, owned: false, reason: other });
+    if (under.ownNothing !== undefined)
+      listeners.push({ ...listener, owned: false, reason: under.ownNothing });
+    else if (other !== undefined) listeners.push({ ...listener, owned: false, reason: other });
     else if (x.uncertain !== undefined) listeners.push({ ...listener, owned: false, reason: x.uncertain });
     else if (/[\s,]/.test(address))
       listeners.push({
@@ -221,7 +232,7 @@ export function uwsgiVassal(
 
   // Own all of them or none: a second master could not bind the one left to uWSGI, so a rolling
   // reload needs every listening address in the emperor's hands.
-  const whole = fileUncertainty(entries);
+  const whole = under.ownNothing === undefined ? fileUncertainty(entries) : undefined;
   const blocker = whole ?? listeners.find((l) => !l.owned)?.reason;
   const owned = blocker === undefined ? listeners.filter((l) => l.owned) : [];
   const final: UwsgiListener[] = listeners.map((l) =>
@@ -246,7 +257,7 @@ export function uwsgiVassal(
         `uWSGI binds \`${l.key} = ${l.value}\` itself (${l.reason}): a reload is uWSGI's graceful SIGHUP, not a rolling one`,
       );
   }
-  if (final.length === 0 && whole !== undefined)
+  if (final.length === 0 && whole !== undefined && under.vassalSockets === undefined)
     issues.warn(
       'EMP_CONFIG_UWSGI_NOT_OWNED',
       undefined,
@@ -271,7 +282,10 @@ export function uwsgiVassal(
   const dropsPrivileges = values.some((v) => v.key === 'uid' || v.key === 'gid');
   const readyFromWorker = lazy && !dropsPrivileges;
   const gate = readyFromWorker
-    ? ['--hook-accepting1-once', `writen:/proc/self/fd/${LISTEN_FDS_START + sockets.length} READY=1`]
+    ? [
+        '--hook-accepting1-once',
+        `writen:/proc/self/fd/${LISTEN_FDS_START + (under.vassalSockets ?? 0) + sockets.length} READY=1`,
+      ]
     : [];
   const binary = options.uwsgi ?? 'uwsgi';
   const argv = [

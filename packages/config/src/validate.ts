@@ -18,6 +18,11 @@ export interface ValidateInput {
   readonly options: ParseOptions;
   /** Without a `[vassal]` section (reported), a missing `exec` is no news. */
   readonly hasSection: boolean;
+  /**
+   * A `[uwsgi]` section beside `[vassal]`, as run on its own (uwsgi.ts): its command, sockets,
+   * readiness and reload are the defaults of the keys this file leaves unset.
+   */
+  readonly uwsgi?: VassalConfig | undefined;
 }
 
 // Set by the emperor for each instance (SPEC §3); a vassal's own value would be overwritten or
@@ -40,12 +45,17 @@ const SHELL_SYNTAX_HINT =
 
 /** The config, or undefined when a required part is missing (errors reported). */
 export function validate(input: ValidateInput, issues: IssueList): VassalConfig | undefined {
-  const { values: v, options } = input;
+  const { values: v, options, uwsgi: base } = input;
 
-  const exec = v.first('exec');
+  const given = v.first('exec');
+  // With a `[uwsgi]` section, `exec` defaults to `uwsgi --ini FILE` and what a supervisor needs.
+  const exec =
+    given ?? (base !== undefined && !v.invalid('exec') ? { value: base.exec, line: undefined } : undefined);
   const shell = v.get('shell') ?? DEFAULTS.shell;
   let argv: readonly string[] | undefined;
-  if (exec === undefined) {
+  if (given === undefined && exec !== undefined && base !== undefined) {
+    argv = base.argv;
+  } else if (exec === undefined) {
     if (!v.invalid('exec') && input.hasSection) {
       issues.error(
         'EMP_CONFIG_MISSING_KEY',
@@ -107,6 +117,21 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
       );
   }
   const socketsKnown = !v.invalid('socket');
+  if (base !== undefined) {
+    // Sockets come from one section: `[vassal]` ones are handed as LISTEN_FDS, which uWSGI adopts
+    // as its default `uwsgi` protocol; `[uwsgi]` ones keep their protocol (`--KEY fd://N`).
+    const listeners = base.uwsgi?.listeners ?? [];
+    const first = v.all('socket')[0];
+    const theirs = listeners[0];
+    if (first !== undefined && theirs !== undefined)
+      issues.error(
+        'EMP_CONFIG_UWSGI_SOCKETS',
+        first.line,
+        'socket',
+        `both sections declare listening addresses (\`[vassal]\` \`socket\` here, \`[uwsgi]\` \`${theirs.key}\` on line ${theirs.line}): declare them in \`[uwsgi]\` only (the emperor owns them and keeps their protocol), or in \`[vassal]\` only (uWSGI serves them with its \`uwsgi\` protocol)`,
+      );
+    else if (first === undefined && socketsKnown) sockets.push(...base.sockets);
+  }
   const hasUnix = sockets.some((s) => s.kind === 'unix');
   for (const k of ['socket-mode', 'socket-owner'] as const) {
     const line = v.line(k);
@@ -116,12 +141,15 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
   }
 
   const onDemand = v.get('on-demand') ?? DEFAULTS.onDemand;
+  const notOwned = base?.uwsgi?.listeners.find((l) => !l.owned);
   if (onDemand && sockets.length === 0 && socketsKnown) {
     issues.error(
       'EMP_CONFIG_CONFLICT',
       v.line('on-demand'),
       'on-demand',
-      '`on-demand = true` needs a `socket`: the emperor waits for the first connection on it',
+      notOwned === undefined
+        ? '`on-demand = true` needs a `socket`: the emperor waits for the first connection on it'
+        : `\`on-demand = true\` needs a socket the emperor owns, and uWSGI binds \`${notOwned.key} = ${notOwned.value}\` itself (${notOwned.reason})`,
     );
   }
   const idleMs = v.get('idle') ?? DEFAULTS.idleMs;
@@ -134,7 +162,8 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
     );
   }
 
-  const reload = v.get('reload') ?? (sockets.length > 0 ? { kind: 'rolling' } : { kind: 'restart' });
+  const reload =
+    v.get('reload') ?? (sockets.length > 0 ? { kind: 'rolling' } : (base?.reload ?? { kind: 'restart' }));
   if ((v.get('retire-nice') ?? 0) > 0 && reload.kind !== 'rolling' && !v.invalid('reload')) {
     issues.warn(
       'EMP_CONFIG_UNUSED_KEY',
@@ -167,7 +196,7 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
 
   const principals = resolvePrincipals(v, options.lookup, issues);
   const stopSignal = v.get('stop-signal') ?? DEFAULTS.stopSignal;
-  const ready = v.get('ready') ?? DEFAULTS.ready;
+  const ready = v.get('ready') ?? base?.ready ?? DEFAULTS.ready;
 
   if (
     exec !== undefined &&
@@ -230,13 +259,13 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
     processes: v.get('processes') ?? DEFAULTS.processes,
     retireNice: v.get('retire-nice') ?? DEFAULTS.retireNice,
     sockets,
-    socketMode: v.get('socket-mode') ?? DEFAULTS.socketMode,
+    socketMode: v.get('socket-mode') ?? base?.socketMode ?? DEFAULTS.socketMode,
     socketOwner: principals.socketOwner,
-    backlog: v.get('backlog') ?? DEFAULTS.backlog,
+    backlog: v.get('backlog') ?? base?.backlog ?? DEFAULTS.backlog,
     onDemand,
     idleMs,
     ready,
-    readyTimeoutMs: v.get('ready-timeout') ?? DEFAULTS.readyTimeoutMs,
+    readyTimeoutMs: v.get('ready-timeout') ?? base?.readyTimeoutMs ?? DEFAULTS.readyTimeoutMs,
     reload,
     stopSignal,
     stopTimeoutMs: v.get('stop-timeout') ?? DEFAULTS.stopTimeoutMs,
@@ -260,6 +289,7 @@ export function validate(input: ValidateInput, issues: IssueList): VassalConfig 
     logMaxSizeBytes: v.get('log-max-size') ?? DEFAULTS.logMaxSizeBytes,
     logBackups: v.get('log-backups') ?? DEFAULTS.logBackups,
     placeholders: input.placeholders,
+    ...(base?.uwsgi === undefined ? {} : { uwsgi: base.uwsgi }),
   };
 }
 

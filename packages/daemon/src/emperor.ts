@@ -52,6 +52,8 @@ export interface EmperorOptions {
   readonly nodeName?: string;
   /** Where the last set read from each store is cached (`run --state-dir`); required with etcd. */
   readonly stateDir?: string;
+  /** Tyrant mode (`run --tyrant`): each vassal runs as the owner of its file; root only. */
+  readonly tyrant?: boolean;
 }
 
 export interface EtcdSettings {
@@ -100,6 +102,13 @@ export interface Emperor {
 
 export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
   const { logger } = options;
+  if (options.tyrant === true && process.getuid?.() !== 0)
+    throw Object.assign(
+      new Error(
+        `--tyrant runs each vassal as the owner of its file, which takes root, and the emperor runs as uid ${process.getuid?.() ?? '?'}: run it as root, or without --tyrant`,
+      ),
+      { code: 'EMP_TYRANT_NOT_ROOT' },
+    );
   const now = options.now ?? Date.now;
   const env = options.env ?? process.env;
   const statePath = join(options.runtimeDir, 'emperor.state.json');
@@ -328,6 +337,7 @@ export async function startEmperor(options: EmperorOptions): Promise<Emperor> {
         if (note.event === 'watch-dir-found') missing.delete(note.dir);
         logWatchNote(logger, note);
       },
+      { tyrant: options.tyrant === true },
     );
     dirSources.push(dirs);
     return dirs;
@@ -430,6 +440,12 @@ function logWatchNote(logger: Logger, note: WatchNote): void {
       logger.warn(
         { vassal: note.name, event: note.event, file: note.file, target: note.target },
         `${note.file} is a symlink to ${note.target}, which does not exist: the vassal starts when it appears`,
+      );
+      break;
+    case 'tyrant-link-ignored':
+      logger.warn(
+        { vassal: note.name, event: note.event, file: note.file, code: 'EMP_TYRANT_SYMLINK' },
+        `${note.file} is a symlink: tyrant mode does not follow vassal files that are symlinks (the link's owner says nothing of who wrote its target); copy the file in [EMP_TYRANT_SYMLINK]`,
       );
       break;
   }

@@ -1,6 +1,7 @@
 // Diffs the desired set (vassal definitions, from every source merged) against the running
 // machines. The only place that creates machines or tells them their definition changed or is gone.
 import {
+  claimedSockets,
   parseVassalBytes,
   placedOn,
   formatIssue,
@@ -29,6 +30,8 @@ interface Applied {
   readonly origin: string;
   readonly identity: string;
   readonly contentHash: string;
+  /** Tyrant mode: the file's owner, whom its vassal runs as. */
+  readonly owner: string | undefined;
   /** The config parsed from this version, when valid: a touch (same content) hands the same object on. */
   readonly config: VassalConfig | undefined;
 }
@@ -96,26 +99,45 @@ export class Reconciler {
     for (const [name, file] of scan.vassals) {
       const prev = this.#applied.get(name);
       if (prev?.identity === file.identity && prev.origin === file.origin) continue;
+      const owner = file.owner === undefined ? undefined : `${file.owner.uid}:${file.owner.gid}`;
       const parsed = parseVassalBytes(
         file.bytes ?? new Uint8Array(),
         {
           ...this.#deps.parseOptions,
           file: file.origin,
           ...(file.dir === undefined ? {} : { origin: { name, dir: file.dir } }),
+          ...(file.owner ? { owner: file.owner } : {}),
         },
         file.size,
       );
       // Touched with the same content: the machine is handed the config it runs (its `touched`).
       const result =
-        parsed.ok && prev?.config && prev.origin === file.origin && prev.contentHash === file.contentHash
+        parsed.ok &&
+        prev?.config &&
+        prev.origin === file.origin &&
+        prev.owner === owner &&
+        prev.contentHash === file.contentHash
           ? { ...parsed, config: prev.config }
           : parsed;
       this.#applied.set(name, {
         origin: file.origin,
         identity: file.identity,
         contentHash: file.contentHash,
+        owner,
         config: result.ok ? result.config : undefined,
       });
+      const runner = this.runners.get(name);
+      if (prev !== undefined && prev.owner !== owner && runner && !runner.disposed) {
+        // Tyrant mode: the file was given to someone else. What runs as the old owner stops
+        // (uWSGI's Emperor does the same); the file's new version starts afresh if it is valid.
+        logger.warn(
+          { vassal: name, event: 'owner-changed', file: file.origin, from: prev.owner, to: owner },
+          `${file.origin} changed owner (uid:gid ${prev.owner ?? '?'} -> ${owner ?? '?'}): its vassal stops`,
+        );
+        this.#claims.delete(name);
+        this.#blocked.delete(name);
+        runner.dispatch({ type: 'remove', at: now() });
+      }
       const issues =
         file.bytes === undefined ? [unreadable(file.origin, file.readError)] : result.ok ? [] : result.errors;
       for (const w of result.warnings)
@@ -186,7 +208,9 @@ export class Reconciler {
     );
     for (const c of candidates) {
       const { name, config } = c;
-      const clashes = this.#claims.clashes(name, config.sockets);
+      // Addresses uWSGI binds itself count too: refused here, not an EADDRINUSE loop in uWSGI.
+      const sockets = claimedSockets(config);
+      const clashes = this.#claims.clashes(name, sockets);
       if (clashes.length > 0) {
         const issues = clashes.map((clash) => socketConflictIssue(config.file, clash));
         this.errors.set(name, { path: config.file, issues });
@@ -203,7 +227,7 @@ export class Reconciler {
       }
       this.#blocked.delete(name);
       this.errors.delete(name);
-      this.#claims.set({ name, file: config.file }, config.sockets);
+      this.#claims.set({ name, file: config.file }, sockets);
       const runner = this.runners.get(name);
       if (!runner || runner.disposed) {
         const fresh = this.#deps.createRunner(config);
@@ -215,7 +239,7 @@ export class Reconciler {
         // serving on its own sockets: they stay claimed beside the file's, until a scan applies it.
         const serving = runner.vassal.config;
         if (serving !== config)
-          this.#claims.set({ name, file: config.file }, [...serving.sockets, ...config.sockets]);
+          this.#claims.set({ name, file: config.file }, [...claimedSockets(serving), ...sockets]);
       }
       this.#reacted(name, c.changedAt);
     }

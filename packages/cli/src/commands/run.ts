@@ -39,6 +39,7 @@ export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
         'etcd-key': { type: 'string' },
         'etcd-user': { type: 'string' },
         'etcd-password-file': { type: 'string' },
+        tyrant: { type: 'boolean' },
       },
       allowPositionals: false,
       strict: true,
@@ -71,6 +72,7 @@ export function parseRunArgs(args: readonly string[]): RunArgs | undefined {
     etcdKey: v['etcd-key'],
     etcdUser: v['etcd-user'],
     etcdPasswordFile: v['etcd-password-file'],
+    tyrant: v.tyrant,
   };
 }
 
@@ -179,6 +181,11 @@ export const runCommand: CommandModule & FastCommand = {
             describe: 'File holding the password of --etcd-user; $EMPEROR_ETCD_PASSWORD too (never on argv)',
             type: 'string',
           })
+          .option('tyrant', {
+            describe:
+              'As root, run each vassal as the owner of its file, with its groups (uWSGI emperor-tyrant; docs/uwsgi.md)',
+            type: 'boolean',
+          })
           .example('$0 run --vassals /srv/apps --log-dir /var/log/apps', 'Supervise every /srv/apps/*.ini')
           .example(
             '$0 run --vassals etcd://10.0.0.1:2379,10.0.0.2:2379/apps',
@@ -208,6 +215,7 @@ export const runCommand: CommandModule & FastCommand = {
             etcdKey: args['etcd-key'],
             etcdUser: args['etcd-user'],
             etcdPasswordFile: args['etcd-password-file'],
+            tyrant: args.tyrant,
           }),
         ),
     ),
@@ -231,6 +239,7 @@ export interface RunArgs {
   readonly etcdKey?: string | undefined;
   readonly etcdUser?: string | undefined;
   readonly etcdPasswordFile?: string | undefined;
+  readonly tyrant: boolean | undefined;
 }
 
 export async function run(args: RunArgs): Promise<number> {
@@ -321,6 +330,16 @@ export async function run(args: RunArgs): Promise<number> {
     const uwsgi = args.uwsgi ?? file.uwsgi;
     const etcd = etcdSettings(args, file);
     const nodeName = args.nodeName ?? file['node-name'];
+    const tyrantText = file.tyrant;
+    const tyrant =
+      args.tyrant ??
+      (tyrantText === undefined
+        ? false
+        : useValue(config, 'tyrant', () => {
+            if (/^(true|yes|on|1)$/i.test(tyrantText)) return true;
+            if (/^(false|no|off|0)$/i.test(tyrantText)) return false;
+            throw new Error(`--tyrant: expects true or false, not \`${tyrantText}\``);
+          }));
     emperor = await startEmperor({
       stateDir: resolve(args.stateDir ?? file['state-dir'] ?? paths.stateDir),
       ...(nodeName === undefined ? {} : { nodeName }),
@@ -332,6 +351,7 @@ export async function run(args: RunArgs): Promise<number> {
       lookup: getentLookup(),
       containment,
       ...(uwsgi === undefined ? {} : { uwsgi }),
+      tyrant,
     });
   } catch (err) {
     await Promise.allSettled([server.close(), metrics?.close(), dashboard?.close()]);

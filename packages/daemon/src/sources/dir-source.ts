@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { lstat, open, readdir, readlink, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { realpathSync, statSync, type BigIntStats, type Dirent } from 'node:fs';
+import { constants, realpathSync, statSync, type BigIntStats, type Dirent } from 'node:fs';
 import { watch, type FSWatcher } from 'chokidar';
 import picomatch from 'picomatch';
 import { vassalNameOf } from '@emperor/config';
@@ -39,7 +39,7 @@ const MAX_READ_BYTES = 1024 * 1024 + 1;
 /** A vassal file: its origin is its path. */
 export interface VassalFile extends VassalDefinition {
   readonly path: string;
-  /** `dev:ino:mtimeNs:size:sha256` — a new value means reload. */
+  /** `dev:ino:mtimeNs:size:sha256` (`dev:ino:mtimeNs:size:uid.gid:sha256` in tyrant mode) — a new value means reload. */
   readonly identity: string;
   readonly bytes: Buffer | undefined;
 }
@@ -56,7 +56,16 @@ export type WatchNote =
       readonly name: string;
       readonly file: string;
       readonly target: string;
-    };
+    }
+  | { readonly event: 'tyrant-link-ignored'; readonly name: string; readonly file: string };
+
+export interface DirSourceOptions {
+  /**
+   * Tyrant mode: a file's owner is part of its identity (a chown is a change), and vassal files
+   * that are symlinks are not followed (their owner says nothing of who wrote the target).
+   */
+  readonly tyrant?: boolean;
+}
 
 export interface WatchTarget {
   /** As given to `--vassals`. */
@@ -128,13 +137,18 @@ export class DirSource implements VassalSource {
   readonly #linkWatches = new Map<string, { readonly watch: PathWatch; links: ReadonlySet<string> }>();
   /** Dangling links already reported, with the missing target: each is logged once. */
   readonly #dangling = new Map<string, string>();
+  readonly #tyrant: boolean;
+  /** Tyrant mode: symlinked vassal files already reported as not followed. */
+  readonly #linksIgnored = new Set<string>();
 
   constructor(
     targets: readonly WatchTarget[],
     onScan: (scan: Scan) => void,
     onError: (err: Error) => void,
     onNote: (note: WatchNote) => void = () => undefined,
+    options: DirSourceOptions = {},
   ) {
+    this.#tyrant = options.tyrant === true;
     this.#targets = targets;
     this.label = targets.map((t) => t.spec).join(',');
     this.#onScan = onScan;
@@ -343,6 +357,15 @@ export class DirSource implements VassalSource {
           listed.push({ name, path: join(t.dir, entry.name), link: entry.isSymbolicLink() });
       }
     }
+    if (this.#tyrant) {
+      const links = new Set(listed.filter((l) => l.link).map((l) => l.path));
+      for (const l of listed)
+        if (l.link && !this.#linksIgnored.has(l.path))
+          this.#onNote({ event: 'tyrant-link-ignored', name: l.name, file: l.path });
+      for (const path of this.#linksIgnored) if (!links.has(path)) this.#linksIgnored.delete(path);
+      for (const path of links) this.#linksIgnored.add(path);
+      listed.splice(0, listed.length, ...listed.filter((l) => !l.link));
+    }
     const now = Date.now();
     const present = new Set<string>();
     const read = new Set<string>();
@@ -351,13 +374,15 @@ export class DirSource implements VassalSource {
       listed.map(async ({ name, path }): Promise<number | undefined> => {
         let st: BigIntStats;
         try {
-          st = await stat(path, { bigint: true });
+          // Tyrant: lstat, so that a file replaced by a symlink since the listing is no file.
+          st = await (this.#tyrant ? lstat : stat)(path, { bigint: true });
         } catch {
           return undefined; // vanished (or a dangling symlink): treated as absent
         }
         if (!st.isFile()) return undefined;
         present.add(path);
-        const statKey = `${st.dev}:${st.ino}:${st.mtimeNs}:${st.size}`;
+        const owner = this.#tyrant ? { uid: Number(st.uid), gid: Number(st.gid) } : undefined;
+        const statKey = `${st.dev}:${st.ino}:${st.mtimeNs}:${st.size}${owner ? `:${owner.uid}.${owner.gid}` : ''}`;
         const known = this.#known.get(path);
         if (known && !this.#dirty.has(path) && known.identity.startsWith(statKey + ':')) return undefined;
         // Settled when (size, mtime) held still for WRITE_SETTLE_MS: an mtime that old says so at
@@ -371,7 +396,7 @@ export class DirSource implements VassalSource {
           // nothing is half-written. (A rewrite still under way that happens to match so far gets
           // its own event when it goes on, hence one more reload: the end state is right.)
           if (known?.bytes !== undefined && known.bytes.length === Number(st.size)) {
-            const again = await readIdentity(name, path, statKey, Number(st.size), st.mtimeNs);
+            const again = await readIdentity(name, path, statKey, Number(st.size), st.mtimeNs, owner);
             if (again.contentHash === known.contentHash) {
               this.#seen.delete(path);
               this.#dirty.delete(path);
@@ -385,7 +410,7 @@ export class DirSource implements VassalSource {
         }
         this.#seen.delete(path);
         this.#dirty.delete(path);
-        this.#known.set(path, await readIdentity(name, path, statKey, Number(st.size), st.mtimeNs));
+        this.#known.set(path, await readIdentity(name, path, statKey, Number(st.size), st.mtimeNs, owner));
         read.add(path);
         return undefined;
       }),
@@ -558,10 +583,12 @@ async function readIdentity(
   statKey: string,
   size: number,
   modifiedNs: bigint,
+  owner: VassalFile['owner'],
 ): Promise<VassalFile> {
-  const common = { name, path, origin: path, size, modifiedNs };
+  const common = { name, path, origin: path, size, modifiedNs, ...(owner === undefined ? {} : { owner }) };
   try {
-    const fh = await open(path, 'r');
+    // Tyrant mode never follows a symlink, even one put in place since the lstat.
+    const fh = await open(path, owner === undefined ? 'r' : constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
       const buf = Buffer.alloc(Math.min(size, MAX_READ_BYTES));
       const { bytesRead } = await fh.read(buf, 0, buf.length, 0);

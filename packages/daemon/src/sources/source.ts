@@ -21,6 +21,8 @@ export interface VassalDefinition {
    * mean (docs/fleet.md). Undefined for a file, whose own directory it is.
    */
   readonly dir?: string;
+  /** Tyrant mode (directories only): the file's owner, whom its vassal runs as; a new owner stops it. */
+  readonly owner?: { readonly uid: number; readonly gid: number };
 }
 
 /** A second definition of a name: ignored (and shown under the first) while the first is there. */
