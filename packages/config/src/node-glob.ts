@@ -22,9 +22,17 @@ export function nodeGlob(glob: string): { ok: true; re: RegExp } | { ok: false; 
       re += `[${body.replace(/[\\\]]/g, '\\$&')}]`;
       i = end;
     } else if (c === ']') return { ok: false, message: '`]` closes no class' };
-    else re += c.replace(/[.]/g, '\\.');
+    else re += c.replace(/[.^]/g, '\\$&');
   }
-  return { ok: true, re: new RegExp(`${re}$`) };
+  try {
+    return { ok: true, re: new RegExp(`${re}$`) };
+  } catch {
+    // The classes are copied as written: `[9-0]` or `[b-*]` is a range that runs backwards.
+    return {
+      ok: false,
+      message: `\`${glob}\` has a class whose range runs backwards; write ranges low to high (\`[0-9]\`, \`[a-z]\`)`,
+    };
+  }
 }
 
 /** Whether a vassal whose `nodes` are these globs runs on `node`. */

@@ -324,3 +324,13 @@ void test('cron lines', () => {
     assert.ok(!cronLine(bad).ok, `cron ${JSON.stringify(bad)} should be refused`);
   }
 });
+
+void test('nodes: a class with a backwards range is an error naming the glob, not a thrown RegExp', () => {
+  const r = c.nodeGlobs('web-* db-[12eb-*]');
+  assert.ok(
+    !r.ok && /`db-\[12eb-\*\]` has a class whose range runs backwards/.test(r.message),
+    JSON.stringify(r),
+  );
+  const ok = c.nodeGlobs('web-[0-9] a^b');
+  assert.ok(ok.ok, JSON.stringify(ok));
+});
