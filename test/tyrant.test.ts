@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
+  copyFileSync,
   existsSync,
   readFileSync,
   renameSync,
@@ -196,10 +197,14 @@ void test(
     const port = await freePort();
     const emp = await tyrantEmperor(t);
     const user = createUser(t, 'u');
+    // The app where its owner can read it: the checkout may sit in a directory only root enters.
+    const app = join(emp.dir, 'wsgi_app.py');
+    copyFileSync(join(FIXTURES, 'wsgi_app.py'), app);
+    chmodSync(app, 0o644);
     writeOwned(
       emp,
       'uw.ini',
-      `[uwsgi]\nplugins = python3\nhttp-socket = 127.0.0.1:${port}\nmaster = true\nprocesses = 2\nuid = 0\ngid = 0\nwsgi-file = ${join(FIXTURES, 'wsgi_app.py')}\ncallable = app\n`,
+      `[uwsgi]\nplugins = python3\nhttp-socket = 127.0.0.1:${port}\nmaster = true\nprocesses = 2\nuid = 0\ngid = 0\nwsgi-file = ${app}\ncallable = app\n`,
       user.uid,
       user.gid,
     );
