@@ -45,6 +45,7 @@ interface StatusJson {
     name: string;
     recycles?: number;
     last_recycle?: { reason: string; at: string } | null;
+    recycle_limits?: { max_rss_bytes: number | null; max_lifetime_s: number | null };
     instances: { index: number; pid: number | null; state: string; rss_bytes: number | null }[];
   }[];
 }
@@ -109,6 +110,7 @@ for (const mode of ['cgroup', 'subreaper']) {
     );
     assert.equal(status.recycles, 1);
     assert.equal(status.last_recycle?.reason, recycle.reason);
+    assert.deepEqual(status.recycle_limits, { max_rss_bytes: 100 * 2 ** 20, max_lifetime_s: null });
     const table = await runCli(['status', 'grow'], { control: controlSocket(emp), env: { COLUMNS: '200' } });
     assert.match(table.stdout, /recycled 1 instance, last at \d\d:\d\d:\d\d: rss \d+ MiB > max-rss 100 MiB/);
     // Retired from the not-acted-on warnings.

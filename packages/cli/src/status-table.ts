@@ -237,6 +237,14 @@ export function details(v: VassalStatus, now: number): Detail[] {
     });
   }
   // Recycles (`max-rss`, `max-lifetime`): how many, and the last one's reason (absent from an older emperor).
+  // The limits are shown before any recycle, so that an operator sees they are in force.
+  const limits = v.recycle_limits;
+  const set = [
+    ...(limits?.max_rss_bytes == null ? [] : [`max-rss ${formatBytes(limits.max_rss_bytes)}`]),
+    ...(limits?.max_lifetime_s == null ? [] : [`max-lifetime ${formatDuration(limits.max_lifetime_s)}`]),
+  ];
+  if (set.length > 0 && !(v.recycles !== undefined && v.recycles > 0 && v.last_recycle))
+    out.push({ text: `  recycle at ${set.join(', ')}: none yet`, color: '2', oneLine: true });
   if (v.recycles !== undefined && v.recycles > 0 && v.last_recycle) {
     const times = `${v.recycles} instance${v.recycles === 1 ? '' : 's'}`;
     out.push({

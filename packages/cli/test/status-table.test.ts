@@ -105,3 +105,11 @@ void test('a failure with no exit since the vassal last ran shows no stderr of a
   assert.doesNotMatch(text, /SyntaxError/);
   assert.match(text, /\| Error: cannot reach the database/);
 });
+
+void test('recycle limits show before any recycle, so an operator sees they are in force', () => {
+  const lines = formatTable(
+    snapshot([vassal({ recycle_limits: { max_rss_bytes: 300 * 2 ** 20, max_lifetime_s: 3600 } })]),
+    { color: false, width: 80, now: Date.now() },
+  );
+  assert.ok(lines.includes('  recycle at max-rss 300M, max-lifetime 1h00m: none yet'), lines.join('\n'));
+});

@@ -102,6 +102,8 @@ export interface VassalStatus {
   readonly recycles?: number;
   /** The last of them: why (`rss 212 MiB > max-rss 200 MiB for 2 samples`) and when. */
   readonly last_recycle?: { reason: string; at: string } | null;
+  /** The file's `max-rss` (bytes) and `max-lifetime` (seconds) that recycle its instances; null if unset. */
+  readonly recycle_limits?: { max_rss_bytes: number | null; max_lifetime_s: number | null };
   readonly last_exit: { code: number | null; signal: string | null; at: string } | null;
   readonly last_stderr: string[];
   readonly backoff_until: string | null;
@@ -271,6 +273,10 @@ function runnerStatus(
       skipped: j.skipped,
     })),
     recycles: v.recycles,
+    recycle_limits: {
+      max_rss_bytes: v.config.maxRssBytes ?? null,
+      max_lifetime_s: v.config.maxLifetimeMs === undefined ? null : v.config.maxLifetimeMs / 1000,
+    },
     last_recycle: v.lastRecycle
       ? { reason: v.lastRecycle.reason, at: new Date(v.lastRecycle.at).toISOString() }
       : null,
