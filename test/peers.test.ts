@@ -51,7 +51,7 @@ void test(
     );
     assert.doesNotMatch(log, /Connection in use|Retrying/, 'gunicorn did not try to bind by itself');
 
-    const load = startLoad(() => getJson(port), 3);
+    const load = startLoad(t, () => getJson(port), 3);
     const from = emp.lines.length;
     emp.write('py.ini', body + 'env = DEPLOY=2\n');
     await emp.waitLine(runningOf('py', 2), 'generation 2 ready', from);
@@ -153,7 +153,7 @@ void test(
       { what: "uWSGI's socket activation line in its log" },
     );
 
-    const load = startLoad(() => getJson(port), 3);
+    const load = startLoad(t, () => getJson(port), 3);
     const from = emp.lines.length;
     emp.write('uw.ini', body + 'env = DEPLOY=2\n');
     await emp.waitLine(runningOf('uw', 2), 'generation 2 ready', from);

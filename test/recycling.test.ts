@@ -148,7 +148,7 @@ void test('max-lifetime under steady load on an owned socket: instances replaced
   });
   let k = 0;
   const clients = [agents[0], agents[1], false, false] as const;
-  const load = startLoad(() => get(port, clients[k++ % clients.length] ?? false), 4);
+  const load = startLoad(t, () => get(port, clients[k++ % clients.length] ?? false), 4);
   stopLoad = () => load.stop();
   const from = emp.lines.length;
   const recycled = await waitFor(

@@ -90,7 +90,7 @@ void test('processes = 3 share one socket; a rolling reload under load fails no 
     { what: 'three instances answering' },
   );
 
-  const load = startLoad(() => get({ port }), 4);
+  const load = startLoad(t, () => get({ port }), 4);
   const from = emp.lines.length;
   emp.write('pool.ini', body + 'env = GREETING=v2\n');
   await emp.waitLine(

@@ -322,8 +322,12 @@ export interface Load {
   stop(): Promise<void>;
 }
 
-/** `clients` loops sending `request` back to back until stopped: a load a reload must not break. */
-export function startLoad(request: () => Promise<unknown>, clients: number): Load {
+/**
+ * `clients` loops sending `request` back to back until stopped: a load a reload must not break.
+ * The test's end stops them too: a test that fails before its own `stop()` must not leave loops
+ * that keep its file's process alive (the suite then hung on it).
+ */
+export function startLoad(t: TestContext, request: () => Promise<unknown>, clients: number): Load {
   let stopped = false;
   let ok = 0;
   const failures: string[] = [];
@@ -338,14 +342,12 @@ export function startLoad(request: () => Promise<unknown>, clients: number): Loa
     }
   };
   const loops = Array.from({ length: clients }, loop);
-  return {
-    failures,
-    ok: () => ok,
-    stop: async () => {
-      stopped = true;
-      await Promise.all(loops);
-    },
+  const stop = async (): Promise<void> => {
+    stopped = true;
+    await Promise.all(loops);
   };
+  t.after(stop);
+  return { failures, ok: () => ok, stop };
 }
 
 /** A live process found by the `MARK=<mark>` its vassal's `env` gave it (its descendants inherit it). */

@@ -310,7 +310,7 @@ void test(
     // A touch: a new master on the same socket, ready before the old one stops gracefully.
     // uWSGI 2.0's http-socket closes each connection after its answer (no keep-alive: a kept-alive
     // client fails on its second request with or without a reload), so clients connect per request.
-    const load = startLoad(() => getJson(port), 4);
+    const load = startLoad(t, () => getJson(port), 4);
     await waitFor(() => load.ok() >= 20, { what: 'requests before the reload' });
     const from = emp.lines.length;
     const later = new Date(Date.now() + 5000);
@@ -377,7 +377,7 @@ void test(
         what: 'two uWSGI workers',
       },
     );
-    const load = startLoad(() => getJson(port), 3);
+    const load = startLoad(t, () => getJson(port), 3);
     await waitFor(() => load.ok() >= 10, { what: 'requests before the reload' });
     const from = emp.lines.length;
     emp.write('inc.ini', body + 'env = DEPLOY=2\n');
@@ -551,7 +551,7 @@ void test(
     const oldWorkers = await waitFor(() => childrenOf(master).length >= 2 && childrenOf(master), {
       what: 'two uWSGI workers',
     });
-    const load = startLoad(() => getJson(port), 3);
+    const load = startLoad(t, () => getJson(port), 3);
     await waitFor(() => load.ok() >= 10, { what: 'requests before the reload' });
     const from = emp.lines.length;
     const later = new Date(Date.now() + 5000);
@@ -643,7 +643,7 @@ void test(
     await emp.waitLine(runningOf('ka', 1), 'READY=1 from uWSGI');
     // 8 loops, each on a connection of its own.
     const clients = Array.from({ length: 8 }, () => keepAliveClient(port));
-    const loads = clients.map((c) => startLoad(() => c.get(), 1));
+    const loads = clients.map((c) => startLoad(t, () => c.get(), 1));
     const ok = (): number => loads.reduce((n, l) => n + l.ok(), 0);
     t.after(async () => {
       await Promise.all(loads.map((l) => l.stop()));
