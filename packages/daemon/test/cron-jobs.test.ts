@@ -4,9 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseVassal, type CronSpec } from '@emperor/config';
-import { createVassal, transition } from '../src/machine/transition.js';
-import type { Effect, Vassal, VassalEvent } from '../src/machine/types.js';
+import type { Effect } from '../src/machine/types.js';
 import { testConfig } from './support/config.js';
+import { Drive as BaseDrive } from './support/drive.js';
 
 /** A `cron` (or `unique-cron`) line as the config package reads it, at line `at` of its file. */
 function cron(line: string, unique = false, at = 1): CronSpec {
@@ -22,18 +22,13 @@ function cron(line: string, unique = false, at = 1): CronSpec {
   return { ...spec, line: at };
 }
 
-class Drive {
-  v: Vassal;
+/** Its effects keep their log lines: the tests read `cron-skipped` among them. */
+class Drive extends BaseDrive {
   constructor(crons: CronSpec[]) {
-    this.v = createVassal(testConfig({ crons }));
-  }
-  send(e: VassalEvent): Effect[] {
-    const t = transition(this.v, e);
-    this.v = t.vassal;
-    return [...t.effects];
+    super(testConfig({ crons }));
   }
   due(job: number, at: number): Effect[] {
-    return this.send({ type: 'timer', timer: { kind: 'cron', index: job }, at });
+    return this.sendAll({ type: 'timer', timer: { kind: 'cron', index: job }, at });
   }
 }
 
@@ -41,10 +36,10 @@ const events = (fx: Effect[]): string[] => fx.flatMap((e) => (e.type === 'log' ?
 
 function started(crons: CronSpec[]): { d: Drive; fx: Effect[] } {
   const d = new Drive(crons);
-  const fx = d.send({ type: 'start', at: 0 });
+  const fx = d.sendAll({ type: 'start', at: 0 });
   const app = fx.find((e) => e.type === 'spawn');
   assert.ok(app?.type === 'spawn');
-  d.send({ type: 'spawned', generation: app.generation, index: app.index, pid: 100, at: 1 });
+  d.sendAll({ type: 'spawned', generation: app.generation, index: app.index, pid: 100, at: 1 });
   return { d, fx };
 }
 
@@ -64,13 +59,13 @@ void test('jobs are scheduled with the first generation; a due job spawns a run 
   const run = d.due(0, 1000).find((e) => e.type === 'spawn-side');
   assert.ok(run?.type === 'spawn-side');
   assert.deepEqual([run.kind, run.job, run.command], ['cron', 0, 'sweep']);
-  d.send({ type: 'spawned', kind: 'cron', generation: 0, index: run.index, pid: 200, at: 1001 });
+  d.sendAll({ type: 'spawned', kind: 'cron', generation: 0, index: run.index, pid: 200, at: 1001 });
   assert.equal(d.v.state, 'running');
   assert.deepEqual(
     d.v.sides.map((s) => [s.kind, s.job, s.pid]),
     [['cron', 0, 200]],
   );
-  const fx2 = d.send({ type: 'exited', pid: 200, code: 3, signal: null, at: 1500 });
+  const fx2 = d.sendAll({ type: 'exited', pid: 200, code: 3, signal: null, at: 1500 });
   assert.deepEqual(events(fx2), ['cron-exit']);
   assert.deepEqual(d.v.sides, []);
   const [job] = d.v.crons;
@@ -85,7 +80,7 @@ void test('unique-cron skips a run while the previous one goes; plain cron overl
   for (const job of [0, 1]) {
     const run = d.due(job, 1000).find((e) => e.type === 'spawn-side');
     assert.ok(run?.type === 'spawn-side');
-    d.send({ type: 'spawned', kind: 'cron', generation: 0, index: run.index, pid: 300 + job, at: 1000 });
+    d.sendAll({ type: 'spawned', kind: 'cron', generation: 0, index: run.index, pid: 300 + job, at: 1000 });
   }
   assert.ok(
     d.due(0, 61_000).some((e) => e.type === 'spawn-side'),
@@ -95,7 +90,7 @@ void test('unique-cron skips a run while the previous one goes; plain cron overl
   assert.ok(!skip.some((e) => e.type === 'spawn-side'));
   assert.deepEqual(events(skip), ['cron-skipped']);
   assert.equal(d.v.crons[1]?.skipped, 1);
-  d.send({ type: 'exited', pid: 301, code: 0, signal: null, at: 62_000 });
+  d.sendAll({ type: 'exited', pid: 301, code: 0, signal: null, at: 62_000 });
   assert.ok(
     d.due(1, 121_000).some((e) => e.type === 'spawn-side'),
     'runs again once the previous ended',
@@ -106,8 +101,8 @@ void test('a reload keeps a job whose line is unchanged (even moved), replaces o
   const { d } = started([cron('* * * * * keep'), cron('* * * * * old', false, 2)]);
   const run = d.due(1, 1000).find((e) => e.type === 'spawn-side');
   assert.ok(run?.type === 'spawn-side');
-  d.send({ type: 'spawned', kind: 'cron', generation: 0, index: run.index, pid: 400, at: 1000 });
-  const fx = d.send({
+  d.sendAll({ type: 'spawned', kind: 'cron', generation: 0, index: run.index, pid: 400, at: 1000 });
+  const fx = d.sendAll({
     type: 'update',
     config: testConfig({ crons: [cron('* * * * * keep', false, 5), cron('0 * * * * new', false, 6)] }),
     at: 2000,
@@ -138,13 +133,13 @@ void test('a stop unschedules every job and waits for its runs', () => {
   const { d } = started([cron('* * * * * a')]);
   const run = d.due(0, 1000).find((e) => e.type === 'spawn-side');
   assert.ok(run?.type === 'spawn-side');
-  d.send({ type: 'spawned', kind: 'cron', generation: 0, index: run.index, pid: 500, at: 1000 });
-  const fx = d.send({ type: 'control', action: 'stop', at: 2000 });
+  d.sendAll({ type: 'spawned', kind: 'cron', generation: 0, index: run.index, pid: 500, at: 1000 });
+  const fx = d.sendAll({ type: 'control', action: 'stop', at: 2000 });
   assert.ok(fx.some((e) => e.type === 'cancel' && e.timer.kind === 'cron'));
   assert.ok(fx.some((e) => e.type === 'signal' && e.pid === 500));
-  d.send({ type: 'exited', pid: 100, code: 0, signal: 'SIGTERM', at: 2100 });
+  d.sendAll({ type: 'exited', pid: 100, code: 0, signal: 'SIGTERM', at: 2100 });
   assert.equal(d.v.state, 'stopping', 'waits for the cron run');
-  d.send({ type: 'exited', pid: 500, code: null, signal: 'SIGTERM', at: 2200 });
+  d.sendAll({ type: 'exited', pid: 500, code: null, signal: 'SIGTERM', at: 2200 });
   assert.equal(d.v.state, 'stopped');
   assert.deepEqual(d.v.crons, []);
   assert.deepEqual(

@@ -4,21 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { VassalConfig } from '@emperor/config';
-import { createVassal, transition } from '../src/machine/transition.js';
 import { RECYCLE_RETRY_MS } from '../src/machine/recycle.js';
-import type { Effect, Vassal, VassalEvent } from '../src/machine/types.js';
+import type { Effect } from '../src/machine/types.js';
 import { testConfig } from './support/config.js';
+import { Drive as BaseDrive, counter } from './support/drive.js';
 
-class Drive {
-  v: Vassal;
-  constructor(config: VassalConfig) {
-    this.v = createVassal(config);
-  }
-  send(e: VassalEvent): Effect[] {
-    const t = transition(this.v, e);
-    this.v = t.vassal;
-    return t.effects.filter((x) => x.type !== 'log');
-  }
+class Drive extends BaseDrive {
   /** Answers every spawn in `fx` with `spawned` (pids from `next`), then `ready`. */
   up(fx: Effect[], at: number, next: () => number): { pids: number[]; fx: Effect[] } {
     const pids: number[] = [];
@@ -32,11 +23,6 @@ class Drive {
     for (const pid of pids) out.push(...this.send({ type: 'ready', pid, at }));
     return { pids, fx: out };
   }
-}
-
-function counter(start = 100): () => number {
-  let n = start;
-  return () => n++;
 }
 
 const SOCKETS = [

@@ -3,20 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { VassalConfig } from '@emperor/config';
-import { createVassal, transition } from '../src/machine/transition.js';
-import type { Effect, Vassal, VassalEvent } from '../src/machine/types.js';
+import type { Effect } from '../src/machine/types.js';
 import { testConfig } from './support/config.js';
+import { Drive as BaseDrive, counter } from './support/drive.js';
 
-class Drive {
-  v: Vassal;
-  constructor(config: VassalConfig) {
-    this.v = createVassal(config);
-  }
-  send(e: VassalEvent): Effect[] {
-    const t = transition(this.v, e);
-    this.v = t.vassal;
-    return t.effects.filter((x) => x.type !== 'log');
-  }
+class Drive extends BaseDrive {
   /** Answers every spawn and spawn-side effect with `spawned`, pids from `next`. */
   spawned(fx: Effect[], at: number, next: () => number): void {
     for (const e of fx) {
@@ -26,11 +17,6 @@ class Drive {
         this.send({ type: 'spawned', kind: 'attach', generation: 0, index: e.index, pid: next(), at });
     }
   }
-}
-
-function counter(start = 100): () => number {
-  let n = start;
-  return () => n++;
 }
 
 const sideSpawns = (fx: Effect[]): string[] =>

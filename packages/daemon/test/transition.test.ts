@@ -1,24 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SocketSpec, VassalConfig } from '@emperor/config';
-import { createVassal, transition } from '../src/machine/transition.js';
-import type { Effect, Vassal, VassalEvent } from '../src/machine/types.js';
+import { transition } from '../src/machine/transition.js';
+import type { Effect, VassalEvent } from '../src/machine/types.js';
 import { testConfig } from './support/config.js';
+import { Drive as BaseDrive, counter } from './support/drive.js';
 
 /** Drives a machine through events, keeping every effect for assertions. */
-class Drive {
-  v: Vassal;
-  effects: Effect[] = [];
-  constructor(config: VassalConfig) {
-    this.v = createVassal(config);
-  }
-  send(e: VassalEvent): Effect[] {
-    const t = transition(this.v, e);
-    this.v = t.vassal;
-    const fx = t.effects.filter((x) => x.type !== 'log');
-    this.effects.push(...fx);
-    return fx;
-  }
+class Drive extends BaseDrive {
   /** Feeds back the `spawned` outcome of every spawn effect in `fx`, with pids from `next`. */
   spawned(fx: Effect[], at: number, next: () => number): number[] {
     const pids: number[] = [];
@@ -36,11 +25,6 @@ class Drive {
     const fx = this.send({ type: 'start', at });
     return fx.some((e) => e.type === 'bind') ? [...fx, ...this.send({ type: 'bound', at })] : fx;
   }
-}
-
-function counter(start = 100): () => number {
-  let n = start;
-  return () => n++;
 }
 
 const types = (fx: Effect[]): string[] => fx.map((e) => e.type);
