@@ -8,7 +8,13 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434 // the same number on every architecture (Linux 5.3)
+#endif
 
 // setChildSubreaper(on: boolean)
 napi_value emperor_set_child_subreaper(napi_env env, napi_callback_info info) {
@@ -39,4 +45,20 @@ napi_value emperor_reap_pid(napi_env env, napi_callback_info info) {
   CHECK(get_int(env, argv[0], &pid));
   if (pid <= 0) return throw_errno(env, "waitid", EINVAL);
   return reap_result(env, P_PID, pid);
+}
+
+// pidfdOpen(pid) -> fd: a pidfd for any process, our child or not (a self-forking daemon that
+// init adopted). It becomes readable when that process exits, so it can be watched on the event
+// loop instead of looking at /proc; it is close-on-exec by the kernel's rule. Throws ESRCH when
+// no such process, ENOSYS before Linux 5.3.
+napi_value emperor_pidfd_open(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  int32_t pid;
+  CHECK(get_args(env, info, 1, argv));
+  CHECK(get_int(env, argv[0], &pid));
+  if (pid <= 0) return throw_errno(env, "pidfd_open", EINVAL);
+  long fd = syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0) return throw_errno(env, "pidfd_open", errno);
+  CHECK(napi_create_int32(env, (int32_t)fd, &result));
+  return result;
 }

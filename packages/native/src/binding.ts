@@ -38,6 +38,8 @@ export interface Addon {
   isChildSubreaper(): boolean;
   /** [exit code or -1, signal number or 0] once that child has exited (now reaped), else null. */
   reapPid(pid: number): [number, number] | null;
+  /** pidfd_open(pid, 0): an fd that becomes readable when that process exits. */
+  pidfdOpen(pid: number): number;
 }
 
 export interface RawSpawnOptions {

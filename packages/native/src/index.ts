@@ -19,3 +19,5 @@ export {
 export type { SpawnRequest, SpawnError, Exit } from './spawn.js';
 export type { CgroupMethod } from './spawn.js';
 export { setChildSubreaper, isChildSubreaper, reapPid } from './subreaper.js';
+export { watchProcessExit } from './process-watch.js';
+export type { ProcessWatch } from './process-watch.js';
