@@ -177,3 +177,55 @@ void test('a smart-attach-daemon whose pidfile names its live daemon is adopted,
   await emp.waitLine((l) => l.event === 'removed' && l.vassal === 'adopt', 'adopt removed');
   assert.ok(!alive(daemon.pid), 'the adopted daemon is stopped with the vassal');
 });
+
+void test('a launcher that stays in the foreground: the daemon when it writes its own pidfile, else a failed start after ready-timeout, stopped', async (t) => {
+  const dir = tempDir(t);
+  const mark = `m${process.pid}fg`;
+  t.after(() => {
+    killMarked(mark);
+  });
+  const own = join(dir, 'own.pid');
+  const none = join(dir, 'none.pid');
+  const emp = await startEmperor(t);
+  emp.write(
+    'fg.ini',
+    [
+      '[vassal]',
+      'exec = sleep 1000',
+      `env = MARK=${mark}`,
+      'ready-timeout = 2',
+      // Writes its own pid and stays: it is the daemon, found while it still runs.
+      `smart-attach-daemon = ${own} echo $$ > ${own}; exec sleep 10004`,
+      // Never forks, never writes: no daemon shows up, and it must not be "starting" forever.
+      `smart-attach-daemon = ${none} exec sleep 10005`,
+      '',
+    ].join('\n'),
+  );
+  const foreground = await waitFor(() => markedProcesses(mark).find((p) => p.cmdline === 'sleep 10004'), {
+    what: 'the foreground daemon',
+  });
+  await emp.waitLine(
+    (l) => l.event === 'attach-spawn' && l.pid === foreground.pid,
+    'the foreground daemon tracked',
+  );
+  const failed = await emp.waitLine(
+    (l) => l.event === 'attach-spawn-failed' && l.vassal === 'fg' && l.attach === 1,
+    'the launcher that never names a daemon fails',
+  );
+  assert.match(String(failed.reason), /still runs after ready-timeout \(2 s\).*attach-daemon/);
+  // The failed launcher is stopped, not left behind; the other daemon is untouched.
+  await waitFor(() => !markedProcesses(mark).some((p) => p.cmdline === 'sleep 10005') || undefined, {
+    what: 'the hanging launcher stopped',
+    seen: () => markedProcesses(mark),
+  });
+  assert.ok(alive(foreground.pid));
+  const side = await waitFor(
+    async () =>
+      (await sides(join(emp.dir, 'run', 'control.sock'), 'fg'))?.find((s) => s.pid === foreground.pid),
+    { what: 'status showing the foreground daemon' },
+  );
+  assert.equal(side.kind, 'smart');
+  rmSync(join(emp.vassals, 'fg.ini'));
+  await emp.waitLine((l) => l.event === 'removed' && l.vassal === 'fg', 'fg removed');
+  assert.ok(!alive(foreground.pid), 'the foreground daemon is stopped with the vassal');
+});

@@ -407,31 +407,37 @@ export class VassalRunner {
     if (result.instance.notify) NotifyChannel.readLines(result.instance.notify, onMessage);
     // The state file has no kind: a side daemon is recorded as generation -1 (its group is killed alike).
     this.#deps.onProcess(pid, { vassal: config.name, instance: index, generation: side ? -1 : generation });
+    // The launcher is expected to fork the daemon and exit. Its pidfile is looked for from the
+    // launch on, so a daemon that stays in the foreground and writes its own pid is found too.
+    let launcher: { code: number | null; signal: string | null } | undefined;
+    if (smart !== undefined) {
+      void this.#awaitPidfile(smart, at, config.readyTimeoutMs, () => launcher).then((found) => {
+        if (found.ok) {
+          this.#cells.set(found.process.pid, cell);
+          this.#trackSmart(found.process, cell, log, config);
+          const { pid: daemon } = found.process;
+          this.dispatch({
+            type: 'spawned',
+            kind: 'smart',
+            generation,
+            index,
+            pid: daemon,
+            at: this.#deps.now(),
+          });
+          return;
+        }
+        // Nothing of it may stay: a launcher that still runs is stopped with its cell.
+        void cell.end(MIN_END_MS).then(() => {
+          this.#logWriterGone(log);
+          failed(found.why);
+        });
+      });
+    }
     result.instance.onExit((code, signal) => {
       if (smart !== undefined) {
-        // The launcher forked the daemon and exited: its cell (cgroup, or tagged orphans) stays.
+        // Its cell (cgroup, or tagged orphans) stays: the daemon it forked runs in it.
+        launcher = { code, signal };
         this.#deps.onProcess(pid, undefined);
-        void this.#awaitPidfile(smart, at, code).then((found) => {
-          if (found.ok) {
-            this.#cells.set(found.process.pid, cell);
-            this.#trackSmart(found.process, cell, log, config);
-            const { pid: daemon } = found.process;
-            this.dispatch({
-              type: 'spawned',
-              kind: 'smart',
-              generation,
-              index,
-              pid: daemon,
-              at: this.#deps.now(),
-            });
-            return;
-          }
-          void cell.end(MIN_END_MS).then(() => {
-            this.#logWriterGone(log);
-            const how = signal ? `was killed by ${signal}` : `exited with status ${code ?? '?'}`;
-            failed(`its launcher ${how} and ${found.why}`);
-          });
-        });
         return;
       }
       const exitedAt = this.#deps.now();
@@ -459,19 +465,39 @@ export class VassalRunner {
   }
 
   /**
-   * After a smart daemon's launcher exited: the daemon its pidfile names, started since the
+   * The daemon a smart launcher started: the live process its pidfile names, started since the
    * launch. A daemon may write the pidfile after its launcher exits: looked for up to
-   * SMART_PIDFILE_MS (once only when the launcher failed).
+   * SMART_PIDFILE_MS after a clean exit, once after a failed one. A launcher that neither exits
+   * nor names a daemon within `ready-timeout` is a failed start, not one that starts forever.
    */
   async #awaitPidfile(
     pidfile: string,
     launchedAt: number,
-    code: number | null,
+    readyTimeoutMs: number,
+    launcher: () => { code: number | null; signal: string | null } | undefined,
   ): Promise<{ ok: true; process: PidfileProcess } | { ok: false; why: string }> {
-    const deadline = Date.now() + (code === 0 ? SMART_PIDFILE_MS : 0);
+    const started = Date.now();
+    let exitedAt: number | undefined;
     for (;;) {
       const found = checkPidfile(pidfile, launchedAt);
-      if (found.ok || Date.now() >= deadline || this.#disposed) return found;
+      if (found.ok || this.#disposed) return found;
+      const exit = launcher();
+      const now = Date.now();
+      if (exit) {
+        exitedAt ??= now;
+        if (exit.code !== 0 || now - exitedAt >= SMART_PIDFILE_MS) {
+          const how = exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code ?? '?'}`;
+          return { ok: false, why: `its launcher ${how} and ${found.why}` };
+        }
+      } else if (now - started >= readyTimeoutMs) {
+        return {
+          ok: false,
+          why:
+            `its launcher still runs after ready-timeout (${readyTimeoutMs / 1000} s) and ${found.why}: ` +
+            'a smart-attach-daemon command must fork the daemon and exit, or the daemon write its own ' +
+            'pid to the pidfile; a program that stays in the foreground is an attach-daemon',
+        };
+      }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
