@@ -10,11 +10,14 @@ import {
   alive,
   controlSocket,
   freePort,
+  killMarked,
+  markedProcesses,
   runCli,
   startEmperor,
   startLoad,
   waitFor,
   type LogLine,
+  type MarkedProcess,
 } from './support.js';
 
 const NODE = process.execPath;
@@ -181,4 +184,42 @@ void test('max-lifetime under steady load on an owned socket: instances replaced
   }
   assert.ok(!lines.some((l) => l.event === 'generation-start'), 'no new generation: per-instance replaces');
   assert.equal(recycled.length >= 3, true);
+});
+
+void test('max-lifetime in subreaper mode: what the replacement forks away survives the end of the instance it replaces', async (t) => {
+  const mark = `m${process.pid}turn`;
+  t.after(() => {
+    killMarked(mark);
+  });
+  const port = await freePort();
+  const emp = await startEmperor(t, { args: ['--containment', 'subreaper'] });
+  // Each instance forks a daemon out of its group (`sleep 1<its pid>`): an orphan the emperor
+  // attributes by its tags alone. The replacement has the same generation and index as the
+  // instance it replaces; ending that one must not take the replacement's orphan with it.
+  emp.write(
+    'forks.ini',
+    [
+      '[vassal]',
+      `exec = /bin/sh -c "( setsid sleep 1$$ & ); exec sleep 1000"`,
+      `env = MARK=${mark}`,
+      `socket = 127.0.0.1:${port}`,
+      'max-lifetime = 4',
+      '',
+    ].join('\n'),
+  );
+  const orphanOf = (pid: number): MarkedProcess | undefined =>
+    markedProcesses(mark).find((p) => p.cmdline === `sleep 1${pid}`);
+  const first = await emp.waitLine((l) => l.event === 'spawn' && l.vassal === 'forks', 'the first instance');
+  const firstPid = first.pid as number;
+  await waitFor(() => orphanOf(firstPid), { what: "the first instance's orphan" });
+  await emp.waitLine((l) => l.event === 'recycled' && l.pid === firstPid, 'the first instance recycled');
+  await waitFor(() => !alive(firstPid) && orphanOf(firstPid) === undefined, {
+    what: 'the first instance and its orphan gone',
+    seen: () => markedProcesses(mark).map((p) => p.cmdline),
+  });
+  const status = await runCli(['status', '--json'], { control: controlSocket(emp) });
+  const s = JSON.parse(status.stdout) as StatusJson;
+  const replacement = s.vassals.find((v) => v.name === 'forks')?.instances[0]?.pid;
+  assert.ok(replacement && replacement !== firstPid, `a replacement runs: ${status.stdout}`);
+  assert.ok(orphanOf(replacement), "the replacement's orphan still runs");
 });

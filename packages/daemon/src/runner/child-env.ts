@@ -9,6 +9,8 @@ export interface InstanceIdentity {
   readonly kind?: 'app' | 'attach';
   readonly generation: number;
   readonly index: number;
+  /** A recycling replacement's turn: it runs beside the instance it replaces, with the same index. */
+  readonly turn?: number | undefined;
 }
 
 /** Reads one `env-file` (systemd EnvironmentFile= syntax, minus its rarely used quoting rules). */
@@ -62,11 +64,16 @@ export function childEnv(
     // A side daemon is no instance (the SDK must not take it for one): its own tag instead.
     delete env.EMPEROR_INSTANCE;
     delete env.EMPEROR_GENERATION;
+    delete env.EMPEROR_TURN;
     env.EMPEROR_ATTACH = String(id.index);
     return env;
   }
   delete env.EMPEROR_ATTACH; // an emperor run as another's side daemon: its apps are not
   env.EMPEROR_INSTANCE = String(id.index);
   env.EMPEROR_GENERATION = String(id.generation);
+  // Tells a replacement's orphans from those of the instance it replaces (subreaper mode), which
+  // are killed when that one ends.
+  if (id.turn) env.EMPEROR_TURN = String(id.turn);
+  else delete env.EMPEROR_TURN;
   return env;
 }

@@ -390,7 +390,7 @@ function tagOf(o: Orphan): InstanceTag | undefined {
   if (o.vassal === undefined) return undefined;
   if (o.attach !== undefined) return { vassal: o.vassal, kind: 'attach', generation: 0, index: o.attach };
   if (o.generation !== undefined && o.instance !== undefined)
-    return { vassal: o.vassal, generation: o.generation, index: o.instance };
+    return { vassal: o.vassal, generation: o.generation, index: o.instance, turn: o.turn };
   return undefined;
 }
 
@@ -409,7 +409,8 @@ function sameTag(a: InstanceTag | undefined, b: InstanceTag): boolean {
     (a.kind ?? 'app') === (b.kind ?? 'app') &&
     a.vassal === b.vassal &&
     a.generation === b.generation &&
-    a.index === b.index
+    a.index === b.index &&
+    (a.turn ?? 0) === (b.turn ?? 0)
   );
 }
 

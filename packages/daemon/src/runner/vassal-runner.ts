@@ -323,11 +323,11 @@ export class VassalRunner {
     // CPU the serving ones answer with: it starts at a lower priority until it is ready.
     const beside = !side && CAN_RESTORE_PRIORITY && this.#servingBeside(generation);
     // Every side process (an attach-daemon, a cron run) is tagged and contained as `attach-<index>`.
-    const id = { ...(side ? { kind: 'attach' as const } : {}), generation, index };
+    const turn = side ? undefined : effect.turn;
+    const id = { ...(side ? { kind: 'attach' as const } : {}), generation, index, ...(turn ? { turn } : {}) };
     let cell: Cell;
     try {
-      const turn = side ? undefined : effect.turn;
-      cell = this.#deps.confinement.enter({ vassal: config.name, ...id, ...(turn ? { turn } : {}) });
+      cell = this.#deps.confinement.enter({ vassal: config.name, ...id });
     } catch (err) {
       notify?.close();
       failed(`cannot create its cgroup: ${(err as Error).message}`);

@@ -23,13 +23,21 @@ export interface Orphan {
   readonly vassal: string | undefined;
   readonly generation: number | undefined;
   readonly instance: number | undefined;
+  /** From EMPEROR_TURN: a recycling replacement's turn (undefined for the first of its slot). */
+  readonly turn: number | undefined;
   /** From EMPEROR_ATTACH: a side daemon's index (it has no generation or instance). */
   readonly attach: number | undefined;
   /** A zombie: it only needs reaping. */
   readonly exited: boolean;
 }
 
-const TAGS = ['EMPEROR_VASSAL', 'EMPEROR_GENERATION', 'EMPEROR_INSTANCE', 'EMPEROR_ATTACH'] as const;
+const TAGS = [
+  'EMPEROR_VASSAL',
+  'EMPEROR_GENERATION',
+  'EMPEROR_INSTANCE',
+  'EMPEROR_TURN',
+  'EMPEROR_ATTACH',
+] as const;
 export type Tags = Partial<Record<(typeof TAGS)[number], string>>;
 
 /** The EMPEROR_* variables a process was started with ({} when unreadable or a zombie). */
@@ -74,6 +82,7 @@ export function listOrphans(
       vassal: tags.EMPEROR_VASSAL,
       generation: toInt(tags.EMPEROR_GENERATION),
       instance: toInt(tags.EMPEROR_INSTANCE),
+      turn: toInt(tags.EMPEROR_TURN),
       attach: toInt(tags.EMPEROR_ATTACH),
       exited,
     });
