@@ -20,10 +20,17 @@ const generationRunning = (name: string, generation: number) => (l: LogLine) =>
 void test('touch-reload: a new content, then a new mtime of an existing file reload the vassal', async (t) => {
   const emp = await startEmperor(t);
   const revision = join(emp.dir, 'REVISION');
+  const envFile = join(emp.dir, 'shop.env');
   writeFileSync(revision, 'v1\n');
-  emp.write('touched.ini', `[vassal]\nexec = sleep 600\ntouch-reload = ${revision}\n`);
+  writeFileSync(envFile, 'A=1\n');
+  emp.write('touched.ini', `[vassal]\nexec = sleep 600\ntouch-reload = ${revision}\nenv-file = ${envFile}\n`);
   await emp.waitLine(generationRunning('touched', 1), 'generation 1 running');
-  assert.match(await show(emp, 'touched'), new RegExp(`touch-reload: ${revision} \\(watching, exists\\)`));
+  const shown = await show(emp, 'touched');
+  assert.match(shown, new RegExp(`touch-reload: ${revision} \\(watching, exists\\)`));
+  // What is watched, truthfully: the file and its touch-reload path; an env file is read at each
+  // start, and nothing watches it.
+  assert.match(shown, new RegExp(`watches: +${join(emp.vassals, 'touched.ini')}, ${revision}\n`));
+  assert.match(shown, new RegExp(`env files: +${envFile} \\(read at each start, not watched\\)`));
 
   writeFileSync(revision, 'v2\n'); // new content
   const touched = await emp.waitLine((l) => l.event === 'touch-reload', 'touch-reload');

@@ -25,6 +25,8 @@ interface Shown {
     | null;
   watched_files: string[];
   /** Absent from an older emperor's answer. */
+  env_files?: string[];
+  /** Absent from an older emperor's answer. */
   touch_reload?: { path: string; exists: boolean; watching: boolean }[];
   log: string;
   instances: { index: number; generation: number; pid: number | null; state: string }[];
@@ -83,6 +85,7 @@ export const showCommand = daemonCommand({
               .join('; '),
       );
     row('watches', s.watched_files.join(', '));
+    if (s.env_files?.length) row('env files', `${s.env_files.join(', ')} (read at each start, not watched)`);
     for (const p of s.touch_reload ?? [])
       row(
         'touch-reload',

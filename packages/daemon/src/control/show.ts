@@ -45,7 +45,9 @@ export function showVassal(
         fd: l.owned ? LISTEN_FDS_START + c.sockets.indexOf(l.spec) : null,
         reason: l.owned ? null : l.reason,
       })) ?? null,
-    watched_files: [c.file, ...c.touchReload, ...c.envFiles],
+    // What a change of reloads the vassal; env files are read at each start, not watched.
+    watched_files: [c.file, ...c.touchReload],
+    env_files: c.envFiles,
     // The file's `touch-reload` paths as they are watched now: a missing one is waited for.
     touch_reload: touchReloads.map((p) => ({ path: p.path, exists: p.exists, watching: p.watching })),
     log: runner.log.path,
