@@ -121,7 +121,7 @@ function spawnEscapees(
   cgroupTree: CgroupTree,
 ): { child: ChildProcessHandle; dir: string; pids: () => number[] | undefined } {
   const work = tempDir(t);
-  const cg = prepareInstanceCgroup(cgroupTree, 'app', 1, 0);
+  const cg = prepareInstanceCgroup(cgroupTree, { vassal: 'app', generation: 1, index: 0 });
   let child;
   try {
     child = spawnProcess({
@@ -204,7 +204,7 @@ for (const method of ['kill', 'freeze'] as const) {
     { skip },
     async (t) => {
       const cgroupTree = tree(t, method);
-      const cg = prepareInstanceCgroup(cgroupTree, 'forker', 1, 0);
+      const cg = prepareInstanceCgroup(cgroupTree, { vassal: 'forker', generation: 1, index: 0 });
       try {
         spawnProcess({
           file: '/bin/sh',

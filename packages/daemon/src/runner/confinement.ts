@@ -8,7 +8,7 @@
 import { closeSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { CgroupTree } from '../os/containment/cgroup-tree.js';
+import type { CgroupTree, InstanceLeaf } from '../os/containment/cgroup-tree.js';
 import {
   instanceCgroup,
   instanceOfPath,
@@ -24,14 +24,7 @@ import { listOrphans, readTags, reapOrphans, type Orphan, type Tags } from '../o
 import { killGroup, readStat, type ProcStat } from '../os/process-tree.js';
 
 /** An app instance, or (`kind: 'attach'`, generation 0) side daemon `index` of the vassal. */
-export interface InstanceTag {
-  readonly kind?: 'app' | 'attach';
-  readonly vassal: string;
-  readonly generation: number;
-  readonly index: number;
-  /** A recycling replacement's turn (`Instance.turn`): its own cgroup beside the instance it replaces. */
-  readonly turn?: number | undefined;
-}
+export type InstanceTag = InstanceLeaf;
 
 /** One instance's place. */
 export interface Cell {
@@ -107,14 +100,7 @@ class CgroupConfinement implements Confinement {
 
   enter(tag: InstanceTag): Cell {
     const tree = this.#tree;
-    const { dir, fd } = prepareInstanceCgroup(
-      tree,
-      tag.vassal,
-      tag.generation,
-      tag.index,
-      tag.kind,
-      tag.turn,
-    );
+    const { dir, fd } = prepareInstanceCgroup(tree, tag);
     let open = true;
     const close = (): void => {
       if (open) closeSync(fd);
@@ -142,7 +128,7 @@ class CgroupConfinement implements Confinement {
   }
 
   processesOf(tag: InstanceTag): number[] | undefined {
-    const dir = instanceCgroup(this.#tree, tag.vassal, tag.generation, tag.index, tag.kind, tag.turn);
+    const dir = instanceCgroup(this.#tree, tag);
     try {
       // The leaf only: an instance gets no delegation, so it has no cgroups of its own below.
       const text = readFileSync(join(dir, 'cgroup.procs'), 'utf8');

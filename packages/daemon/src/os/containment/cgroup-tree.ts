@@ -179,39 +179,37 @@ export function vassalCgroup(tree: CgroupTree, vassal: string): string {
   return join(tree.dir, `${vassal}.vassal`);
 }
 
+/** Which process of a vassal a leaf cgroup holds: an app instance, or side daemon `index`. */
+export interface InstanceLeaf {
+  readonly kind?: 'app' | 'attach' | undefined;
+  readonly vassal: string;
+  readonly generation: number;
+  readonly index: number;
+  /** A recycling replacement's turn: its own leaf beside the instance it replaces. */
+  readonly turn?: number | undefined;
+}
+
 /**
  * An app instance's leaf is `<generation>.<index>`, or `<generation>.<index>.<turn>` for a
  * recycling replacement (it runs beside the instance it replaces); a side daemon's (`kind`
  * attach) `attach-<index>`.
  */
-export function instanceCgroup(
-  tree: CgroupTree,
-  vassal: string,
-  generation: number,
-  index: number,
-  kind: 'app' | 'attach' = 'app',
-  turn = 0,
-): string {
-  const leaf = kind === 'attach' ? `attach-${index}` : `${generation}.${index}${turn > 0 ? `.${turn}` : ''}`;
-  return join(vassalCgroup(tree, vassal), leaf);
+export function instanceCgroup(tree: CgroupTree, of: InstanceLeaf): string {
+  const turn = of.turn ?? 0;
+  const leaf =
+    of.kind === 'attach' ? `attach-${of.index}` : `${of.generation}.${of.index}${turn > 0 ? `.${turn}` : ''}`;
+  return join(vassalCgroup(tree, of.vassal), leaf);
 }
 
 /**
  * Creates an instance's cgroup (and its vassal's, with the tree's controllers passed down) and
  * returns an open directory fd for the spawn, which the caller closes once the child exists.
  */
-export function prepareInstanceCgroup(
-  tree: CgroupTree,
-  vassal: string,
-  generation: number,
-  index: number,
-  kind: 'app' | 'attach' = 'app',
-  turn = 0,
-): { dir: string; fd: number } {
-  const parent = vassalCgroup(tree, vassal);
+export function prepareInstanceCgroup(tree: CgroupTree, of: InstanceLeaf): { dir: string; fd: number } {
+  const parent = vassalCgroup(tree, of.vassal);
   mkdirSync(parent, { recursive: true });
   if (tree.controllers.length > 0) enableControllers(parent, tree.controllers);
-  const dir = instanceCgroup(tree, vassal, generation, index, kind, turn);
+  const dir = instanceCgroup(tree, of);
   mkdirSync(dir, { recursive: true });
   return { dir, fd: openSync(dir, 'r') };
 }
