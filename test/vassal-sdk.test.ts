@@ -104,10 +104,14 @@ void test('an SDK app (processes = 2, ready = fd) reloads twice under keep-alive
   const reload = async (how: () => void, generation: number): Promise<void> => {
     const from = emp.lines.length;
     how();
+    // The new generation boots at a lower CPU priority beside the serving one, by design, while
+    // four clients keep that one busy: on a loaded machine (load 23 seen) it needs more than the
+    // usual deadline.
     await emp.waitLine(
       (l) => l.event === 'running' && l.vassal === 'sdk' && l.generation === generation,
       `generation ${generation} running`,
       from,
+      2 * DEADLINE_MS,
     );
     // The SDK drains and exits 0 on SIGTERM: no SIGKILL, no stop-timeout.
     const exits = await waitFor(
