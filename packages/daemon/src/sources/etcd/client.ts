@@ -299,6 +299,22 @@ export class EtcdClient {
     throw last ?? new EtcdError('no endpoint');
   }
 
+  /** A connection dropped at once, or OpenSSL's words: what the user should check, said plainly. */
+  #explain(err: Error): Error {
+    const tls = this.#options.tls;
+    const hungUp = (err as NodeJS.ErrnoException).code === 'ECONNRESET' || err.message === 'socket hang up';
+    const alert = /alert ([a-z ]+?)(?::|$)/i.exec(err.message)?.[1];
+    const message = alert === undefined ? err.message : `etcd refused the TLS handshake (alert: ${alert})`;
+    if (hungUp && !tls) return new EtcdError(`${message} (if etcd serves HTTPS, give --etcd-cacert)`);
+    if (tls && !tls.cert && (hungUp || alert !== undefined))
+      return new EtcdError(
+        `${message} (if etcd runs with --client-cert-auth, give --etcd-cert and --etcd-key)`,
+      );
+    if (tls && /verify|self.signed|certificate/i.test(err.message) && alert === undefined)
+      return new EtcdError(`${message} (is --etcd-cacert the CA that signed etcd's certificate?)`);
+    return alert === undefined ? err : new EtcdError(message);
+  }
+
   /** A request to the current endpoint, logged in first when a user is given. */
   async #open(path: string): Promise<{
     send: (
@@ -324,7 +340,9 @@ export class EtcdClient {
         const req = tls
           ? httpsRequest({ ...base, ...tls, agent: false }, onResponse)
           : httpRequest({ ...base, agent: false }, onResponse);
-        req.on('error', onError);
+        req.on('error', (err) => {
+          onError(this.#explain(err));
+        });
         req.end(JSON.stringify(payload));
         return req;
       },
