@@ -64,7 +64,23 @@ export async function fleetPut(
     const r = parseVassalBytes(bytes, { ...options, file: key, origin: { name, dir: '/' } });
     // Named by the file the user gave, since that is what they will edit.
     const shown = (i: ConfigIssue): ConfigIssue => ({ ...i, file: `${file} (as ${key})` });
-    if (!r.ok) errors.push(...r.errors.map(shown));
+    if (!r.ok)
+      for (const e of r.errors) {
+        // `$(NAME)` is the environment of each emperor, not of this shell: known only there.
+        if (e.code !== 'EMP_CONFIG_UNSET_ENV') errors.push(shown(e));
+        else {
+          const name = /\$\(([A-Za-z_][A-Za-z0-9_]*)\)/.exec(e.message)?.[1] ?? '?';
+          output.err(
+            formatIssue(
+              shown({
+                ...e,
+                severity: 'warning',
+                message: `\`$(${name})\` is not set here: each emperor expands it from its own environment, and one where it is unset shows this key's error in its status`,
+              }),
+            ),
+          );
+        }
+      }
     for (const w of r.warnings) output.err(formatIssue(shown(w)));
     checked.push({ name, file, config: r.ok ? r.config : undefined, bytes });
   }
