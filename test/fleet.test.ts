@@ -117,6 +117,30 @@ void test('a put starts the vassal, a new text reloads it, a delete stops it; di
   assert.equal(emp.lines.filter(spawnOf('local')).length, 1, 'and was never restarted');
 });
 
+void test('a put of the same text (a new mod_revision) is a touch: the vassal reloads into a new generation', async (t) => {
+  const prefix = newPrefix();
+  const key = `${prefix}/vassals/same`;
+  await etcd.put(key, sleeper(1));
+  const emp = await fleetEmperor(t, etcd.url(prefix));
+  const first = await spawned(emp, 'same', 0, '1');
+  const before = (await status(emp)).vassals.find((v) => v.name === 'same');
+  assert.equal(before?.generation, 1);
+
+  const from = emp.lines.length;
+  await etcd.put(key, sleeper(1));
+  const second = await spawned(emp, 'same', from, '1');
+  assert.notEqual(second, first, 'a new process runs the same text');
+  await waitFor(() => !alive(first), { what: `the first generation ${first} gone` });
+  const after = await waitFor(
+    async () => {
+      const v = (await status(emp)).vassals.find((x) => x.name === 'same');
+      return v?.state === 'running' && v.generation === 2 && v;
+    },
+    { what: 'same running as generation 2' },
+  );
+  assert.equal(after.error, null);
+});
+
 void test('a bad value in etcd keeps the running generation, and its error names the key and the line', async (t) => {
   const prefix = newPrefix();
   const key = `${prefix}/vassals/api`;

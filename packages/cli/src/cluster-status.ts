@@ -2,19 +2,13 @@
 // docs/fleet.md) in one table, read from etcd; no emperor's control socket is needed.
 import type { Output } from './commands/command.js';
 import { UsageError } from './fast-command.js';
+import { connectEtcd, type EtcdCliValues } from './etcd-connect.js';
 import type { PublishedStatus } from '@emperor/daemon/etcd';
 
-export async function clusterStatus(url: string | undefined, json: boolean, output: Output): Promise<number> {
-  if (url === undefined) throw new UsageError('--cluster needs --etcd etcd://HOST:PORT[,...]/PREFIX');
-  const { EtcdClient, parseEtcdUrl } = await import('@emperor/daemon/etcd');
-  const target = parseEtcdUrl(url);
-  if (typeof target === 'string') throw new UsageError(`--etcd ${url}: ${target}`);
-  const password = process.env.EMPEROR_ETCD_PASSWORD;
-  const user = process.env.EMPEROR_ETCD_USER;
-  const client = new EtcdClient({
-    endpoints: target.endpoints,
-    ...(user === undefined ? {} : { auth: { user, password: password ?? '' } }),
-  });
+export async function clusterStatus(values: EtcdCliValues, json: boolean, output: Output): Promise<number> {
+  if (values.etcd === undefined && process.env.EMPEROR_ETCD === undefined)
+    throw new UsageError('--cluster needs --etcd etcd://HOST:PORT[,...]/PREFIX');
+  const { client, target } = await connectEtcd(values, 'status --cluster');
   const base = `${target.prefix}/status/`;
   const { kvs } = await client.range(base);
   const rows: PublishedStatus[] = [];

@@ -14,27 +14,18 @@ import {
   type VassalConfig,
 } from '@emperor/config';
 import { getentLookup } from '../system-lookup.js';
-import { UsageError } from '../fast-command.js';
+import { ETCD_OPTIONS, connectEtcd, type EtcdCliValues } from '../etcd-connect.js';
 import type { CommandModule, Output } from './command.js';
 
-async function connect(url: string | undefined) {
-  if (url === undefined)
-    throw new UsageError('fleet needs --etcd etcd://HOST:PORT[,...]/PREFIX (or $EMPEROR_ETCD)');
-  const { EtcdClient, parseEtcdUrl } = await import('@emperor/daemon/etcd');
-  const target = parseEtcdUrl(url);
-  if (typeof target === 'string') throw new UsageError(`--etcd ${url}: ${target}`);
-  const user = process.env.EMPEROR_ETCD_USER;
-  const client = new EtcdClient({
-    endpoints: target.endpoints,
-    ...(user === undefined ? {} : { auth: { user, password: process.env.EMPEROR_ETCD_PASSWORD ?? '' } }),
-  });
+async function connect(values: EtcdCliValues) {
+  const { client, target } = await connectEtcd(values, 'fleet');
   const hosts = target.endpoints.map((e) => `${e.host}:${e.port}`).join(',');
   const base = `${target.prefix}/vassals/`;
   return { client, base, origin: (key: string) => `etcd://${hosts}${key.startsWith('/') ? '' : '/'}${key}` };
 }
 
 export async function fleetPut(
-  url: string | undefined,
+  url: EtcdCliValues,
   files: readonly string[],
   output: Output,
 ): Promise<number> {
@@ -73,7 +64,23 @@ export async function fleetPut(
     const r = parseVassalBytes(bytes, { ...options, file: key, origin: { name, dir: '/' } });
     // Named by the file the user gave, since that is what they will edit.
     const shown = (i: ConfigIssue): ConfigIssue => ({ ...i, file: `${file} (as ${key})` });
-    if (!r.ok) errors.push(...r.errors.map(shown));
+    if (!r.ok)
+      for (const e of r.errors) {
+        // `$(NAME)` is the environment of each emperor, not of this shell: known only there.
+        if (e.code !== 'EMP_CONFIG_UNSET_ENV') errors.push(shown(e));
+        else {
+          const name = /\$\(([A-Za-z_][A-Za-z0-9_]*)\)/.exec(e.message)?.[1] ?? '?';
+          output.err(
+            formatIssue(
+              shown({
+                ...e,
+                severity: 'warning',
+                message: `\`$(${name})\` is not set here: each emperor expands it from its own environment, and one where it is unset shows this key's error in its status`,
+              }),
+            ),
+          );
+        }
+      }
     for (const w of r.warnings) output.err(formatIssue(shown(w)));
     checked.push({ name, file, config: r.ok ? r.config : undefined, bytes });
   }
@@ -92,11 +99,7 @@ export async function fleetPut(
   return 0;
 }
 
-export async function fleetRm(
-  url: string | undefined,
-  names: readonly string[],
-  output: Output,
-): Promise<number> {
+export async function fleetRm(url: EtcdCliValues, names: readonly string[], output: Output): Promise<number> {
   const { client, base } = await connect(url);
   let missing = 0;
   for (const name of names) {
@@ -109,7 +112,7 @@ export async function fleetRm(
   return missing > 0 ? 1 : 0;
 }
 
-export async function fleetLs(url: string | undefined, json: boolean, output: Output): Promise<number> {
+export async function fleetLs(url: EtcdCliValues, json: boolean, output: Output): Promise<number> {
   const { client, base } = await connect(url);
   const { kvs } = await client.range(base);
   const rows = kvs.map((kv) => ({
@@ -126,29 +129,28 @@ export const fleetCommand: CommandModule = {
   register: (y, describe, ctx) =>
     y.command('fleet', describe, (b) =>
       b
-        .option('etcd', {
-          describe: 'etcd://HOST:PORT[,...]/PREFIX of the fleet; $EMPEROR_ETCD too',
-          type: 'string',
-          default: process.env.EMPEROR_ETCD,
-          defaultDescription: '$EMPEROR_ETCD',
-        })
+        .options(
+          Object.fromEntries(
+            Object.entries(ETCD_OPTIONS).map(([k, o]) => [k, { type: o.type, describe: o.describe }]),
+          ),
+        )
         .command(
           'put <files..>',
           'Check vassal files as the emperors will read them from etcd, then write each to PREFIX/vassals/NAME',
           (c) => c.positional('files', { type: 'string', array: true }),
-          (args) => ctx.run(() => fleetPut(args.etcd, args.files ?? [], ctx.output)),
+          (args) => ctx.run(() => fleetPut(args as EtcdCliValues, args.files ?? [], ctx.output)),
         )
         .command(
           'rm <names..>',
           'Delete PREFIX/vassals/NAME: every emperor stops the vassal',
           (c) => c.positional('names', { type: 'string', array: true }),
-          (args) => ctx.run(() => fleetRm(args.etcd, args.names ?? [], ctx.output)),
+          (args) => ctx.run(() => fleetRm(args as EtcdCliValues, args.names ?? [], ctx.output)),
         )
         .command(
           'ls',
           'List the vassals the fleet defines',
           (c) => c.option('json', { type: 'boolean', default: false, describe: 'Print JSON' }),
-          (args) => ctx.run(() => fleetLs(args.etcd, args.json, ctx.output)),
+          (args) => ctx.run(() => fleetLs(args as EtcdCliValues, args.json, ctx.output)),
         )
         .demandCommand(1, 'fleet needs put, rm or ls')
         .example('$0 fleet put shop.ini --etcd etcd://10.0.0.1:2379/apps', 'Deploy shop to the fleet')

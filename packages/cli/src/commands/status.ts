@@ -5,6 +5,7 @@ import type { StatusSnapshot } from '@emperor/daemon';
 import { call } from '../control-client.js';
 import { daemonCommand } from '../daemon-command.js';
 import { formatTable } from '../status-table.js';
+import { ETCD_OPTIONS } from '../etcd-connect.js';
 
 export const statusCommand = daemonCommand({
   usage: 'status [name]',
@@ -20,7 +21,7 @@ export const statusCommand = daemonCommand({
       type: 'boolean',
       describe: 'Every emperor of a fleet, as each publishes in etcd (with --etcd; docs/fleet.md)',
     },
-    etcd: { type: 'string', describe: 'etcd://HOST:PORT[,...]/PREFIX of the fleet, for --cluster' },
+    ...ETCD_OPTIONS,
     check: {
       type: 'boolean',
       describe: 'Exit 1 when a vassal shown is failed, in backoff or has a config error (for monitoring)',
@@ -37,7 +38,7 @@ export const statusCommand = daemonCommand({
   run: async (args, socket, output) => {
     if (args.values.cluster === true)
       return (await import('../cluster-status.js')).clusterStatus(
-        args.values.etcd as string | undefined,
+        args.values,
         args.values.json === true,
         output,
       );

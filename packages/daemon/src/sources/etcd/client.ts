@@ -136,7 +136,8 @@ export class EtcdClient {
 
   /**
    * Watches every key under `prefix` from `startRevision` on; returns a function that ends the
-   * watch (onClosed is then not called).
+   * watch (onClosed is then not called). An endpoint that cannot be reached is passed over for the
+   * next one, as by every other call: a member gone is no outage while another one answers.
    */
   watch(prefix: string, startRevision: bigint, handlers: WatchHandlers): () => void {
     let ended = false;
@@ -147,55 +148,72 @@ export class EtcdClient {
       req?.destroy();
       handlers.onClosed(err);
     };
-    void this.#open('/v3/watch').then(
-      ({ send }) => {
-        if (ended) return;
-        req = send(
-          {
-            create_request: {
-              key: b64(prefix),
-              range_end: b64(prefixEnd(prefix)),
-              start_revision: startRevision.toString(),
-              progress_notify: true,
-            },
-          },
-          (res) => {
-            if (res.statusCode !== 200) {
-              res.resume();
-              this.#token = undefined; // an expired token is the likeliest refusal: log in again
-              close(new EtcdError(`watch answered HTTP ${String(res.statusCode)}`, res.statusCode));
-              return;
-            }
-            res.setEncoding('utf8');
-            let buf = '';
-            res.on('data', (chunk: string) => {
-              buf += chunk;
-              // The gateway writes one JSON object per message, each ending in a newline.
-              let nl: number;
-              while (!ended && (nl = buf.indexOf('\n')) >= 0) {
-                const line = buf.slice(0, nl).trim();
-                buf = buf.slice(nl + 1);
-                if (line) this.#watchMessage(line, handlers, close);
+    const payload = {
+      create_request: {
+        key: b64(prefix),
+        range_end: b64(prefixEnd(prefix)),
+        start_revision: startRevision.toString(),
+        progress_notify: true,
+      },
+    };
+    const attempt = (left: number): void => {
+      let answered = false;
+      void this.#open('/v3/watch').then(
+        ({ send }) => {
+          if (ended) return;
+          req = send(
+            payload,
+            (res) => {
+              answered = true;
+              if (res.statusCode !== 200) {
+                res.resume();
+                this.#token = undefined; // an expired token is the likeliest refusal: log in again
+                close(new EtcdError(`watch answered HTTP ${String(res.statusCode)}`, res.statusCode));
+                return;
               }
-            });
-            res.on('end', () => {
-              close(new EtcdError('the watch stream ended'));
-            });
-            res.on('error', close);
-          },
-          close,
-        );
-        // A peer that vanishes without a reset (a cable, a frozen host) is noticed by TCP itself.
-        req.on('socket', (socket) => socket.setKeepAlive(true, 10_000));
-      },
-      (err: unknown) => {
-        close(err as Error);
-      },
-    );
+              res.setEncoding('utf8');
+              let buf = '';
+              res.on('data', (chunk: string) => {
+                buf += chunk;
+                // The gateway writes one JSON object per message, each ending in a newline.
+                let nl: number;
+                while (!ended && (nl = buf.indexOf('\n')) >= 0) {
+                  const line = buf.slice(0, nl).trim();
+                  buf = buf.slice(nl + 1);
+                  if (line) this.#watchMessage(line, handlers, close);
+                }
+              });
+              res.on('end', () => {
+                close(new EtcdError('the watch stream ended'));
+              });
+              res.on('error', close);
+            },
+            (err) => {
+              if (answered || ended || left <= 1) close(err);
+              else {
+                // Not reached at all (refused, reset before an answer): the next endpoint.
+                this.#next();
+                attempt(left - 1);
+              }
+            },
+          );
+          // A peer that vanishes without a reset (a cable, a frozen host) is noticed by TCP itself.
+          req.on('socket', (socket) => socket.setKeepAlive(true, 10_000));
+        },
+        (err: unknown) => {
+          close(err as Error);
+        },
+      );
+    };
+    attempt(this.#options.endpoints.length);
     return () => {
       ended = true;
       req?.destroy();
     };
+  }
+
+  #next(): void {
+    this.#current = (this.#current + 1) % this.#options.endpoints.length;
   }
 
   #watchMessage(line: string, handlers: WatchHandlers, close: (err: Error) => void): void {
@@ -275,10 +293,26 @@ export class EtcdClient {
         last = err as Error;
         // An answer from etcd itself (a refusal, a bad request) is not the endpoint's fault.
         if (err instanceof EtcdError && err.status !== undefined) throw err;
-        this.#current = (this.#current + 1) % this.#options.endpoints.length;
+        this.#next();
       }
     }
     throw last ?? new EtcdError('no endpoint');
+  }
+
+  /** A connection dropped at once, or OpenSSL's words: what the user should check, said plainly. */
+  #explain(err: Error): Error {
+    const tls = this.#options.tls;
+    const hungUp = (err as NodeJS.ErrnoException).code === 'ECONNRESET' || err.message === 'socket hang up';
+    const alert = /alert ([a-z ]+?)(?::|$)/i.exec(err.message)?.[1];
+    const message = alert === undefined ? err.message : `etcd refused the TLS handshake (alert: ${alert})`;
+    if (hungUp && !tls) return new EtcdError(`${message} (if etcd serves HTTPS, give --etcd-cacert)`);
+    if (tls && !tls.cert && (hungUp || alert !== undefined))
+      return new EtcdError(
+        `${message} (if etcd runs with --client-cert-auth, give --etcd-cert and --etcd-key)`,
+      );
+    if (tls && /verify|self.signed|certificate/i.test(err.message) && alert === undefined)
+      return new EtcdError(`${message} (is --etcd-cacert the CA that signed etcd's certificate?)`);
+    return alert === undefined ? err : new EtcdError(message);
   }
 
   /** A request to the current endpoint, logged in first when a user is given. */
@@ -306,7 +340,9 @@ export class EtcdClient {
         const req = tls
           ? httpsRequest({ ...base, ...tls, agent: false }, onResponse)
           : httpRequest({ ...base, agent: false }, onResponse);
-        req.on('error', onError);
+        req.on('error', (err) => {
+          onError(this.#explain(err));
+        });
         req.end(JSON.stringify(payload));
         return req;
       },

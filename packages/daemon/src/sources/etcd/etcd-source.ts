@@ -37,6 +37,8 @@ export interface EtcdSourceOptions {
 
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 5000;
+/** A watch stream up this long that breaks is resumed at once; a shorter one waits its backoff. */
+const STREAM_STEADY_MS = 1000;
 /** What `%d`, the default `chdir` and relative paths mean for a vassal from etcd (docs/fleet.md). */
 const DEFINITION_DIR = '/';
 
@@ -170,8 +172,10 @@ export class EtcdSource implements VassalSource {
 
   #watch(): void {
     if (this.#closed || this.#revision === undefined) return;
+    let createdAt: number | undefined;
     this.#stopWatch = this.#client.watch(this.#base, this.#revision + 1n, {
       onCreated: () => {
+        createdAt = Date.now();
         this.#backoffMs = BACKOFF_MIN_MS;
         this.#connectedNow();
       },
@@ -194,6 +198,12 @@ export class EtcdSource implements VassalSource {
         this.#stopWatch = undefined;
         if (this.#closed) return;
         if (this.#needsRead && err.message === 'compacted') {
+          void this.#reconnect();
+          return;
+        }
+        // A stream that served a while and broke (its member died, a proxy restarted): watched
+        // again at once, through whichever endpoint answers; etcd is unreachable only if none does.
+        if (createdAt !== undefined && Date.now() - createdAt >= STREAM_STEADY_MS) {
           void this.#reconnect();
           return;
         }
