@@ -270,19 +270,17 @@ void test(
       what: 'processes = 2: two uWSGI workers',
     });
 
-    // The socket is the emperor's: LISTEN_FDS reached uWSGI, which took fd 3 as the file's http-socket.
+    // The socket is the emperor's: uWSGI took fd 3 as the file's http-socket (`--http-socket
+    // fd://3`), once; no LISTEN_FDS, which uWSGI would adopt again with its default protocol.
     const log = await waitFor(
       () => {
         const text = logOf(emp, 'uw');
-        return (
-          text.includes('SystemD socket activation detected') &&
-          text.includes('inherited INET address') &&
-          text
-        );
+        return text.includes('inherited INET address') && text;
       },
-      { what: "uWSGI's lines about the inherited socket in the vassal's log" },
+      { what: "uWSGI's line about the inherited socket in the vassal's log" },
     );
-    assert.match(log, new RegExp(`inherited INET address 127\\.0\\.0\\.1:${port} fd 3`));
+    assert.match(log, new RegExp(`uwsgi socket 0 inherited INET address 127\\.0\\.0\\.1:${port} fd 3`));
+    assert.doesNotMatch(log, /SystemD socket activation|uwsgi socket 1 /);
     const logged = emp.lines.find((l) => l.event === 'uwsgi-sockets' && l.vassal === 'uw');
     assert.deepEqual(logged?.owned, [`http-socket 127.0.0.1:${port}`], "the emperor's log says what it owns");
     assert.doesNotMatch(log, /invalid request block size|Address already in use/);
@@ -303,7 +301,7 @@ void test(
     assert.deepEqual(s.uwsgi_sockets, [
       { key: 'http-socket', address: `127.0.0.1:${port}`, line: 3, owned: true, fd: 3, reason: null },
     ]);
-    assert.ok(s.argv.includes('fd://3'), s.argv.join(' '));
+    assert.deepEqual(s.argv.slice(0, 4), ['uwsgi', '--http-socket', 'fd://3', '--ini'], s.argv.join(' '));
     const text = await runCli(['show', 'uw'], { control: controlSocket(emp) });
     assert.match(text.stdout, new RegExp(`http-socket 127\\.0\\.0\\.1:${port}: owned, fd 3`));
 
@@ -504,7 +502,7 @@ void test(
     assert.ok(good);
     assert.equal(good.ok, true);
     assert.match(good.not_checked ?? '', /the rest of the file .* is uWSGI's/);
-    assert.deepEqual(good.config.argv.slice(-2), ['--http-socket', 'fd://3']);
+    assert.deepEqual(good.config.argv.slice(1, 3), ['--http-socket', 'fd://3']);
   },
 );
 
@@ -593,8 +591,14 @@ void test(
       argv: string[];
       uwsgi_sockets: { key: string; owned: boolean }[];
     };
-    assert.deepEqual(s.argv.slice(0, 3), ['uwsgi', '--ini', join(emp.vassals, 'both.ini')]);
-    assert.ok(s.argv.includes('--die-on-term') && s.argv.includes('fd://3'), s.argv.join(' '));
+    assert.deepEqual(s.argv.slice(0, 5), [
+      'uwsgi',
+      '--http-socket',
+      'fd://3',
+      '--ini',
+      join(emp.vassals, 'both.ini'),
+    ]);
+    assert.ok(s.argv.includes('--die-on-term'), s.argv.join(' '));
     assert.deepEqual(
       s.uwsgi_sockets.map((u) => [u.key, u.owned]),
       [['http-socket', true]],
@@ -671,6 +675,83 @@ void test(
       'no request failed during the rolling reload',
     );
     assert.equal((await getJson(port)).generation, '2');
+  },
+);
+
+void test(
+  'processes = 4 under a keep-alive load on an owned http11-socket: every worker serves the one socket, uWSGI lists it once, a touch rolls with 0 failed requests',
+  { skip },
+  async (t) => {
+    const port = await freePort();
+    const emp = await startEmperor(t);
+    emp.write(
+      'four.ini',
+      appFile(`http11-socket = 127.0.0.1:${port}`).replace('processes = 2', 'processes = 4'),
+    );
+    const spawned = await emp.waitLine(spawnOf('four'), 'spawn');
+    await emp.waitLine(runningOf('four', 1), 'READY=1 from uWSGI');
+    // As many connections as workers: a sync worker serves one connection until it closes, so
+    // each worker holds one and the listening socket's queue is empty. uWSGI 2.0 then polls with
+    // timeout 0, which is where a second, fd-less entry of the same socket used to crash it.
+    const clients = Array.from({ length: 4 }, () => keepAliveClient(port));
+    const pids = new Set<number>();
+    const loads = clients.map((c) =>
+      startLoad(
+        t,
+        async () => {
+          const j = await c.get();
+          pids.add(j.pid as number);
+        },
+        1,
+      ),
+    );
+    const ok = (): number => loads.reduce((n, l) => n + l.ok(), 0);
+    t.after(async () => {
+      await Promise.all(loads.map((l) => l.stop()));
+      for (const c of clients) c.close();
+    });
+    await waitFor(() => ok() >= 400, { what: 'requests before the reload' });
+    const workers = await waitFor(
+      () => childrenOf(spawned.pid as number).length >= 4 && childrenOf(spawned.pid as number),
+      {
+        what: 'four uWSGI workers',
+      },
+    );
+    assert.deepEqual(
+      [...pids].sort(),
+      [...workers].sort(),
+      'each of the 4 workers answers on its kept-alive connection',
+    );
+    const from = emp.lines.length;
+    const later = new Date(Date.now() + 5000);
+    utimesSync(join(emp.vassals, 'four.ini'), later, later);
+    await emp.waitLine(runningOf('four', 2), 'generation 2 ready', from);
+    await waitFor(() => !alive(spawned.pid as number), { what: 'the old master gone' });
+    const okThen = ok();
+    await waitFor(() => ok() >= okThen + 400, { what: 'requests after the reload' });
+    await Promise.all(loads.map((l) => l.stop()));
+    const retried = clients.reduce((n, c) => n + c.retried(), 0);
+    t.diagnostic(`requests: ${ok()}, sent again after the old master closed their connection: ${retried}`);
+    assert.deepEqual(
+      loads.flatMap((l) => l.failures),
+      [],
+      'no request failed during the rolling reload',
+    );
+    assert.equal((await getJson(port)).generation, '2');
+
+    // Each master lists the socket once: the `fd://3` hand-over, no LISTEN_FDS copy of it, and
+    // the file's own line skipped. No worker died on the way.
+    const log = logOf(emp, 'four');
+    const listed = log.split('\n').filter((l) => /^uwsgi (zerg )?socket \d+ /.test(l));
+    assert.deepEqual(
+      listed,
+      [0, 1].map(() => `uwsgi socket 0 inherited INET address 127.0.0.1:${port} fd 3`),
+      'one socket per master (two masters: before and after the touch)',
+    );
+    assert.doesNotMatch(
+      log,
+      /SystemD socket activation|epoll_ctl\(\): File exists|Segmentation Fault|DAMN ! worker/,
+    );
   },
 );
 
