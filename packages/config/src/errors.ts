@@ -47,6 +47,8 @@ export const ERROR_CODES = {
     'Tyrant mode: a vassal file owned by uid 0 or gid 0 (it would run as root): chown it to the app user.',
   EMP_CONFIG_TYRANT_USER:
     'Tyrant mode: a vassal file names a `user` or `group` other than its owner (a vassal runs as the owner of its file).',
+  EMP_CONFIG_TYRANT_UWSGI_ID:
+    "Warning: tyrant mode and a `[uwsgi]` section's own `uid` or `gid`: uWSGI starts as the file's owner and changes ids only when it starts as root, so the line raises nothing (`uid = 0` included).",
   EMP_CONFIG_UNKNOWN_USER: 'A `user` or `socket-owner` user that the system does not know.',
   EMP_CONFIG_UNKNOWN_GROUP: 'A `group` or `socket-owner` group that the system does not know.',
   EMP_CONFIG_USER_NEEDS_GROUP:
