@@ -644,6 +644,38 @@ void test('a file with both sections refuses listening addresses in both, and on
   );
 });
 
+void test("a file with both sections keeps uWSGI's other sections ([prod]) with a warning naming the line, refuses a typo, and docs/uwsgi.md's example checks clean", async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  writeFileSync(
+    join(dir, 'prod.ini'),
+    `[vassal]\non-demand = true\n\n[uwsgi]\nhttp-socket = 127.0.0.1:${port}\nmaster = true\n\n[prod]\nprocesses = 8\n`,
+  );
+  writeFileSync(
+    join(dir, 'typo.ini'),
+    `[vassal]\n[uwsgi]\nhttp-socket = 127.0.0.1:${port + 1}\n[vasal]\nidle = 1\n`,
+  );
+  const doc = readFileSync(join(ROOT, 'docs', 'uwsgi.md'), 'utf8');
+  const section = doc.slice(doc.indexOf('## A file with both sections'), doc.indexOf('## Tyrant mode'));
+  const example = /```ini\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
+  assert.ok(example.includes('[vassal]') && example.includes('[uwsgi]'), 'the example of both sections');
+  writeFileSync(join(dir, 'shop.ini'), example.replace('127.0.0.1:8000', `127.0.0.1:${port + 2}`));
+
+  const r = await runCli(['check', dir]);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /prod\.ini: ok/);
+  assert.match(
+    r.stderr,
+    /prod\.ini:8: warning: section `\[prod\]` is read by neither the emperor \(`\[vassal\]`\) nor `uwsgi --ini FILE` \(`\[uwsgi\]`\): uWSGI reads it only where `\[uwsgi\]` includes it \(`ini = %p:prod`\) \[EMP_CONFIG_UWSGI_OTHER_SECTION\]/,
+  );
+  assert.match(
+    r.stderr,
+    /typo\.ini:4: error: unknown section `\[vasal\]`: did you mean `\[vassal\]`\? \[EMP_CONFIG_UNKNOWN_SECTION\]/,
+  );
+  assert.match(r.stdout, /shop\.ini: ok/);
+  assert.doesNotMatch(r.stderr, /shop\.ini.*error/);
+});
+
 void test(
   'http11-socket keeps connections alive; a touch under a steady keep-alive load is a rolling reload with 0 failed requests',
   { skip },
