@@ -800,6 +800,45 @@ void test(
 );
 
 void test(
+  "three existing uWSGI files in one directory (http-socket, socket with uWSGI's protocol and stats, an include with logto): emperor check passes them and emperor run --vassals DIR runs each",
+  { skip },
+  async (t) => {
+    const [p1, p2, p3, stats] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const emp = await startEmperor(t);
+    const app = join(FIXTURES, 'wsgi_app.py');
+    const base = join(emp.dir, 'base.ini'); // outside the vassal directory: it is no vassal
+    writeFileSync(base, '[uwsgi]\nplugins = python3\nmaster = true\nvacuum = true\n');
+    const files: Record<string, string> = {
+      'blog.ini': `[uwsgi]\nproject = blog\nplugins = python3\nwsgi-file = ${app}\ncallable = app\nmaster = true\nprocesses = 2\nthreads = 2\nharakiri = 30\nhttp-socket = 127.0.0.1:${p1}\n`,
+      'api.ini': `; nginx: uwsgi_pass 127.0.0.1:${p2};\n[uwsgi]\nplugins = python3\nsocket = 127.0.0.1:${p2}\nwsgi-file = ${app}\ncallable = app\nmaster = true\nprocesses = 2\nstats = 127.0.0.1:${stats}\n`,
+      'shop.ini': `[uwsgi]\nini = ${base}\nwsgi-file = ${app}\ncallable = app\nenv = DEPLOY=production\nhttp-socket = 127.0.0.1:${p3}\nprocesses = 2\ncheaper = 1\nlogto = ${join(emp.dir, 'shop-uwsgi.log')}\n`,
+    };
+    for (const [name, body] of Object.entries(files)) writeFileSync(join(emp.dir, name), body);
+    const check = await runCli(['check', ...Object.keys(files).map((f) => join(emp.dir, f))]);
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+    assert.match(check.stderr, /api\.ini:\d+: warning: uWSGI binds `stats = /);
+    assert.match(check.stderr, /shop\.ini:\d+: warning: uWSGI binds `http-socket = .*` itself \(`ini = /);
+    for (const [name, body] of Object.entries(files)) emp.write(name, body);
+    for (const name of ['blog', 'api', 'shop']) await emp.waitLine(runningOf(name, 1), `${name} running`);
+    assert.equal((await getJson(p1)).vassal, 'blog');
+    assert.equal((await uwsgiGet(p2)).vassal, 'api');
+    const shop = await getJson(p3);
+    assert.equal(shop.vassal, 'shop');
+    assert.equal(shop.deploy, 'production');
+    await waitFor(() => readFileSync(join(emp.dir, 'shop-uwsgi.log'), 'utf8').includes('GET /'), {
+      what: "shop's requests in the file its logto names",
+    });
+    const owned = (name: string): unknown =>
+      emp.lines.find((l) => l.event === 'uwsgi-sockets' && l.vassal === name)?.owned;
+    assert.deepEqual(
+      ['blog', 'api', 'shop'].map(owned),
+      [[`http-socket 127.0.0.1:${p1}`], [], []],
+      'blog is owned; api (stats) and shop (an include) are bound by uWSGI',
+    );
+  },
+);
+
+void test(
   "docs/uwsgi.md's migration example runs as documented: its vassal file, `emperor check DIR`, `emperor run --vassals DIR`",
   { skip },
   async (t) => {
