@@ -44,7 +44,7 @@ export const ERROR_CODES = {
   EMP_CONFIG_UWSGI_SOCKETS:
     'A file with `[vassal]` and `[uwsgi]` sections declares listening addresses in both: declare them in one.',
   EMP_CONFIG_UWSGI_OTHER_SECTION:
-    "Warning: a file with `[vassal]` and `[uwsgi]` sections has another section (`[prod]`): neither the emperor nor `uwsgi --ini FILE` reads it; uWSGI does where `[uwsgi]` includes it (`ini = %p:prod`).",
+    'Warning: a file with `[vassal]` and `[uwsgi]` sections has another section (`[prod]`): neither the emperor nor `uwsgi --ini FILE` reads it; uWSGI does where `[uwsgi]` includes it (`ini = %p:prod`).',
   EMP_CONFIG_TYRANT_ROOT:
     'Tyrant mode: a vassal file owned by uid 0 or gid 0 (it would run as root): chown it to the app user.',
   EMP_CONFIG_TYRANT_USER:
