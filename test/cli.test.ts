@@ -348,7 +348,7 @@ void test('completion: options come from each command, vassal names from the --c
       .filter((w) => w !== '')
       .sort();
   };
-  assert.deepEqual(complete('emperor', 'check', '--'), ['--help', '--json', '--uwsgi']);
+  assert.deepEqual(complete('emperor', 'check', '--'), ['--help', '--json', '--tyrant', '--uwsgi']);
   assert.ok(complete('emperor', 'stop', '--').includes('--json'));
   assert.ok(complete('emperor', '').includes('ls'));
   assert.ok(complete('emperor', '').includes('signal'));
