@@ -15,10 +15,10 @@
 //                            §9.3.1), plus every other error.
 //   footprint              : VmRSS of the supervisor, and of the supervisor with every process of
 //                            the vassal (master + workers), 3 s after the vassal answers.
-// Usage: node bench/uwsgi-emperor.mjs [ROUNDS=3]  (CLIENTS=4)
+// Usage: node bench/uwsgi-emperor.mjs [ROUNDS=3]  (CLIENTS=4), after `npx tsc -b` (as `npm run bench`
+// does): the keep-alive client is the tests' own, from packages/test-support/dist.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import {
   childrenOf,
@@ -39,6 +39,7 @@ import {
   untrack,
   within,
 } from './lib.mjs';
+import { keepAliveClient as sharedKeepAliveClient } from '@emperor/test-support';
 import { WSGI_DIR, freePort } from './sockets-lib.mjs';
 
 const ROUNDS = Number(process.argv[2] ?? 3);
@@ -60,92 +61,30 @@ deadline(60_000 + ROUNDS * 2 * 40_000, 'uwsgi-emperor');
 const vassalFile = (port) =>
   `[uwsgi]\nplugins = python3\nmaster = true\nprocesses = 4\nhttp11-socket = 127.0.0.1:${port}\nchdir = ${WSGI_DIR}\nmodule = wsgi_app:app\n`;
 
-/** One keep-alive connection used request after request; see the header for reset/failed. */
+/**
+ * One keep-alive connection used request after request (the tests' client, from
+ * @emperor/test-support), counted as the header says: `reset` = requests it sent again on a new
+ * connection, `failed` = what still failed (then the loop pauses 10 ms, as a client would).
+ */
 function keepAliveClient(port) {
-  let socket;
+  const c = sharedKeepAliveClient(port);
   const stats = { ok: 0, reset: 0, failed: 0, errors: [] };
-  const open = () =>
-    new Promise((done, fail) => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.off('error', fail);
-        done(s);
-      });
-      s.once('error', fail);
-    });
-  const once = (s) =>
-    new Promise((done, fail) => {
-      let buf = Buffer.alloc(0);
-      const finish = (err, value) => {
-        s.off('data', onData);
-        s.off('close', onClose);
-        s.off('error', onClose);
-        clearTimeout(timer);
-        if (err) fail(Object.assign(err, { answered: buf.length > 0 }));
-        else done(value);
-      };
-      const onData = (c) => {
-        buf = Buffer.concat([buf, c]);
-        const end = buf.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const head = buf.subarray(0, end).toString('latin1');
-        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? NaN);
-        if (!head.startsWith('HTTP/1.1 200') || Number.isNaN(length)) {
-          finish(new Error(`bad answer: ${head.slice(0, 60)}`));
-          return;
-        }
-        if (buf.length < end + 4 + length) return;
-        finish(undefined, JSON.parse(buf.subarray(end + 4, end + 4 + length).toString('utf8')));
-      };
-      const onClose = () => finish(new Error('closed before the answer'));
-      const timer = setTimeout(() => finish(new Error('no answer within 20 s')), 20_000);
-      s.on('data', onData);
-      s.once('close', onClose);
-      s.once('error', onClose);
-      s.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
-    });
   const get = async () => {
-    const reused = socket !== undefined && !socket.destroyed;
-    let s;
+    const before = c.retried();
     try {
-      s = reused ? socket : await open();
-    } catch (err) {
-      stats.failed += 1;
-      stats.errors.push(err.code ?? err.message);
-      await sleep(10);
-      return undefined;
-    }
-    socket = s;
-    try {
-      const answer = await once(s);
+      const answer = await c.get();
       stats.ok += 1;
       return answer;
     } catch (err) {
-      s.destroy();
-      socket = undefined;
-      if (reused && !err.answered) {
-        stats.reset += 1;
-        try {
-          socket = await open();
-          const answer = await once(socket);
-          stats.ok += 1;
-          return answer;
-        } catch (again) {
-          socket?.destroy();
-          socket = undefined;
-          stats.failed += 1;
-          stats.errors.push(again.code ?? again.message);
-          await sleep(10);
-          return undefined;
-        }
-      }
       stats.failed += 1;
       stats.errors.push(err.code ?? err.message);
       await sleep(10);
       return undefined;
+    } finally {
+      stats.reset += c.retried() - before;
     }
   };
-  return { get, stats, close: () => socket?.destroy() };
+  return { get, stats, close: c.close };
 }
 
 /** Every descendant of `pid`. */

@@ -348,7 +348,7 @@ void test('completion: options come from each command, vassal names from the --c
       .filter((w) => w !== '')
       .sort();
   };
-  assert.deepEqual(complete('emperor', 'check', '--'), ['--help', '--json', '--uwsgi']);
+  assert.deepEqual(complete('emperor', 'check', '--'), ['--help', '--json', '--tyrant', '--uwsgi']);
   assert.ok(complete('emperor', 'stop', '--').includes('--json'));
   assert.ok(complete('emperor', '').includes('ls'));
   assert.ok(complete('emperor', '').includes('signal'));
@@ -363,4 +363,18 @@ void test('completion: options come from each command, vassal names from the --c
     'USR1',
     'USR2',
   ]);
+});
+
+void test('a closed pipe ends the output quietly, with an option before the command too (`emperor --control SOCK version | true`)', (t) => {
+  const dir = tempDir(t);
+  for (const args of [['version'], ['--control', join(dir, 'none.sock'), 'version']]) {
+    // `true` exits without reading: every write of the CLI meets a closed pipe (EPIPE).
+    const words = [process.execPath, BIN, ...args].map((w) => `'${w}'`).join(' ');
+    const r = spawnSync('sh', ['-c', `${words} | true`], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: '' },
+    });
+    assert.equal(r.status, 0);
+    assert.doesNotMatch(r.stderr, /EPIPE|Unhandled|at /, `${args.join(' ')}: ${r.stderr}`);
+  }
 });

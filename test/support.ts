@@ -28,7 +28,7 @@ export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'pyt
 import { DEADLINE_MS, waitFor } from '@emperor/test-support';
 
 export { DEADLINE_MS, waitFor };
-export { asUserReading } from '@emperor/test-support';
+export { asUserReading, keepAliveClient, type KeepAliveClient } from '@emperor/test-support';
 
 export type LogLine = Record<string, unknown> & { event?: string; vassal?: string; msg?: string };
 

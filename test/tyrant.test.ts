@@ -23,6 +23,7 @@ import {
   getJson,
   runCli,
   startEmperor,
+  tempDir,
   waitFor,
   type EmperorProcess,
   type LogLine,
@@ -219,5 +220,62 @@ void test(
     // And `emperor check` says nothing against it: uWSGI ignores uid/gid when it is not root.
     const check = await runCli(['check', join(emp.vassals, 'uw.ini')]);
     assert.equal(check.code, 0, check.stderr);
+  },
+);
+
+void test(
+  "emperor check --tyrant reads the files as tyrant mode does: a root-owned file, a `user` naming another user and a symlink are errors with the daemon's codes; uWSGI's `uid = 0` is a warning",
+  { skip },
+  async (t) => {
+    const dir = tempDir(t);
+    const user = createUser(t, 'c');
+    const own = (name: string, body: string): string => {
+      const path = join(dir, name);
+      writeFileSync(path, body);
+      chownSync(path, user.uid, user.gid);
+      return path;
+    };
+    own('fine.ini', '[vassal]\nexec = /bin/sleep 1000\n');
+    writeFileSync(join(dir, 'rooted.ini'), '[vassal]\nexec = /bin/sleep 1000\n'); // root's, as written
+    own('other.ini', '[vassal]\nexec = /bin/sleep 1000\nuser = root\n');
+    own('uw.ini', '[uwsgi]\nuid = 0\nhttp-socket = 127.0.0.1:18099\n');
+    symlinkSync(own('target.conf', '[vassal]\nexec = /bin/sleep 1000\n'), join(dir, 'linked.ini'));
+
+    // Without --tyrant every file is fine: the owner does not matter.
+    const plain = await runCli(['check', dir]);
+    assert.equal(plain.code, 0, plain.stdout + plain.stderr);
+
+    const r = await runCli(['check', '--tyrant', dir]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /fine\.ini: ok/);
+    assert.match(r.stdout, /uw\.ini: ok/);
+    assert.match(
+      r.stderr,
+      /rooted\.ini: error: tyrant mode runs each vassal as the owner of its file, and this file belongs to uid 0 .*\[EMP_CONFIG_TYRANT_ROOT\]/,
+    );
+    assert.match(
+      r.stderr,
+      /other\.ini:3: error: `user = root` \(uid 0\) is not the owner of the file .*\[EMP_CONFIG_TYRANT_USER\]/,
+    );
+    assert.match(
+      r.stderr,
+      /linked\.ini: error: tyrant mode does not follow vassal files that are symlinks.*\[EMP_TYRANT_SYMLINK\]/,
+    );
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `uw\\.ini:2: warning: \`uid = 0\` does nothing in tyrant mode: uWSGI starts as the owner of the file \\(uid ${user.uid}\\).*\\[EMP_CONFIG_TYRANT_UWSGI_ID\\]`,
+      ),
+    );
+    const json = JSON.parse(
+      (await runCli(['check', '--tyrant', '--json', join(dir, 'fine.ini')])).stdout,
+    ) as {
+      files: { config: { user: { name: string; uid: number } } }[];
+    };
+    assert.deepEqual(
+      [json.files[0]?.config.user.name, json.files[0]?.config.user.uid],
+      [user.name, user.uid],
+      'the vassal would run as the owner of its file',
+    );
   },
 );

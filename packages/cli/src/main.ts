@@ -117,12 +117,15 @@ export async function main(given: readonly string[], output: Output = stdio): Pr
   const argv = alias === undefined ? given : [alias, ...given.slice(1)];
   // Daemon commands skip yargs unless help is asked for: `emperor status` must stay fast.
   const first = COMMANDS.find((c) => c.name === argv[0]);
-  if (first && !argv.includes('--help') && !argv.includes('-h')) {
-    // `emperor status | head`: a closed pipe ends the output, not with a stack trace.
+  // `emperor status | head`, `emperor --control SOCK show NAME | head`: a closed pipe ends the
+  // output, not with a stack trace, whichever path parses the command line (`output` is stdio
+  // when main runs as the command; in tests it is not, and process.stdout is left alone).
+  if (output === stdio && process.stdout.listenerCount('error') === 0)
     process.stdout.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'EPIPE') process.exit(0);
       throw err;
     });
+  if (first && !argv.includes('--help') && !argv.includes('-h')) {
     const module = await first.load();
     if (module.fast) return module.fast(argv.slice(1), output);
   }

@@ -43,10 +43,14 @@ export const ERROR_CODES = {
   EMP_CONFIG_CONFLICT: 'Two keys contradict each other (e.g. `on-demand` without `socket`).',
   EMP_CONFIG_UWSGI_SOCKETS:
     'A file with `[vassal]` and `[uwsgi]` sections declares listening addresses in both: declare them in one.',
+  EMP_CONFIG_UWSGI_OTHER_SECTION:
+    'Warning: a file with `[vassal]` and `[uwsgi]` sections has another section (`[prod]`): neither the emperor nor `uwsgi --ini FILE` reads it; uWSGI does where `[uwsgi]` includes it (`ini = %p:prod`).',
   EMP_CONFIG_TYRANT_ROOT:
     'Tyrant mode: a vassal file owned by uid 0 or gid 0 (it would run as root): chown it to the app user.',
   EMP_CONFIG_TYRANT_USER:
     'Tyrant mode: a vassal file names a `user` or `group` other than its owner (a vassal runs as the owner of its file).',
+  EMP_CONFIG_TYRANT_UWSGI_ID:
+    "Warning: tyrant mode and a `[uwsgi]` section's own `uid` or `gid`: uWSGI starts as the file's owner and changes ids only when it starts as root, so the line raises nothing (`uid = 0` included).",
   EMP_CONFIG_UNKNOWN_USER: 'A `user` or `socket-owner` user that the system does not know.',
   EMP_CONFIG_UNKNOWN_GROUP: 'A `group` or `socket-owner` group that the system does not know.',
   EMP_CONFIG_USER_NEEDS_GROUP:

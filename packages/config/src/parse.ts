@@ -8,7 +8,7 @@ import { expandAll, type Definition } from './placeholders.js';
 import { clip, readLines, type RawEntry } from './read-lines.js';
 import { uwsgiVassal } from './uwsgi.js';
 import { suggest } from './suggest.js';
-import { asFileOwner } from './tyrant.js';
+import { asFileOwner, uwsgiIdWarnings } from './tyrant.js';
 import type { ParseOptions, VassalConfig } from './types.js';
 import { validate } from './validate.js';
 import { Values } from './values.js';
@@ -55,6 +55,7 @@ export function parseVassal(text: string, options: ParseOptions): ParseResult {
     // needs of it is read here, and only a bad file name is an error.
     const own = new IssueList(options.file);
     const read = uwsgiVassal(uwsgi, name, options, own);
+    if (options.owner !== undefined) uwsgiIdWarnings(uwsgi, options.owner, own);
     const config =
       options.owner === undefined
         ? read
@@ -115,6 +116,7 @@ export function parseVassal(text: string, options: ParseOptions): ParseResult {
           vassalSockets: known.filter((e) => e.key === 'socket').length,
         })
       : undefined;
+  if (uwsgiBase !== undefined && options.owner !== undefined) uwsgiIdWarnings(uwsgi, options.owner, issues);
   const validated = validate(
     { name, file: options.file, dir, values, placeholders, options, hasSection, uwsgi: uwsgiBase },
     issues,

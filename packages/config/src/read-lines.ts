@@ -35,6 +35,7 @@ export function readLines(text: string, issues: IssueList): ReadLines {
   let section: string | undefined;
   let sectionLine: number | undefined;
   let uwsgiLine: number | undefined;
+  const others: { name: string; line: number }[] = [];
   const lines = body.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const lineNo = i + 1;
@@ -79,16 +80,8 @@ export function readLines(text: string, issues: IssueList): ReadLines {
         // uWSGI's own section: its lines go to the `[uwsgi]` reader (uwsgi.ts).
         uwsgiLine ??= lineNo;
       } else {
-        const hint =
-          suggest(name, [SECTION]) === undefined
-            ? 'a vassal file has only a `[vassal]` section'
-            : 'did you mean `[vassal]`?';
-        issues.error(
-          'EMP_CONFIG_UNKNOWN_SECTION',
-          lineNo,
-          undefined,
-          `unknown section \`[${clip(name)}]\`: ${hint}`,
-        );
+        // Reported at the end: whether it is a typo or one of uWSGI's depends on the whole file.
+        others.push({ name, line: lineNo });
       }
       section = name;
       continue;
@@ -122,6 +115,7 @@ export function readLines(text: string, issues: IssueList): ReadLines {
     if (section !== SECTION) continue; // the unknown section header was reported once
     entries.push({ key, value, line: lineNo });
   }
+  for (const o of others) otherSection(o, sectionLine !== undefined && uwsgiLine !== undefined, issues);
   if (sectionLine === undefined) {
     // No header at all: the caller reports that once, and still checks every line, so that
     // one pass shows all the problems.
@@ -136,6 +130,34 @@ export function readLines(text: string, issues: IssueList): ReadLines {
     );
   }
   return { entries, hasSection: true, uwsgiLine, uwsgi };
+}
+
+/**
+ * A section other than `[vassal]` and `[uwsgi]`. In a file with both, a name close to neither is
+ * uWSGI's: a section that its `[uwsgi]` section may include (`ini = %p:prod`, as `uwsgi --ini
+ * FILE:prod` reads it) and that the file had before a `[vassal]` section was added to it. Neither
+ * the emperor nor `uwsgi --ini FILE` reads it: a warning says so. Anywhere else, an error (in a
+ * `[uwsgi]`-only file the caller drops it: the whole file is uWSGI's).
+ */
+function otherSection(o: { name: string; line: number }, both: boolean, issues: IssueList): void {
+  const near = suggest(o.name, both ? [SECTION, 'uwsgi'] : [SECTION]);
+  if (both && near === undefined) {
+    issues.warn(
+      'EMP_CONFIG_UWSGI_OTHER_SECTION',
+      o.line,
+      undefined,
+      `section \`[${clip(o.name)}]\` is read by neither the emperor (\`[vassal]\`) nor \`uwsgi --ini FILE\` (\`[uwsgi]\`): uWSGI reads it only where \`[uwsgi]\` includes it (\`ini = %p:${clip(o.name)}\`)`,
+    );
+    return;
+  }
+  const hint =
+    near === undefined ? 'a vassal file has only a `[vassal]` section' : `did you mean \`[${near}]\`?`;
+  issues.error(
+    'EMP_CONFIG_UNKNOWN_SECTION',
+    o.line,
+    undefined,
+    `unknown section \`[${clip(o.name)}]\`: ${hint}`,
+  );
 }
 
 /** Long junk (binary, minified files) would flood the terminal. */

@@ -132,6 +132,11 @@ export interface VassalConfig {
   /** Set for a `[uwsgi]` file: the addresses uWSGI listens on, owned by the emperor or not. */
   readonly uwsgi?: {
     readonly listeners: readonly UwsgiListener[];
+    /**
+     * The owned sockets are handed on uWSGI's command line (`--KEY fd://N`), so the instance
+     * gets no LISTEN_FDS: uWSGI would take those fds a second time, with its default protocol.
+     */
+    readonly fdsOnArgv: boolean;
     /** Plugins the file loads (`plugins`, `plugin`, `need-plugin`), for `emperor check`. */
     readonly plugins: readonly { readonly name: string; readonly line: number }[];
     /** `plugins-dir` values, where uWSGI looks for them first. */

@@ -2,6 +2,7 @@
 // as the owner of its file, so that whoever may write a file into the vassal directory gets a
 // process with their own rights and no more. A root-owned file would make that root.
 import type { IssueList } from './issue.js';
+import type { RawEntry } from './read-lines.js';
 import type { FileOwner, SystemLookup, VassalConfig } from './types.js';
 
 /** Lines of the `[vassal]` keys that name a user or group, for the messages. */
@@ -44,4 +45,22 @@ export function asFileOwner(
   // A user name gets its supplementary groups (initgroups); a uid without passwd entry gets none.
   const name = lookup?.userById?.(owner.uid)?.name ?? String(owner.uid);
   return { ...config, user: { name, uid: owner.uid, gid: owner.gid }, group: undefined };
+}
+
+/**
+ * uWSGI's own `uid`/`gid` lines in tyrant mode: uWSGI changes ids only when it starts as root,
+ * and it starts as the file's owner, so they raise nothing (`uid = 0` included). Said as a
+ * warning, since the file's author may believe otherwise.
+ */
+export function uwsgiIdWarnings(entries: readonly RawEntry[], owner: FileOwner, issues: IssueList): void {
+  for (const e of entries) {
+    if (e.key !== 'uid' && e.key !== 'gid') continue;
+    const own = e.key === 'uid' ? `uid ${owner.uid}` : `gid ${owner.gid}`;
+    issues.warn(
+      'EMP_CONFIG_TYRANT_UWSGI_ID',
+      e.line,
+      e.key,
+      `\`${e.key} = ${e.value}\` does nothing in tyrant mode: uWSGI starts as the owner of the file (${own}) and changes ids only when it starts as root; drop the line, or chown the file to the user the app runs as`,
+    );
+  }
 }

@@ -270,7 +270,6 @@ export function uwsgiVassal(
   for (const l of owned) {
     const fd = LISTEN_FDS_START + sockets.length;
     sockets.push(l.spec);
-    // The file's own `KEY = ADDR` stays: uWSGI skips binding it, as it has a socket of that name.
     handover.push(`--${l.key}`, l.rest === '' ? `fd://${fd}` : `fd://${fd},${l.rest}`);
   }
   // uWSGI says READY=1 from the master before it forks a worker. Preforking, the app is loaded
@@ -288,8 +287,17 @@ export function uwsgiVassal(
       ]
     : [];
   const binary = options.uwsgi ?? 'uwsgi';
+  // The hand-over comes before `--ini`: uWSGI 2.0 lists sockets in the order it reads them, and
+  // the file's own `KEY = ADDR` then finds a socket of that name already there and is skipped at
+  // bind time, but stays in the list with no fd (-1) and no protocol. A worker holding a
+  // keep-alive connection polls with timeout 0, and on a poll that returns no event (fd -1)
+  // uWSGI takes the first socket whose fd is -1: listed first, the file's line crashed the
+  // worker (SIGSEGV in its unset accept); listed after the `fd://N` one, it is never reached.
+  // Socket numbers stay the file's order (`map-socket`). No LISTEN_FDS either (spawn-instance):
+  // uWSGI would adopt fd N a second time, as a socket of its default `uwsgi` protocol.
   const argv = [
     binary,
+    ...handover,
     '--ini',
     options.file,
     // SIGTERM: uWSGI 2.0 reloads on it; these make it a stop that lets requests finish.
@@ -297,7 +305,6 @@ export function uwsgiVassal(
     '--hook-master-start',
     'unix_signal:15 gracefully_kill_them_all',
     ...gate,
-    ...handover,
   ];
   // uWSGI's `chmod-socket` (bare: 666); without it the socket file gets 777 minus uWSGI's umask.
   const chmod = values.find((v) => v.key === 'chmod-socket')?.value;
@@ -318,6 +325,7 @@ export function uwsgiVassal(
     reload: sockets.length > 0 ? { kind: 'rolling' } : { kind: 'signal', signal: 'SIGHUP' },
     uwsgi: {
       listeners: final,
+      fdsOnArgv: sockets.length > 0,
       plugins: values
         .filter((v) => PLUGIN_KEYS.has(v.key))
         .flatMap((v) =>

@@ -130,3 +130,5 @@ export function asUserReading(user: string | number, groups: 'clear' | 'init' = 
     '--ambient-caps=+dac_read_search',
   ];
 }
+
+export { keepAliveClient, type KeepAliveClient } from './keep-alive-client.js';

@@ -1,7 +1,7 @@
 // `emperor check FILE|DIR... [--json]`: validate vassal files without a daemon (SPEC §5).
 // Each file alone, then across the files given: a vassal name defined twice, and two vassals
 // owning one address. A directory stands for the vassal files the emperor would load from it.
-import { readdirSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import {
@@ -44,6 +44,12 @@ export const check: CommandModule = {
             type: 'boolean',
             default: false,
           })
+          .option('tyrant', {
+            describe:
+              'Read the files as `emperor run --tyrant` does: each runs as the owner of its file; root-owned files, a `user` naming someone else and symlinked files are refused',
+            type: 'boolean',
+            default: false,
+          })
           .option('uwsgi', {
             describe: 'The uWSGI binary that runs `[uwsgi]` files, as given to `emperor run --uwsgi`',
             type: 'string',
@@ -51,10 +57,11 @@ export const check: CommandModule = {
           })
           .example('$0 check /etc/emperor/vassals', 'Check every vassal the emperor would load')
           .example('$0 check shop.ini api.ini --json', 'Machine-readable result')
+          .example('$0 check --tyrant /etc/uwsgi/vassals', 'As a root emperor in tyrant mode would read them')
           .epilogue(
             'Exit 0 when every file is valid, 1 when any has an error (each printed as FILE:LINE: error: message [CODE]), 2 on usage errors.',
           ),
-      (args) => ctx.run(() => runCheck(args.paths ?? [], args.json, ctx.output, args.uwsgi)),
+      (args) => ctx.run(() => runCheck(args.paths ?? [], args.json, ctx.output, args.uwsgi, args.tyrant)),
     ),
 };
 
@@ -63,6 +70,7 @@ export async function runCheck(
   json: boolean,
   output: Output,
   uwsgi?: string,
+  tyrant = false,
 ): Promise<number> {
   const { files, problems, notes } = expand(paths);
   // A directory without a vassal file is worth a warning; when nothing at all was checked, the
@@ -77,8 +85,30 @@ export async function runCheck(
   const probes = new Map<string, string | undefined>();
   const checked: Checked[] = [];
   for (const file of files) {
-    const r = await readVassalFile(file, options);
     const shown = (i: ConfigIssue): ConfigIssue => ({ ...i, file });
+    const owner = tyrant ? ownerOf(file) : undefined;
+    if (owner === 'symlink') {
+      checked.push({
+        file,
+        name: vassalNameOf(basename(file)),
+        mtimeMs: undefined,
+        config: undefined,
+        errors: [
+          {
+            code: 'EMP_TYRANT_SYMLINK',
+            severity: 'error',
+            file,
+            line: undefined,
+            key: undefined,
+            message:
+              "tyrant mode does not follow vassal files that are symlinks (the link's owner says nothing of who wrote its target): the emperor skips it; copy the file in",
+          },
+        ],
+        warnings: [],
+      });
+      continue;
+    }
+    const r = await readVassalFile(file, owner === undefined ? options : { ...options, owner });
     checked.push({
       file,
       name: vassalNameOf(basename(file)),
@@ -120,6 +150,16 @@ export async function runCheck(
     }
   }
   return errorCount > 0 ? 1 : 0;
+}
+
+/** Tyrant mode: the file's owner, as the daemon takes it (lstat: a link is not followed). */
+function ownerOf(file: string): { uid: number; gid: number } | 'symlink' | undefined {
+  try {
+    const st = lstatSync(file);
+    return st.isSymbolicLink() ? 'symlink' : { uid: st.uid, gid: st.gid };
+  } catch {
+    return undefined; // readVassalFile reports why
+  }
 }
 
 function mtimeOf(file: string): number | undefined {

@@ -92,7 +92,9 @@ export function spawnInstance(
   if (!prepared.ok) return prepared;
   const { env } = prepared;
   const { fds } = channels;
-  if (fds.length > 0) {
+  // uWSGI gets its owned sockets as `--KEY fd://N` arguments instead (config/uwsgi.ts).
+  const listenFds = fds.length > 0 && config.uwsgi?.fdsOnArgv !== true;
+  if (listenFds) {
     env.LISTEN_FDS = String(fds.length);
     env.LISTEN_FDNAMES = channels.fdNames.join(':');
   }
@@ -105,7 +107,7 @@ export function spawnInstance(
   if (channels.notifyFd) env.EMPEROR_NOTIFY_FD = String(notifyAt);
   // sd_listen_fds() and sd_watchdog_enabled() want LISTEN_PID / WATCHDOG_PID = the app's own pid.
   const pidVars: string[] = [];
-  if (fds.length > 0) pidVars.push('LISTEN_PID');
+  if (listenFds) pidVars.push('LISTEN_PID');
   if (watchdog) pidVars.push('WATCHDOG_PID');
   // The last fds are the control socket's: the operator must still reach a full emperor.
   const shortage = fdBudget().spawnShortage();

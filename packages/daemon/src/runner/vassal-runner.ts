@@ -69,6 +69,8 @@ export class VassalRunner {
   readonly #status = new Map<number, string>();
   /** Instances booting at a lower CPU priority beside a serving generation, by pid (= pgid). */
   readonly #booting = new Set<number>();
+  /** Second passes of a priority restore, by pid (see #restorePriorities). */
+  readonly #restoring = new Map<number, NodeJS.Timeout>();
   /** Each live instance's place (cgroup or process group and orphans), by main pid, until all of it is gone. */
   readonly #cells = new Map<number, Cell>();
   /** Main processes that have exited (and been reaped) while the rest of their instance is killed. */
@@ -581,15 +583,31 @@ export class VassalRunner {
       const inst = this.#vassal.instances.find((i) => i.pid === pid);
       if (inst?.state === 'starting' && this.#servingBeside(inst.generation)) continue;
       this.#booting.delete(pid);
-      try {
-        setGroupPriority(pid, getPriority()); // the emperor's own now; false: the group is gone already
-      } catch (err) {
-        // It keeps running, slower than it should.
-        this.#deps.logger.warn(
-          { vassal: this.name, event: 'priority-not-restored', pid, err },
-          'priority-not-restored',
-        );
-      }
+      this.#restoreGroup(pid);
+      // A child the instance was forking while the group was walked keeps the lower priority: it
+      // copied its parent's before the walk and joined the group after it. Preforking servers
+      // fork right at READY=1 (uWSGI's master), and such a worker, starved under load, served
+      // slowly and was still starting (its SIGHUP ignored) when a stop came. A second pass, once
+      // any fork in flight has ended, gives it the emperor's priority too.
+      clearTimeout(this.#restoring.get(pid));
+      const again = setTimeout(() => {
+        this.#restoring.delete(pid);
+        if (!this.#disposed && this.#cells.has(pid)) this.#restoreGroup(pid);
+      }, PRIORITY_SECOND_PASS_MS);
+      again.unref();
+      this.#restoring.set(pid, again);
+    }
+  }
+
+  #restoreGroup(pid: number): void {
+    try {
+      setGroupPriority(pid, getPriority()); // the emperor's own now; false: the group is gone already
+    } catch (err) {
+      // It keeps running, slower than it should.
+      this.#deps.logger.warn(
+        { vassal: this.name, event: 'priority-not-restored', pid, err },
+        'priority-not-restored',
+      );
     }
   }
 
@@ -604,6 +622,8 @@ export class VassalRunner {
     this.#sockets.close();
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
+    for (const t of this.#restoring.values()) clearTimeout(t);
+    this.#restoring.clear();
     for (const c of this.#crons.values()) c.stop();
     this.#crons.clear();
     for (const stop of this.#watched.values()) stop();
@@ -619,6 +639,8 @@ export class VassalRunner {
  * `retire-nice` more (never raised back).
  */
 const BOOT_NICE = 10;
+/** When a restored priority is set again, for the children forked while it was first set. */
+const PRIORITY_SECOND_PASS_MS = 500;
 /** How long a smart daemon's pidfile may take to name it after its launcher exited. */
 const SMART_PIDFILE_MS = 10_000;
 /** How long the rest of an instance may take to die after SIGKILL, at least (else its stop-timeout). */
