@@ -299,12 +299,37 @@ void test('dashboard in a browser: live updates, a crash with its stderr, action
   const card = (await page.textContent('.problem[data-name="crash"]')) ?? '';
   assert.match(card, /crashing with 1/);
   assert.match(card, /exited with code 1/);
+  // A crash that ends as Node's do (stack frames, then `Node.js vX`): the row does not sum it up
+  // with `Node.js v20.0.0`, and the card opens the whole log, where the start of it is.
+  const script = join(tempDir(t), 'node-like-crash.sh');
+  writeFileSync(
+    script,
+    [
+      'echo "Error: cannot open /srv/app/config.json" >&2',
+      ...Array.from({ length: 6 }, (_, i) => `echo "    at frame${i} (app.js:${i}:1)" >&2`),
+      'echo "}" >&2',
+      'echo "Node.js v20.0.0" >&2',
+      'exit 2',
+    ].join('\n'),
+  );
+  emp.write('nodey.ini', `[vassal]\nexec = /bin/sh ${script}\n`);
+  await page.waitForSelector('.problem[data-name="nodey"] .state.backoff', { timeout: 30_000 });
+  const summary = (await page.textContent('tr[data-name="nodey"] td:last-child')) ?? '';
+  // Its error line is above the 5 stderr lines a status carries: the row says where to look.
+  assert.equal(summary, 'exited with code 2 · the cause is in its log');
+  await page.click('.problem[data-name="nodey"] button.open-log');
+  await page.waitForSelector('.detail h2:has-text("nodey")');
+  await page.waitForFunction(
+    `document.querySelector('.detail pre.log').textContent.includes('Error: cannot open')`,
+  );
   // A file with an error: its file, line and what would be valid, at first glance.
   emp.write('broken.ini', '[vassal]\nexec = /bin/sleep 1000\nprocesses = abc\n');
   await page.waitForSelector('.problem[data-name="broken"] .state.failed', { timeout: 30_000 });
   const broken = (await page.textContent('.problem[data-name="broken"]')) ?? '';
   assert.match(broken, /broken\.ini:3/);
   assert.match(broken, /expected an integer/);
+  assert.match(broken, /fix it in \S*broken\.ini and save/);
+  assert.match(broken, /fix it in \S*broken\.ini and save/);
   // Fixed as the card says (edit the line, save): it runs, and the card goes away by itself.
   emp.write('broken.ini', '[vassal]\nexec = /bin/sleep 1000\nprocesses = 2\n');
   await page.waitForSelector('tr[data-name="broken"] .state.running', { timeout: 30_000 });

@@ -153,3 +153,54 @@ void test('history: CPU and memory per vassal and instance, waiting connections,
   });
   assert.equal(post, 405, 'read-only');
 });
+
+/** Reads `/v1/events` until `pick` accepts one of its events; the stream is closed then. */
+function untilEvent<T>(
+  socketPath: string,
+  pick: (event: string, data: unknown) => T | undefined,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path: '/v1/events', agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (c: string) => {
+        text += c;
+        for (let end = text.indexOf('\n\n'); end >= 0; end = text.indexOf('\n\n')) {
+          const block = text.slice(0, end);
+          text = text.slice(end + 2);
+          const event = /^event: (\w+)$/m.exec(block)?.[1];
+          const data = /^data: (.*)$/m.exec(block)?.[1];
+          if (event === undefined || data === undefined) continue;
+          const got = pick(event, JSON.parse(data) as unknown);
+          if (got !== undefined) {
+            req.destroy();
+            resolve(got);
+            return;
+          }
+        }
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+void test('events: each sample names every vassal with its summed CPU % and RSS, and null for one without a process', async (t) => {
+  const port = await freePort();
+  const emp = await startEmperor(t, {
+    files: {
+      'web.ini': '[vassal]\nexec = /bin/sleep 1000\nprocesses = 2\n',
+      'down.ini': `[vassal]\nexec = /bin/sleep 1000\non-demand = true\nsocket = 127.0.0.1:${port}\n`,
+    },
+  });
+  await emp.waitLine((l) => l.event === 'running' && l.vassal === 'web', 'web running');
+  type Sample = { at: number; emperor: { rss_bytes: number }; vassals: Record<string, unknown> };
+  const sample = await untilEvent(controlSocket(emp), (event, data) =>
+    event === 'sample' ? (data as Sample) : undefined,
+  );
+  assert.ok(sample.at > 0);
+  assert.ok(sample.emperor.rss_bytes > 0);
+  const [cpu, rss] = sample.vassals.web as [number, number];
+  assert.equal(typeof cpu, 'number');
+  assert.ok(rss > 0, `web's RSS, two sleeps: ${rss}`);
+  assert.deepEqual(sample.vassals.down, [null, null]);
+});

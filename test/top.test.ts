@@ -146,6 +146,21 @@ void test(
     term.keys('y');
     await term.until((s) => /aaa-quiet\s+stopped/.test(s), 'aaa-quiet stopped');
 
+    // A broken vassal, selected: what is wrong, with its file and line, under the list; its log
+    // (it never ran) says why there is none instead of showing the raw answer.
+    emp.write('bbb-broken.ini', '[vassal]\nexec = /bin/sleep 1000\nprocesses = four\n');
+    await term.until((s) => /bbb-broken\s+failed/.test(s), 'bbb-broken shown');
+    term.keys('j');
+    await term.until((s) => line(s, 'bbb-broken').startsWith('>'), 'bbb-broken selected');
+    await term.until(
+      (s) => s.includes('bbb-broken: bbb-broken.ini:3: invalid `processes` value `four`'),
+      'its error under the list',
+    );
+    term.keys('l');
+    await term.until((s) => /\(no log: bbb-broken has never started/.test(s), 'why it has no log');
+    assert.doesNotMatch(term.screen(), /\{"error"/);
+    term.keys('l');
+
     // A filter narrows the list.
     term.keys('/', 'z', 'z', 'Enter');
     await term.until(

@@ -135,6 +135,29 @@ function exitText(v: VassalStatus): string {
   return e.signal !== null ? `killed by ${e.signal}` : `exited with code ${e.code ?? '?'}`;
 }
 
+const TELLING =
+  /error|ERR_|exception|fatal|cannot|can't|could not|failed|refused|denied|not found|no such|invalid|missing/i;
+
+/**
+ * The stderr line that says most about a crash, for the one-line summary: the last that looks like
+ * an error, else the last that is not a stack frame or a runtime's sign-off (a Node crash ends with
+ * `    at ...` lines, `}` and `Node.js v20...`, none of which says what went wrong).
+ */
+function tellingLine(lines: readonly string[]): string | undefined {
+  const useful = lines.filter(
+    (l) => l.trim() !== '' && !/^\s+at /.test(l) && !/^\s*[{}()[\]]\s*$/.test(l) && !/^Node\.js v\d/.test(l),
+  );
+  return (
+    [...useful]
+      .reverse()
+      .find((l) => TELLING.test(l))
+      ?.trim() ??
+    useful.at(-1)?.trim() ??
+    // Only the end of a long trace is in the status: what went wrong is further up, in the log.
+    (lines.length > 0 ? 'the cause is in its log' : undefined)
+  );
+}
+
 /** Broken first (what needs a human), then what is changing, then what runs. */
 function rank(v: VassalStatus): number {
   if (v.state === 'failed') return 0;
@@ -216,7 +239,7 @@ function cellsHtml(v: VassalStatus): string {
     e !== undefined
       ? `${e.file.split('/').pop() ?? ''}${e.line === null ? '' : `:${e.line}`}: ${e.message}`
       : v.state === 'backoff' || v.state === 'failed'
-        ? [exitText(v), v.reason, v.last_stderr.at(-1)].filter(Boolean).join(' · ')
+        ? [exitText(v), v.reason, tellingLine(v.last_stderr)].filter(Boolean).join(' · ')
         : exitText(v);
   const out = [
     esc(v.name),
@@ -228,7 +251,7 @@ function cellsHtml(v: VassalStatus): string {
     String(v.restarts),
   ];
   if (hasRecycles.shown) out.push(v.recycles === undefined ? '–' : String(v.recycles));
-  out.push(duration(v.uptime_s), esc(problem));
+  out.push(duration(v.uptime_s), problem === '' ? '' : `<div class="problem-text">${esc(problem)}</div>`);
   return `<td>${out.join('</td><td>')}</td>`;
 }
 
@@ -296,14 +319,23 @@ function arrangeSoon(): void {
 
 // ---- what is broken, and how to fix it ----------------------------------------------------------
 
+/** What to press after fixing a cause, as this session can. */
+function restartHint(): string {
+  return session.can_act ? 'press Restart' : 'log in with the dashboard token and press Restart';
+}
+
 function explain(v: VassalStatus): string {
   if (v.errors.length > 0) {
     const serving = v.state === 'running' || v.state === 'waiting';
-    return `Its file has ${v.errors.length === 1 ? 'an error' : `${v.errors.length} errors`}: fix ${v.errors.length === 1 ? 'it' : 'them'} and save; the emperor reads the file again by itself.${serving ? ' Until then the generation already running keeps serving.' : ''}`;
+    return `Its file has ${v.errors.length === 1 ? 'an error' : `${v.errors.length} errors`}: fix ${v.errors.length === 1 ? 'it' : 'them'} in ${v.file} and save; the emperor reads the file again by itself.${serving ? ' Until then the generation already running keeps serving.' : ''}`;
   }
+  const output =
+    v.last_stderr.length > 0
+      ? ` Its last lines on stderr are below (its whole log is under "Log" when you open it).`
+      : ' It wrote nothing on stderr: see its log (open it).';
   if (v.state === 'backoff')
-    return `It ${exitText(v) || 'exits'} soon after starting, so the emperor restarts it with growing delays${v.backoff_until ? ` (next try at ${clock(v.backoff_until)})` : ''}. Its last output is below: fix the cause, then press Restart (or save its file).`;
-  return `${v.reason ?? 'It cannot start'}.${v.retry_at ? ` The emperor tries again at ${clock(v.retry_at)};` : ''} Fix the cause, then press Restart (or save its file).`;
+    return `It ${exitText(v) || 'exits'} soon after starting, so the emperor restarts it with growing delays${v.backoff_until ? ` (next try at ${clock(v.backoff_until)})` : ''}.${output} Fix the cause: the next try picks the fix up by itself, or ${restartHint()} to try at once.`;
+  return `${v.reason ?? 'It cannot start'}.${v.retry_at ? ` The emperor tries again at ${clock(v.retry_at)}.` : ''}${output} Fix the cause, then ${restartHint()} (or save its file).`;
 }
 
 function errorList(v: VassalStatus): HTMLElement {
@@ -347,9 +379,14 @@ function renderProblems(list: VassalStatus[]): void {
         el('p', {}, explain(v)),
         v.errors.length > 0 ? errorList(v) : '',
         stderrBlock(v),
+        v.errors.length > 0 ? '' : el('button', { class: 'open-log', type: 'button' }, 'Open its log'),
       );
-      card.querySelector('button')?.addEventListener('click', () => {
+      card.querySelector('button.link')?.addEventListener('click', () => {
         select(v.name);
+      });
+      card.querySelector('button.open-log')?.addEventListener('click', () => {
+        select(v.name);
+        logPre.scrollIntoView({ block: 'nearest' });
       });
       return card;
     }),
@@ -523,17 +560,21 @@ function renderDetail(): void {
   if (v.side_daemons?.length)
     facts.push(['side daemons', v.side_daemons.map((d) => `${d.command} (${d.state})`).join(', ')]);
   const chartBox = detail.querySelector('.charts') ?? el('div', { class: 'charts' });
+  // A crashing vassal's log says why (the start of a stack trace is above its last stderr lines):
+  // right under the summary, not below the charts.
+  const crashing = broken(v) && v.errors.length === 0;
+  const log = [el('h3', {}, 'Log'), logPre];
   detail.replaceChildren(
     el('h2', {}, v.name, ' ', el('span', { class: `state ${v.state}` }, v.state)),
     actions,
     broken(v) ? el('p', { class: 'explain' }, explain(v)) : '',
     v.errors.length > 0 ? errorList(v) : '',
     stderrBlock(v),
+    ...(crashing ? log : []),
     el('dl', {}, ...facts.flatMap(([k, val]) => [el('dt', {}, k), el('dd', {}, val)])),
     instances,
     chartBox,
-    el('h3', {}, 'Log'),
-    logPre,
+    ...(crashing ? [] : log),
   );
 }
 
@@ -626,7 +667,8 @@ function tailLog(name: string): void {
 function upsert(list: VassalStatus[]): void {
   for (const v of list) {
     vassals.set(v.name, v);
-    if (v.recycles !== undefined && !hasRecycles.shown) {
+    // A column of zeros is noise: it appears with the first recycle.
+    if ((v.recycles ?? 0) > 0 && !hasRecycles.shown) {
       hasRecycles.shown = true;
       headings();
       renderRows([...vassals.values()]);

@@ -243,6 +243,20 @@ export async function runTop(options: TopOptions): Promise<number> {
         res.destroy();
         return;
       }
+      if ((res.statusCode ?? 500) >= 400) {
+        // The answer is an error in JSON (a vassal that never started has no log): its message.
+        let text = '';
+        for await (const chunk of res as AsyncIterable<Buffer>) text += chunk.toString('utf8');
+        let message = `HTTP ${res.statusCode ?? '?'}`;
+        try {
+          message = (JSON.parse(text) as { error?: { message?: string } }).error?.message ?? message;
+        } catch {
+          // not JSON: the status code says enough
+        }
+        if (state.log === log) log.lines.push(`(no log: ${message})`);
+        draw();
+        return;
+      }
       logStream = res;
       let partial = '';
       res.setEncoding('utf8');

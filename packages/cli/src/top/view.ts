@@ -174,7 +174,11 @@ export function render(f: Frame): string[] {
     out.push(selected && color ? `\x1b[1m${fit(line, columns)}\x1b[0m` : fit(line, columns));
   }
   if (vassals.length === 0) out.push(state.filter ? `no vassal matches \`${state.filter}\`` : 'no vassals');
-  while (out.length < rows - 1 - logRows) out.push('');
+  // What is wrong with the selected vassal, in one line, where the eye is: top has no detail pane.
+  const chosen = vassals.find((v) => v.name === state.selected);
+  const problem = chosen === undefined ? undefined : problemOf(chosen);
+  while (out.length < rows - 1 - logRows - (problem === undefined ? 0 : 1)) out.push('');
+  if (problem !== undefined) out.push(paint('31', fit(`${chosen?.name ?? ''}: ${problem}`, columns)));
   if (state.log) {
     out.push(paint('7', fit(`log of ${state.log.name} (l to close)`, columns)));
     const tail = state.log.lines.slice(-(logRows - 1));
@@ -188,6 +192,35 @@ export function render(f: Frame): string[] {
       : KEYS_HELP;
   out.push(footer);
   return out.slice(0, rows).map((l) => fit(l, columns));
+}
+
+/**
+ * Why a vassal needs a human, in one line, or undefined when it does not: the config error with
+ * its file and line, else how it last exited and its last stderr line (`l` shows the whole log).
+ */
+export function problemOf(v: VassalStatus): string | undefined {
+  const e = v.errors[0];
+  if (e !== undefined)
+    return `${e.file.split('/').pop() ?? e.file}${e.line === null ? '' : `:${e.line}`}: ${e.message}${v.errors.length > 1 ? ` (and ${v.errors.length - 1} more)` : ''}`;
+  if (v.state !== 'backoff' && v.state !== 'failed') return undefined;
+  const exit = v.last_exit;
+  const how =
+    exit === null
+      ? undefined
+      : exit.signal !== null
+        ? `killed by ${exit.signal}`
+        : `exited with code ${exit.code ?? '?'}`;
+  // Not a stack frame or a runtime's sign-off (`Node.js v20...`): they do not say what went wrong.
+  const stderr = v.last_stderr
+    .filter(
+      (l) =>
+        l.trim() !== '' && !/^\s+at /.test(l) && !/^\s*[{}()[\]]\s*$/.test(l) && !/^Node\.js v\d/.test(l),
+    )
+    .at(-1)
+    ?.trim();
+  return [how, v.reason, stderr === undefined ? undefined : `stderr: ${stderr}`, 'l: its log']
+    .filter((x) => x !== undefined && x !== null && x !== '')
+    .join(' · ');
 }
 
 function pad(text: string, width: number): string {

@@ -6,10 +6,11 @@ import { sampleUsage, scanProcesses, type ProcStat, type Usage } from '../os/pro
 
 const MIN_INTERVAL_MS = 250;
 
+/** Updated in place: a dashboard samples 1000 instances every 3 s. */
 interface Sample {
-  readonly cpuSeconds: number;
-  readonly at: number;
-  readonly percent: number;
+  cpuSeconds: number;
+  at: number;
+  percent: number;
 }
 
 export interface InstanceUsage {
@@ -36,7 +37,7 @@ export class CpuSampler {
     extra: ReadonlyMap<number, readonly number[]> = new Map(),
   ): Map<number, InstanceUsage> {
     const at = this.#now();
-    const usage: Map<number, Usage> = sampleUsage([...roots.keys()], procs, extra);
+    const usage: Map<number, Usage> = sampleUsage(roots.keys(), procs, extra);
     const out = new Map<number, InstanceUsage>();
     for (const [pid, u] of usage) {
       const prev = this.#last.get(pid);
@@ -48,7 +49,12 @@ export class CpuSampler {
         const base = prev?.cpuSeconds ?? 0;
         const wall = (at - since) / 1000;
         percent = wall > 0 ? Math.max(0, ((u.cpuSeconds - base) / wall) * 100) : 0;
-        this.#last.set(pid, { cpuSeconds: u.cpuSeconds, at, percent });
+        if (prev === undefined) this.#last.set(pid, { cpuSeconds: u.cpuSeconds, at, percent });
+        else {
+          prev.cpuSeconds = u.cpuSeconds;
+          prev.at = at;
+          prev.percent = percent;
+        }
       }
       out.set(pid, {
         rssBytes: u.rssBytes,

@@ -87,7 +87,7 @@ export class EventHub {
         });
       else {
         const latest = this.#opts.history.latest();
-        if (latest.at > 0) send(stream, 'sample', this.#sampleBody(latest));
+        if (latest.at > 0) write(stream, this.#sampleFrame(latest));
       }
     });
     res.once('close', () => {
@@ -192,12 +192,13 @@ export class EventHub {
   }
 
   #sample(latest: LatestSample): void {
-    const text = frame('sample', this.#sampleBody(latest));
+    const text = this.#sampleFrame(latest);
     for (const s of this.#streams) if (s.samples) write(s, text);
   }
 
-  #sampleBody(latest: LatestSample): unknown {
-    return { at: latest.at, emperor: this.#opts.health(), vassals: latest.vassals };
+  #sampleFrame(latest: LatestSample): string {
+    const health = JSON.stringify(this.#opts.health());
+    return `event: sample\ndata: {"at":${latest.at},"emperor":${health},"vassals":${latest.vassalsJson}}\n\n`;
   }
 }
 
@@ -221,10 +222,6 @@ function fingerprint(runner: VassalRunner): string {
 
 function frame(event: string, body: unknown): string {
   return `event: ${event}\ndata: ${JSON.stringify(body)}\n\n`;
-}
-
-function send(stream: Stream, event: string, body: unknown): void {
-  write(stream, frame(event, body));
 }
 
 function write(stream: Stream, text: string): void {

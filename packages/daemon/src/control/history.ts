@@ -57,10 +57,15 @@ export interface HistorySnapshot {
   readonly vassals: VassalHistory[];
 }
 
-/** The newest sample: epoch ms, and per vassal [CPU %, RSS bytes] summed over its instances. */
+/**
+ * The newest sample: epoch ms, and per vassal [CPU %, RSS bytes] summed over its instances, as the
+ * text of a JSON object (`{"web":[1.5,20480000],...}`): written as text, not built as an object to
+ * be stringified, because a dashboard gets one every 3 s and at 1000 vassals the object was most
+ * of the garbage a sample made.
+ */
 export interface LatestSample {
   readonly at: number;
-  readonly vassals: Record<string, [number | null, number | null]>;
+  readonly vassalsJson: string;
 }
 
 interface Slot {
@@ -78,6 +83,8 @@ interface Change {
 
 interface Series {
   readonly events: Change[];
+  /** The name as a JSON key (`"web":`), made once for `latest`. */
+  key: string | undefined;
   /** Created by the first sample: a vassal nobody watched holds only its changes. */
   slots: Map<number, Slot> | undefined;
   waiting: Float32Array | undefined;
@@ -155,21 +162,25 @@ export class History {
 
   /** The newest sample of every vassal that has one: summed CPU % and RSS bytes. */
   latest(): LatestSample {
-    const vassals: Record<string, [number | null, number | null]> = {};
+    const parts: string[] = [];
     const pos = (this.#ticks - 1) % SAMPLES;
     if (this.#ticks > 0)
       for (const [name, s] of this.#series) {
-        let cpu: number | null = null;
-        let rss: number | null = null;
-        for (const slot of s.slots?.values() ?? []) {
-          const c = slot.values[pos] ?? NaN;
-          const r = slot.values[SAMPLES + pos] ?? NaN;
-          if (!Number.isNaN(c)) cpu = Math.round(((cpu ?? 0) + c) * 10) / 10;
-          if (!Number.isNaN(r)) rss = Math.round((rss ?? 0) + r);
-        }
-        vassals[name] = [cpu, rss];
+        let cpu = NaN;
+        let rss = NaN;
+        if (s.slots !== undefined)
+          for (const slot of s.slots.values()) {
+            const c = slot.values[pos] ?? NaN;
+            const r = slot.values[SAMPLES + pos] ?? NaN;
+            if (!Number.isNaN(c)) cpu = (Number.isNaN(cpu) ? 0 : cpu) + c;
+            if (!Number.isNaN(r)) rss = (Number.isNaN(rss) ? 0 : rss) + r;
+          }
+        s.key ??= `${JSON.stringify(name)}:`;
+        parts.push(
+          `${s.key}[${Number.isNaN(cpu) ? 'null' : Math.round(cpu * 10) / 10},${Number.isNaN(rss) ? 'null' : Math.round(rss)}]`,
+        );
       }
-    return { at: this.#lastTime(), vassals };
+    return { at: this.#lastTime(), vassalsJson: `{${parts.join(',')}}` };
   }
 
   #start(): void {
@@ -196,7 +207,8 @@ export class History {
 
   #get(name: string): Series {
     let s = this.#series.get(name);
-    if (!s) this.#series.set(name, (s = { events: [], slots: undefined, waiting: undefined }));
+    if (!s)
+      this.#series.set(name, (s = { events: [], key: undefined, slots: undefined, waiting: undefined }));
     return s;
   }
 
@@ -228,7 +240,8 @@ export class History {
       return;
     }
     const runners = emperor.reconciler.runners;
-    const tcp = [...runners.values()].some((r) => r.vassal.config.sockets.some((s) => s.kind === 'tcp'));
+    let tcp = false;
+    for (const r of runners.values()) if (r.vassal.config.sockets.some((s) => s.kind === 'tcp')) tcp = true;
     const usage = instanceUsage(emperor, this.#sampler, runners.values(), { sides: false });
     const queues = tcp ? tcpAcceptQueues() : new Map<number, number>();
 
@@ -237,40 +250,40 @@ export class History {
     const pos = tick % SAMPLES;
     this.#times[pos] = at;
     for (const name of this.#series.keys()) if (!runners.has(name)) this.#series.delete(name);
+    // Written in place, no object per vassal: at 1000 vassals every 3 s, garbage is what makes V8
+    // grow its heap for good (a slot's `lastTick === tick` says it has a value of this tick).
     for (const [name, runner] of runners) {
       const v = runner.vassal;
       const s = this.#get(name);
-      const sums = new Map<number, { cpu: number; rss: number }>();
       for (const i of v.instances) {
         const u = i.pid === undefined ? undefined : usage.get(i.pid);
         if (!u) continue;
-        const sum = sums.get(i.index) ?? { cpu: 0, rss: 0 };
-        sum.cpu += u.cpuPercent;
-        sum.rss += u.rssBytes;
-        sums.set(i.index, sum);
-      }
-      for (const [index, sum] of sums) {
         s.slots ??= new Map();
-        let slot = s.slots.get(index);
+        let slot = s.slots.get(i.index);
         if (!slot)
-          s.slots.set(index, (slot = { values: new Float32Array(2 * SAMPLES).fill(NaN), lastTick: tick }));
-        slot.values[pos] = sum.cpu;
-        slot.values[SAMPLES + pos] = sum.rss;
+          s.slots.set(i.index, (slot = { values: new Float32Array(2 * SAMPLES).fill(NaN), lastTick: -1 }));
+        // Two generations share a slot while one replaces the other: their sum.
+        const first = slot.lastTick !== tick;
+        slot.values[pos] = u.cpuPercent + (first ? 0 : (slot.values[pos] ?? 0));
+        slot.values[SAMPLES + pos] = u.rssBytes + (first ? 0 : (slot.values[SAMPLES + pos] ?? 0));
         slot.lastTick = tick;
       }
-      for (const [index, slot] of s.slots ?? []) {
-        if (sums.has(index)) continue;
-        // A slot with no process for a whole window holds nothing worth its memory.
-        if (tick - slot.lastTick >= SAMPLES) s.slots?.delete(index);
-        else {
-          slot.values[pos] = NaN;
-          slot.values[SAMPLES + pos] = NaN;
+      if (s.slots !== undefined)
+        for (const [index, slot] of s.slots) {
+          if (slot.lastTick === tick) continue;
+          // A slot with no process for a whole window holds nothing worth its memory.
+          if (tick - slot.lastTick >= SAMPLES) s.slots.delete(index);
+          else {
+            slot.values[pos] = NaN;
+            slot.values[SAMPLES + pos] = NaN;
+          }
         }
-      }
-      const ports = v.config.sockets.flatMap((sock) => (sock.kind === 'tcp' ? [sock.port] : []));
-      if (ports.length > 0) {
+      const sockets = v.config.sockets;
+      if (sockets.length > 0 && sockets.some((sock) => sock.kind === 'tcp')) {
         s.waiting ??= new Float32Array(SAMPLES).fill(NaN);
-        s.waiting[pos] = v.bound ? ports.reduce((n, p) => n + (queues.get(p) ?? 0), 0) : NaN;
+        let waiting = 0;
+        for (const sock of sockets) if (sock.kind === 'tcp') waiting += queues.get(sock.port) ?? 0;
+        s.waiting[pos] = v.bound ? waiting : NaN;
       } else s.waiting = undefined;
     }
     this.#ticks = tick + 1;

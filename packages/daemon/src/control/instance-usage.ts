@@ -14,27 +14,34 @@ export function instanceUsage(
   { sides }: { sides: boolean },
 ): Map<number, InstanceUsage> {
   const roots = new Map<number, number>();
-  const keys = new Map<string, number>();
+  const list: VassalRunner[] = [];
   for (const runner of runners) {
+    list.push(runner);
     const v = runner.vassal;
-    for (const i of v.instances) {
-      if (i.pid === undefined) continue;
-      roots.set(i.pid, i.startedAt);
-      keys.set(instanceKey({ vassal: v.name, generation: i.generation, index: i.index }), i.pid);
-    }
-    if (!sides) continue;
-    for (const d of v.sides) {
-      if (d.pid === undefined) continue;
-      roots.set(d.pid, d.startedAt);
-      keys.set(instanceKey({ vassal: v.name, kind: 'attach', generation: 0, index: d.index }), d.pid);
-    }
+    for (const i of v.instances) if (i.pid !== undefined) roots.set(i.pid, i.startedAt);
+    if (sides) for (const d of v.sides) if (d.pid !== undefined) roots.set(d.pid, d.startedAt);
   }
   if (roots.size === 0) return new Map();
   const procs = scanProcesses();
+  const escapees = emperor.escapees(procs);
   const extra = new Map<number, number[]>();
-  for (const [key, pids] of emperor.escapees(procs)) {
-    const root = keys.get(key);
-    if (root !== undefined) extra.set(root, pids);
+  // Keys only when there are escapees (rarely): a string per instance every sample adds up at 1000.
+  if (escapees.size > 0) {
+    const keys = new Map<string, number>();
+    for (const runner of list) {
+      const v = runner.vassal;
+      for (const i of v.instances)
+        if (i.pid !== undefined)
+          keys.set(instanceKey({ vassal: v.name, generation: i.generation, index: i.index }), i.pid);
+      if (sides)
+        for (const d of v.sides)
+          if (d.pid !== undefined)
+            keys.set(instanceKey({ vassal: v.name, kind: 'attach', generation: 0, index: d.index }), d.pid);
+    }
+    for (const [key, pids] of escapees) {
+      const root = keys.get(key);
+      if (root !== undefined) extra.set(root, pids);
+    }
   }
   return sampler.sample(roots, procs, extra);
 }
