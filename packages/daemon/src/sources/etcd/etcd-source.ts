@@ -37,7 +37,7 @@ export interface EtcdSourceOptions {
 
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 5000;
-/** A watch stream up this long that breaks is resumed at once; a shorter one waits its backoff. */
+/** A watch stream that breaks is resumed at once, but not twice within this: then it waits its backoff. */
 const STREAM_STEADY_MS = 1000;
 /** What `%d`, the default `chdir` and relative paths mean for a vassal from etcd (docs/fleet.md). */
 const DEFINITION_DIR = '/';
@@ -66,6 +66,8 @@ export class EtcdSource implements VassalSource {
   /** A full read is needed before watching again (never read, or compacted). */
   #needsRead = true;
   #backoffMs = BACKOFF_MIN_MS;
+  /** When a broken watch stream was last resumed at once (the guard against a spin). */
+  #resumedAt = 0;
   #timer: NodeJS.Timeout | undefined;
   #stopWatch: (() => void) | undefined;
   #closed = false;
@@ -201,9 +203,13 @@ export class EtcdSource implements VassalSource {
           void this.#reconnect();
           return;
         }
-        // A stream that served a while and broke (its member died, a proxy restarted): watched
-        // again at once, through whichever endpoint answers; etcd is unreachable only if none does.
-        if (createdAt !== undefined && Date.now() - createdAt >= STREAM_STEADY_MS) {
+        // A stream that was up and broke (its member died, a proxy restarted): watched again at
+        // once, through whichever endpoint answers; etcd is unreachable only if none does. How
+        // long it was up says nothing (a member may die a moment after the watch began), but two
+        // such breaks within STREAM_STEADY_MS are a spin, and wait their backoff.
+        const now = Date.now();
+        if (createdAt !== undefined && now - this.#resumedAt >= STREAM_STEADY_MS) {
+          this.#resumedAt = now;
           void this.#reconnect();
           return;
         }
