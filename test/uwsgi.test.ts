@@ -1,7 +1,7 @@
 // `[uwsgi]` vassal files, run unchanged with Debian's uWSGI 2.0: the emperor owns the sockets it
 // can be sure of, hands them over keeping each one's protocol, and rolls reloads; the rest uWSGI
 // binds itself and reloads in place on SIGHUP.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -21,6 +21,8 @@ import {
   tempDir,
   waitFor,
   type EmperorProcess,
+  type KeepAliveClient,
+  type Load,
   type LogLine,
 } from './support.js';
 
@@ -34,6 +36,40 @@ const skip =
 const spawnOf = (name: string) => (l: LogLine) => l.event === 'spawn' && l.vassal === name;
 const runningOf = (name: string, generation?: number) => (l: LogLine) =>
   l.event === 'running' && l.vassal === name && (generation === undefined || l.generation === generation);
+
+/**
+ * Touches NAME's file under the running loads: generation 2 ready, the old master gone, then
+ * `after` more requests; none may have failed (each client resends once on a new connection, as
+ * HTTP clients do), and generation 2 answers.
+ */
+async function rollUnderLoad(
+  t: TestContext,
+  emp: EmperorProcess,
+  name: string,
+  oldMaster: number,
+  port: number,
+  clients: readonly KeepAliveClient[],
+  loads: readonly Load[],
+  after: number,
+): Promise<void> {
+  const ok = (): number => loads.reduce((n, l) => n + l.ok(), 0);
+  const from = emp.lines.length;
+  const later = new Date(Date.now() + 5000);
+  utimesSync(join(emp.vassals, `${name}.ini`), later, later);
+  await emp.waitLine(runningOf(name, 2), 'generation 2 ready', from);
+  await waitFor(() => !alive(oldMaster), { what: 'the old master gone' });
+  const okThen = ok();
+  await waitFor(() => ok() >= okThen + after, { what: 'requests after the reload' });
+  await Promise.all(loads.map((l) => l.stop()));
+  const retried = clients.reduce((n, c) => n + c.retried(), 0);
+  t.diagnostic(`requests: ${ok()}, sent again after the old master closed their connection: ${retried}`);
+  assert.deepEqual(
+    loads.flatMap((l) => l.failures),
+    [],
+    'no request failed during the rolling reload',
+  );
+  assert.equal((await getJson(port)).generation, '2');
+}
 
 /** A uWSGI vassal file as uWSGI users write them: nothing in it is for the emperor. */
 const appFile = (sockets: string, extra = ''): string =>
@@ -611,22 +647,7 @@ void test(
       8,
       'uWSGI kept each connection alive',
     );
-    const from = emp.lines.length;
-    const later = new Date(Date.now() + 5000);
-    utimesSync(join(emp.vassals, 'ka.ini'), later, later);
-    await emp.waitLine(runningOf('ka', 2), 'generation 2 ready', from);
-    await waitFor(() => !alive(spawned.pid as number), { what: 'the old master gone' });
-    const okThen = ok();
-    await waitFor(() => ok() >= okThen + 200, { what: 'requests after the reload' });
-    await Promise.all(loads.map((l) => l.stop()));
-    const retried = clients.reduce((n, c) => n + c.retried(), 0);
-    t.diagnostic(`requests: ${ok()}, sent again after the old master closed their connection: ${retried}`);
-    assert.deepEqual(
-      loads.flatMap((l) => l.failures),
-      [],
-      'no request failed during the rolling reload',
-    );
-    assert.equal((await getJson(port)).generation, '2');
+    await rollUnderLoad(t, emp, 'ka', spawned.pid as number, port, clients, loads, 200);
   },
 );
 
@@ -674,22 +695,7 @@ void test(
       [...workers].sort(),
       'each of the 4 workers answers on its kept-alive connection',
     );
-    const from = emp.lines.length;
-    const later = new Date(Date.now() + 5000);
-    utimesSync(join(emp.vassals, 'four.ini'), later, later);
-    await emp.waitLine(runningOf('four', 2), 'generation 2 ready', from);
-    await waitFor(() => !alive(spawned.pid as number), { what: 'the old master gone' });
-    const okThen = ok();
-    await waitFor(() => ok() >= okThen + 400, { what: 'requests after the reload' });
-    await Promise.all(loads.map((l) => l.stop()));
-    const retried = clients.reduce((n, c) => n + c.retried(), 0);
-    t.diagnostic(`requests: ${ok()}, sent again after the old master closed their connection: ${retried}`);
-    assert.deepEqual(
-      loads.flatMap((l) => l.failures),
-      [],
-      'no request failed during the rolling reload',
-    );
-    assert.equal((await getJson(port)).generation, '2');
+    await rollUnderLoad(t, emp, 'four', spawned.pid as number, port, clients, loads, 400);
 
     // Each master lists the socket once: the `fd://3` hand-over, no LISTEN_FDS copy of it, and
     // the file's own line skipped. No worker died on the way.
