@@ -7,12 +7,10 @@
 //   node bench/etcd-client.mjs --etcd3 DIR [--keys 100] [--runs 7]
 // DIR: a directory where `npm install etcd3` was run (not a dependency of the project).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { ROOT, cleanEnv } from './lib.mjs';
+import { ROOT, cleanEnv, startEtcdMember } from './lib.mjs';
 
 const { values } = parseArgs({
   options: { etcd3: { type: 'string' }, keys: { type: 'string' }, runs: { type: 'string' } },
@@ -21,53 +19,7 @@ if (!values.etcd3) throw new Error('--etcd3 DIR: a directory with node_modules/e
 const KEYS = Number(values.keys ?? 100);
 const RUNS = Number(values.runs ?? 7);
 
-const freePort = () =>
-  new Promise((done) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => done(port));
-    });
-  });
-
-const dir = mkdtempSync('/tmp/emp-etcd-bench-');
-const [port, peer] = [await freePort(), await freePort()];
-const etcd = spawn(
-  'etcd',
-  [
-    '--data-dir',
-    join(dir, 'data'),
-    '--log-level',
-    'error',
-    '--listen-client-urls',
-    `http://127.0.0.1:${port}`,
-    '--advertise-client-urls',
-    `http://127.0.0.1:${port}`,
-    '--listen-peer-urls',
-    `http://127.0.0.1:${peer}`,
-    '--initial-advertise-peer-urls',
-    `http://127.0.0.1:${peer}`,
-    '--initial-cluster',
-    `default=http://127.0.0.1:${peer}`,
-  ],
-  { stdio: 'ignore' },
-);
-const cleanup = () => {
-  etcd.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
-};
-process.on('exit', cleanup);
-
-const { EtcdClient } = await import(join(ROOT, 'packages/daemon/dist/src/sources/etcd/client.js'));
-const client = new EtcdClient({ endpoints: [{ host: '127.0.0.1', port }] });
-for (let i = 0; ; i++) {
-  try {
-    await client.range('/');
-    break;
-  } catch (err) {
-    if (i > 200) throw err;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const { port, client } = await startEtcdMember();
 const text = '[vassal]\nexec = /bin/sleep 1000\nprocesses = 2\nenv = A=1\n';
 for (let i = 0; i < KEYS; i++) await client.put(`/bench/vassals/app${i}`, text);
 

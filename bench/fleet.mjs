@@ -11,13 +11,8 @@
 //
 //   node bench/fleet.mjs [latency] [sync]     (both by default; PUTS=50 N=1000 RUNS=2 SETTLE_S=10)
 // NODE_EXTRA_CA_CERTS is unset for every process (cleanEnv, startEmperor).
-import { spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
-import { createServer } from 'node:net';
 import {
-  ROOT,
-  cleanEnv,
   deadline,
   fmt,
   median,
@@ -27,8 +22,8 @@ import {
   rssKb,
   sleep,
   startEmperor,
+  startEtcdMember,
   tempDir,
-  track,
   vassalIni,
 } from './lib.mjs';
 
@@ -41,49 +36,8 @@ const RUNS = Number(process.env.RUNS ?? 2);
 const SETTLE_S = Number(process.env.SETTLE_S ?? 10);
 deadline(300_000, 'fleet');
 
-const freePort = () =>
-  new Promise((done) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => done(port));
-    });
-  });
-
 // --- one etcd member -----------------------------------------------------------------------------
-const etcdDir = tempDir('emp-bench-etcd-');
-const [port, peer] = [await freePort(), await freePort()];
-const etcd = spawn(
-  'etcd',
-  [
-    '--data-dir',
-    join(etcdDir, 'data'),
-    '--log-level',
-    'error',
-    '--listen-client-urls',
-    `http://127.0.0.1:${port}`,
-    '--advertise-client-urls',
-    `http://127.0.0.1:${port}`,
-    '--listen-peer-urls',
-    `http://127.0.0.1:${peer}`,
-    '--initial-advertise-peer-urls',
-    `http://127.0.0.1:${peer}`,
-    '--initial-cluster',
-    `default=http://127.0.0.1:${peer}`,
-  ],
-  { stdio: 'ignore', env: cleanEnv() },
-);
-track(etcd.pid);
-const { EtcdClient } = await import(join(ROOT, 'packages/daemon/dist/src/sources/etcd/client.js'));
-const client = new EtcdClient({ endpoints: [{ host: '127.0.0.1', port }] });
-for (let i = 0; ; i++) {
-  try {
-    await client.range('/');
-    break;
-  } catch (err) {
-    if (i > 300) throw err;
-    await sleep(100);
-  }
-}
+const { port, client } = await startEtcdMember();
 const url = (prefix) => `etcd://127.0.0.1:${port}${prefix}`;
 
 /** An emperor watching `prefix` (and its own empty directory), with its own state and control. */

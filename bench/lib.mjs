@@ -12,6 +12,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,6 +88,51 @@ export function deadline(ms, what) {
     process.exit(2);
   }, ms);
   t.unref();
+}
+
+// --- etcd -----------------------------------------------------------------------------------------
+/** A TCP port free on 127.0.0.1 now (closed again: whoever binds it next gets it). */
+export function freePort() {
+  return new Promise((done) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => done(port));
+    });
+  });
+}
+
+/**
+ * One etcd member (Debian's etcd-server) on loopback ports, its data in a temp dir; killed and
+ * removed when the bench ends. Resolves once it answers, with its client port and a client of
+ * the emperor's own (`npx tsc -b` first).
+ */
+export async function startEtcdMember() {
+  const dir = tempDir('emp-bench-etcd-');
+  const [port, peer] = [await freePort(), await freePort()];
+  const etcd = spawn(
+    'etcd',
+    [
+      ...['--data-dir', join(dir, 'data'), '--log-level', 'error'],
+      ...['--listen-client-urls', `http://127.0.0.1:${port}`],
+      ...['--advertise-client-urls', `http://127.0.0.1:${port}`],
+      ...['--listen-peer-urls', `http://127.0.0.1:${peer}`],
+      ...['--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`],
+      ...['--initial-cluster', `default=http://127.0.0.1:${peer}`],
+    ],
+    { stdio: 'ignore', env: cleanEnv() },
+  );
+  track(etcd.pid);
+  const { EtcdClient } = await import(join(ROOT, 'packages/daemon/dist/src/sources/etcd/client.js'));
+  const client = new EtcdClient({ endpoints: [{ host: '127.0.0.1', port }] });
+  for (let i = 0; ; i++) {
+    try {
+      await client.range('/');
+      return { port, client };
+    } catch (err) {
+      if (i > 300) throw err;
+      await sleep(100);
+    }
+  }
 }
 
 // --- the emperor ---------------------------------------------------------------------------------
