@@ -204,3 +204,24 @@ void test('events: each sample names every vassal with its summed CPU % and RSS,
   assert.ok(rss > 0, `web's RSS, two sleeps: ${rss}`);
   assert.deepEqual(sample.vassals.down, [null, null]);
 });
+
+void test('events: the first status is the whole status, in order, errors included', async (t) => {
+  // 250 files that never parse cost no process.
+  const files: Record<string, string> = { 'web.ini': '[vassal]\nexec = /bin/sleep 1000\n' };
+  for (let i = 0; i < 250; i++)
+    files[`bad${String(i).padStart(3, '0')}.ini`] = `[vassal]\nprocesses = ${i}x\n`;
+  const emp = await startEmperor(t, { files });
+  await emp.waitLine((l) => l.event === 'running' && l.vassal === 'web', 'web running');
+  const control = controlSocket(emp);
+  type Status = { emperor: { pid: number }; vassals: { name: string; state: string; error: unknown }[] };
+  const first = await untilEvent(control, (event, data) =>
+    event === 'status' ? (data as Status) : undefined,
+  );
+  const whole = (await get(control, '/v1/status')).body as Status;
+  assert.equal(first.emperor.pid, whole.emperor.pid);
+  assert.deepEqual(
+    first.vassals.map((v) => [v.name, v.state, v.error === null]),
+    whole.vassals.map((v) => [v.name, v.state, v.error === null]),
+  );
+  assert.equal(first.vassals.length, 251);
+});
