@@ -6,11 +6,13 @@ import assert from 'node:assert/strict';
 import { chmodSync, readFileSync, readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { request } from 'node:http';
+import { join } from 'node:path';
 import {
   asUserReading,
   controlSocket,
   runCli,
   startEmperor,
+  tempDir,
   waitFor,
   type CliResult,
   type EmperorProcess,
@@ -149,10 +151,10 @@ void test('an oversized chunked body gets its 413 and nothing else: no internal 
   assert.deepEqual(errors, [], 'no error lines');
 });
 
-void test('under ulimit -n 64 the CLI still gets in, and status says why vassals could not start', async (t) => {
+void test('under ulimit -n 128 the CLI still gets in, and status says why vassals could not start', async (t) => {
   const files: Record<string, string> = {};
-  for (let i = 0; i < 30; i++) files[`s${String(i).padStart(2, '0')}.ini`] = '[vassal]\nexec = sleep 1000\n';
-  const emp = await startEmperor(t, { files, prefix: ['prlimit', '--nofile=64:64', '--'] });
+  for (let i = 0; i < 80; i++) files[`s${String(i).padStart(2, '0')}.ini`] = '[vassal]\nexec = sleep 1000\n';
+  const emp = await startEmperor(t, { files, prefix: ['prlimit', '--nofile=128:128', '--'] });
   const control = controlSocket(emp);
   interface Status {
     vassals: { name: string; state: string; reason: string | null }[];
@@ -162,16 +164,20 @@ void test('under ulimit -n 64 the CLI still gets in, and status says why vassals
       const r = await runCli(['status', '--json'], { control });
       if (r.code !== 0) return undefined;
       const s = JSON.parse(r.stdout) as Status;
-      return s.vassals.length === 30 && s.vassals.every((v) => ['running', 'failed'].includes(v.state)) && s;
+      return s.vassals.length === 80 && s.vassals.every((v) => ['running', 'failed'].includes(v.state)) && s;
     },
-    { what: '30 vassals running or failed' },
+    { what: '80 vassals running or failed' },
   );
   const failed = status.vassals.filter((v) => v.state === 'failed');
   const running = status.vassals.filter((v) => v.state === 'running');
   assert.ok(running.length > 0, 'some vassals run');
-  assert.ok(failed.length > 0, '64 fds are not enough for 30 vassals');
+  assert.ok(failed.length > 0, '128 fds are not enough for 80 vassals');
   for (const v of failed)
-    assert.match(v.reason ?? '', /too many open files: .* of its 64 file descriptors .*LimitNOFILE=/, v.name);
+    assert.match(
+      v.reason ?? '',
+      /too many open files: .* of its 128 file descriptors .*LimitNOFILE=/,
+      v.name,
+    );
 
   // Idle connections at the fd cap: the emperor keeps fds for them and drops the oldest.
   const idle = Array.from({ length: 20 }, () => hold(control));
@@ -183,6 +189,18 @@ void test('under ulimit -n 64 the CLI still gets in, and status says why vassals
   expectCode(table, 0, 'status beside 20 idle connections at the fd limit');
   assert.match(table.stdout, /failed: too many open files/);
   assert.equal(emp.child.exitCode, null, 'the emperor is still running');
+});
+
+void test('under ulimit -n 64 the emperor refuses to start and says why, instead of an EMFILE on a module', async (t) => {
+  const dir = tempDir(t);
+  const r = await runCli(['run', '--vassals', dir, '--control', join(dir, 'ctl.sock'), '--log-dir', dir], {
+    prefix: ['prlimit', '--nofile=64:64', '--'],
+  });
+  expectCode(r, 1, 'a limit too low to start');
+  assert.match(
+    r.stderr,
+    /^emperor: its open-file limit is 64, and it needs at least 128 to start; raise it \(`LimitNOFILE=` .*\[EMP_FD_LIMIT_TOO_LOW\]$/m,
+  );
 });
 
 void test('a soft fd limit below the hard one is raised to it at start', async (t) => {

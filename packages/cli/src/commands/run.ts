@@ -242,7 +242,33 @@ export interface RunArgs {
   readonly tyrant: boolean | undefined;
 }
 
+/**
+ * The fewest open files the emperor starts with. Loading its modules opens ~60 files at once (the
+ * ESM loader reads a module graph in parallel); under `ulimit -n 64` that failed now and then
+ * with EMFILE on whichever module came last, before anything could say why.
+ */
+const MIN_OPEN_FILES = 128;
+
+/** The soft RLIMIT_NOFILE (Node raised it to the hard one at start), from /proc/self/limits. */
+function openFilesLimit(): number | undefined {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'latin1'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function run(args: RunArgs): Promise<number> {
+  const nofile = openFilesLimit();
+  if (nofile !== undefined && nofile < MIN_OPEN_FILES)
+    throw Object.assign(
+      new Error(
+        `its open-file limit is ${nofile}, and it needs at least ${MIN_OPEN_FILES} to start; raise it ` +
+          '(`LimitNOFILE=` in its systemd unit, `ulimit -n` in its shell)',
+      ),
+      { code: 'EMP_FD_LIMIT_TOO_LOW' },
+    );
   // Before the daemon's modules load: V8 then keeps a small young generation and shrinks the heap
   // eagerly. The emperor mostly sleeps, and its RSS also sets the cost of every fork() it makes
   // (docs/benchmarks.md): with 1000 vassals the peak falls from ~136 to ~102 MB.
