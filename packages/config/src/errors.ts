@@ -85,6 +85,8 @@ export const ERROR_CODES = {
   EMP_RUNTIME_DIR_UNSAFE:
     'The directory of the control socket and state file is a symlink, belongs to another user, or is writable by others.',
   EMP_STATE_FILE_IN_USE: "The runtime directory's state file belongs to an emperor that is still running.",
+  EMP_FD_LIMIT_TOO_LOW:
+    '`emperor run` under an open-file limit below 128: loading the emperor alone opens about 60 files at once.',
   EMP_BAD_PGID:
     'A process group id of 0 or 1 (our own group, or every process) reached the code that kills groups.',
   EMP_NO_CGROUP:
