@@ -187,6 +187,8 @@ interface Ending {
   readonly tag: InstanceTag;
   readonly pgid: number;
   readonly done: () => void;
+  /** The last scan found nothing of it: one more, END_SCAN_MS later, must agree. */
+  clean: boolean;
 }
 
 class SubreaperConfinement implements Confinement {
@@ -232,6 +234,7 @@ class SubreaperConfinement implements Confinement {
           const ending: Ending = {
             tag,
             pgid,
+            clean: false,
             done: () => {
               clearTimeout(timer);
               resolve([]);
@@ -343,8 +346,16 @@ class SubreaperConfinement implements Confinement {
     }
     for (const pid of this.#tags.keys()) if (!seen.has(pid)) this.#tags.delete(pid);
     for (const e of this.#ending) {
-      if (groupAlive(e.pgid)) killGroup(e.pgid, 'SIGKILL');
-      else if (!orphans.some((o) => !o.exited && (o.pgid === e.pgid || sameTag(tagOf(o), e.tag)))) {
+      const group = groupAlive(e.pgid);
+      if (group) killGroup(e.pgid, 'SIGKILL');
+      const left = group || orphans.some((o) => !o.exited && (o.pgid === e.pgid || sameTag(tagOf(o), e.tag)));
+      if (left) e.clean = false;
+      else if (!e.clean) {
+        // A daemon whose parent was exiting as we looked is re-parented to us a moment later, and
+        // nothing tells us (no SIGCHLD for an adoption): seen once in CI, a crash-looping
+        // daemonizer's daemon outlived its removed vassal. Two clean looks, END_SCAN_MS apart.
+        e.clean = true;
+      } else {
         this.#ending.delete(e);
         e.done();
       }
