@@ -2,12 +2,14 @@
 // runs after each put, delete, outage and compaction.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   alive,
   controlSocket,
+  envOf,
   runCli,
+  sleeper,
   startEmperor,
   waitFor,
   type EmperorProcess,
@@ -22,19 +24,6 @@ before(async () => {
 after(async () => {
   await etcd.destroy();
 });
-
-/** A vassal that is one `sleep`; `V` tells versions apart through /proc/PID/environ. */
-const sleeper = (version: string | number, extra = ''): string =>
-  `[vassal]\nexec = /bin/sleep 1000\nenv = V=${version}\nstop-timeout = 5\n${extra}`;
-
-function envOf(pid: number): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const kv of readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')) {
-    const eq = kv.indexOf('=');
-    if (eq > 0) out[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
-  return out;
-}
 
 /** Each test its own prefix: the tests share one etcd. */
 let prefixes = 0;

@@ -2,7 +2,7 @@
 // untouched, and on an owned socket no client sees a failure while instances are replaced.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { join } from 'node:path';
 import {
   DEADLINE_MS,
@@ -10,6 +10,7 @@ import {
   alive,
   controlSocket,
   freePort,
+  getJson,
   killMarked,
   markedProcesses,
   runCli,
@@ -21,27 +22,6 @@ import {
 } from './support.js';
 
 const NODE = process.execPath;
-
-/** One GET; `agent` keeps its connection alive across calls, none opens a new one each time. */
-function get(port: number, agent: Agent | false): Promise<{ pid: number }> {
-  return new Promise((done, fail) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => {
-        try {
-          done(JSON.parse(body) as { pid: number });
-        } catch (err) {
-          fail(err instanceof Error ? err : new Error(String(err)));
-        }
-      });
-    });
-    req.on('error', fail);
-    req.setTimeout(DEADLINE_MS, () => req.destroy(new Error('request timed out')));
-    req.end();
-  });
-}
 
 interface StatusJson {
   vassals: {
@@ -151,7 +131,7 @@ void test('max-lifetime under steady load on an owned socket: instances replaced
   });
   let k = 0;
   const clients = [agents[0], agents[1], false, false] as const;
-  const load = startLoad(t, () => get(port, clients[k++ % clients.length] ?? false), 4);
+  const load = startLoad(t, () => getJson(port, '/', clients[k++ % clients.length] ?? false), 4);
   stopLoad = () => load.stop();
   const from = emp.lines.length;
   const recycled = await waitFor(

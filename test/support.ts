@@ -13,7 +13,7 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { request } from 'node:http';
+import { request, type Agent } from 'node:http';
 import type { TestContext } from 'node:test';
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..', '..');
@@ -199,9 +199,14 @@ export function fileExists(path: string): boolean {
 }
 
 /** GET http://127.0.0.1:port/ and parse the JSON answer. */
-export function getJson(port: number, path = '/'): Promise<Record<string, unknown>> {
+/** One GET of a JSON answer; `agent` keeps a connection alive across calls (default: a new one each). */
+export function getJson(
+  port: number,
+  path = '/',
+  agent: Agent | false = false,
+): Promise<Record<string, unknown>> {
   return new Promise((done, fail) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, agent }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -357,6 +362,20 @@ export interface MarkedProcess {
   readonly env: (name: string) => string;
   readonly cmdline: string;
 }
+
+/** The environment of a live process, from /proc. */
+export function envOf(pid: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')) {
+    const eq = kv.indexOf('=');
+    if (eq > 0) out[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return out;
+}
+
+/** A vassal that is one `sleep`; `V` tells versions apart through its environment (envOf). */
+export const sleeper = (version: string | number, extra = ''): string =>
+  `[vassal]\nexec = /bin/sleep 1000\nenv = V=${version}\nstop-timeout = 5\n${extra}`;
 
 /** Every live (non-zombie) process whose environment carries `MARK=<mark>`, from /proc. */
 export function markedProcesses(mark: string): MarkedProcess[] {

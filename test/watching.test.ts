@@ -8,7 +8,6 @@ import {
   copyFileSync,
   mkdirSync,
   openSync,
-  readFileSync,
   renameSync,
   rmSync,
   statSync,
@@ -23,7 +22,9 @@ import { vassalNameOf } from '@emperor/config';
 import {
   alive,
   controlSocket,
+  envOf,
   runCli,
+  sleeper,
   settleScans,
   spawnLines,
   startEmperor,
@@ -32,20 +33,6 @@ import {
   type EmperorProcess,
   type LogLine,
 } from './support.js';
-
-/** A vassal that is one `sleep`; `V` tells versions apart through /proc/PID/environ. */
-const sleeper = (version: string | number, extra = ''): string =>
-  `[vassal]\nexec = /bin/sleep 1000\nenv = V=${version}\nstop-timeout = 5\n${extra}`;
-
-/** The environment of a live process, from /proc. */
-function envOf(pid: number): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const kv of readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')) {
-    const eq = kv.indexOf('=');
-    if (eq > 0) out[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
-  return out;
-}
 
 const removedOf = (name: string) => (l: LogLine) => l.event === 'removed' && l.vassal === name;
 
