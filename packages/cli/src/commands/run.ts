@@ -5,6 +5,7 @@ import { setFlagsFromString } from 'node:v8';
 import { cliVersion } from './version.js';
 import { resolve } from 'node:path';
 import { defaultPaths } from '@emperor/daemon/paths';
+import { MIN_OPEN_FILES, readNofileLimit } from '@emperor/daemon/fd-budget';
 import type { FastCommand } from '../fast-command.js';
 import { failure, isUsageError } from '../failure.js';
 import { CONTAINMENTS, LOG_LEVELS, readRunConfig, useValue } from '../run-config.js';
@@ -242,26 +243,10 @@ export interface RunArgs {
   readonly tyrant: boolean | undefined;
 }
 
-/**
- * The fewest open files the emperor starts with. Loading its modules opens ~60 files at once (the
- * ESM loader reads a module graph in parallel); under `ulimit -n 64` that failed now and then
- * with EMFILE on whichever module came last, before anything could say why.
- */
-const MIN_OPEN_FILES = 128;
-
-/** The soft RLIMIT_NOFILE (Node raised it to the hard one at start), from /proc/self/limits. */
-function openFilesLimit(): number | undefined {
-  try {
-    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'latin1'));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 export async function run(args: RunArgs): Promise<number> {
-  const nofile = openFilesLimit();
-  if (nofile !== undefined && nofile < MIN_OPEN_FILES)
+  // Node raised the soft limit to the hard one at start: this is what loading the daemon gets.
+  const nofile = readNofileLimit();
+  if (nofile < MIN_OPEN_FILES)
     throw Object.assign(
       new Error(
         `its open-file limit is ${nofile}, and it needs at least ${MIN_OPEN_FILES} to start; raise it ` +

@@ -56,6 +56,13 @@ export function fdBudget(): FdBudget {
 }
 
 /** The soft `Max open files` of /proc/self/limits (1024, the usual default, when unreadable). */
+/**
+ * The fewest open files `emperor run` starts with. Loading its modules opens ~60 files at once (the
+ * ESM loader reads a module graph in parallel); under `ulimit -n 64` that failed now and then with
+ * EMFILE on whichever module came last, before anything could say why.
+ */
+export const MIN_OPEN_FILES = 128;
+
 export function readNofileLimit(): number {
   try {
     const line = readFileSync('/proc/self/limits', 'utf8')
