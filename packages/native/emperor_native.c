@@ -433,6 +433,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"isChildSubreaper", NULL, emperor_is_child_subreaper, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reapPid", NULL, emperor_reap_pid, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pidfdOpen", NULL, emperor_pidfd_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"execve", NULL, emperor_execve, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns));
   return exports;

@@ -27,3 +27,4 @@ napi_value emperor_set_child_subreaper(napi_env env, napi_callback_info info);
 napi_value emperor_is_child_subreaper(napi_env env, napi_callback_info info);
 napi_value emperor_reap_pid(napi_env env, napi_callback_info info);
 napi_value emperor_pidfd_open(napi_env env, napi_callback_info info);
+napi_value emperor_execve(napi_env env, napi_callback_info info);

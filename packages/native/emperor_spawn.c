@@ -593,3 +593,32 @@ napi_value emperor_set_group_priority(napi_env env, napi_callback_info info) {
   if (setpriority(PRIO_PGRP, (id_t)pgid, nice) < 0) return throw_errno(env, "setpriority", errno);
   return NULL;
 }
+
+// execve(file, argv, envp): `emperor run` restarts its own Node with the V8 flags that only take
+// effect on Node's command line, keeping its pid (systemd's MAINPID, a supervisor's child).
+// Node marks stdio (and every fd it inherited) close-on-exec at start: stdio is kept open here, and
+// nothing past fd 2 is carried over. Returns only when exec failed, by throwing, with stdio's
+// flags as they were.
+napi_value emperor_execve(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  size_t len;
+  CHECK(get_args(env, info, 3, argv));
+  CHECK(napi_get_value_string_utf8(env, argv[0], NULL, 0, &len));
+  char *file = malloc(len + 1);
+  char **args = string_array(env, argv[1], NULL);
+  char **envp = string_array(env, argv[2], NULL);
+  int err = ENOMEM;
+  if (file && args && envp && napi_get_value_string_utf8(env, argv[0], file, len + 1, &len) == napi_ok) {
+    int flags[3];
+    for (int fd = 0; fd < 3; fd++)
+      if ((flags[fd] = fcntl(fd, F_GETFD)) >= 0) fcntl(fd, F_SETFD, flags[fd] & ~FD_CLOEXEC);
+    execve(file, args, envp);
+    err = errno;
+    for (int fd = 0; fd < 3; fd++)
+      if (flags[fd] >= 0) fcntl(fd, F_SETFD, flags[fd]);
+  }
+  free(file);
+  free_strings(args);
+  free_strings(envp);
+  return throw_errno(env, "execve", err);
+}

@@ -40,6 +40,8 @@ export interface Addon {
   reapPid(pid: number): [number, number] | null;
   /** pidfd_open(pid, 0): an fd that becomes readable when that process exits. */
   pidfdOpen(pid: number): number;
+  /** execve(2): returns only by throwing. */
+  execve(file: string, argv: readonly string[], env: readonly string[]): void;
 }
 
 export interface RawSpawnOptions {

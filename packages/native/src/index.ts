@@ -21,3 +21,4 @@ export type { CgroupMethod } from './spawn.js';
 export { setChildSubreaper, isChildSubreaper, reapPid } from './subreaper.js';
 export { watchProcessExit } from './process-watch.js';
 export type { ProcessWatch } from './process-watch.js';
+export { replaceProcess } from './exec.js';
