@@ -1,13 +1,13 @@
 // `emperor run`: the daemon in the foreground (systemd does the daemonizing).
 import { chmodSync, chownSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { setFlagsFromString } from 'node:v8';
 import { cliVersion } from './version.js';
 import { resolve } from 'node:path';
 import { defaultPaths } from '@emperor/daemon/paths';
 import { MIN_OPEN_FILES, readNofileLimit } from '@emperor/daemon/fd-budget';
 import type { FastCommand } from '../fast-command.js';
 import { failure, isUsageError } from '../failure.js';
+import { relaunchWithNodeFlags } from '../node-flags.js';
 import { CONTAINMENTS, LOG_LEVELS, readRunConfig, useValue } from '../run-config.js';
 import type { CommandModule, Output } from './command.js';
 
@@ -254,10 +254,8 @@ export async function run(args: RunArgs): Promise<number> {
       ),
       { code: 'EMP_FD_LIMIT_TOO_LOW' },
     );
-  // Before the daemon's modules load: V8 then keeps a small young generation and shrinks the heap
-  // eagerly. The emperor mostly sleeps, and its RSS also sets the cost of every fork() it makes
-  // (docs/benchmarks.md): with 1000 vassals the peak falls from ~136 to ~102 MB.
-  setFlagsFromString('--optimize-for-size');
+  // Before the daemon's modules load: Node restarts with its flags (same pid) and comes back here.
+  const relaunchError = relaunchWithNodeFlags();
   const {
     startEmperor,
     createLogger,
@@ -282,6 +280,15 @@ export async function run(args: RunArgs): Promise<number> {
   const logger = createLogger({
     level: args.logLevel ?? file['log-level'] ?? 'info',
   });
+  if (relaunchError)
+    logger.warn(
+      {
+        event: 'node-flags-not-applied',
+        code: (relaunchError as { code?: string }).code,
+        err: relaunchError.message,
+      },
+      'node-flags-not-applied',
+    );
 
   const groupName = args.controlGroup ?? file['control-group'];
   // A value from the command line wins; one from the file is reported with its file and line.
