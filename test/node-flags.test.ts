@@ -1,9 +1,21 @@
 // `emperor run` restarts its own Node once with the V8 flags that keep it small (execve: the pid,
 // stdio and environment stay), however it was started; $EMPEROR_NODE_FLAGS replaces the flags.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { type EmperorProcess, controlSocket, envOf, runCli, sleeper, startEmperor } from './support.js';
+import {
+  type EmperorProcess,
+  controlSocket,
+  envOf,
+  runCli,
+  sleeper,
+  startEmperor,
+  tempDir,
+} from './support.js';
+
+// A developer's own setting would change what these tests expect.
+delete process.env.EMPEROR_NODE_FLAGS;
 
 /** docs/architecture.md, "Memory". */
 const DEFAULT_NODE_FLAGS = ['--optimize-for-size', '--no-opt'];
@@ -29,7 +41,10 @@ void test('the emperor restarts its Node with its flags, keeps its pid, its log 
   assert.equal((JSON.parse(status.stdout) as { emperor: { pid: number } }).emperor.pid, emp.child.pid);
   assert.ok(emp.lines.some((l) => l.event === 'emperor-ready'));
   // A vassal's environment carries nothing of the restart.
-  assert.equal(envOf(spawned.pid as number).EMPEROR_NODE_FLAGS, undefined);
+  assert.deepEqual(
+    Object.keys(envOf(spawned.pid as number)).filter((k) => k.startsWith('EMPEROR_NODE')),
+    [],
+  );
 });
 
 void test('$EMPEROR_NODE_FLAGS replaces the flags; empty, Node runs as started; a flag of the user is kept', async (t) => {
@@ -40,4 +55,19 @@ void test('$EMPEROR_NODE_FLAGS replaces the flags; empty, Node runs as started; 
   // Started as `node --opt emperor.js run`: TurboFan stays on, the other default is added.
   const mine = await startEmperor(t, { prefix: ['/bin/sh', '-c', 'exec "$0" --opt "$@"'] });
   assert.deepEqual(nodeFlagsOf(pidOf(mine)), ['--optimize-for-size', '--opt']);
+});
+
+void test('a bad $EMPEROR_NODE_FLAGS stops the start with its code; a failed restart runs on and says so', async (t) => {
+  const bad = await runCli(['run', '--vassals', tempDir(t), '--control', join(tempDir(t), 'c.sock')], {
+    env: { EMPEROR_NODE_FLAGS: '--require /srv/x.js' },
+  });
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /EMPEROR_NODE_FLAGS: `\/srv\/x\.js` is not a flag.*\[EMP_NODE_FLAGS_INVALID\]/);
+  // A Node whose own binary cannot be found again (a preload points execPath nowhere): execve fails.
+  const preload = join(tempDir(t), 'lost.cjs');
+  writeFileSync(preload, "process.execPath = '/no/such/node';\n");
+  const lost = await startEmperor(t, { env: { NODE_OPTIONS: `--require ${preload}` } });
+  const warned = lost.lines.find((l) => l.event === 'node-flags-not-applied');
+  assert.equal(warned?.code, 'ENOENT');
+  assert.deepEqual(nodeFlagsOf(pidOf(lost)), []);
 });

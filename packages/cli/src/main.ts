@@ -117,6 +117,14 @@ export async function main(given: readonly string[], output: Output = stdio): Pr
   const argv = alias === undefined ? given : [alias, ...given.slice(1)];
   // Daemon commands skip yargs unless help is asked for: `emperor status` must stay fast.
   const first = COMMANDS.find((c) => c.name === argv[0]);
+  // Before stdout is touched below: `run` restarts its Node with its flags (node-flags.ts says why
+  // so early). A bad $EMPEROR_NODE_FLAGS is reported by `run` itself.
+  if (first?.name === 'run' && output === stdio)
+    try {
+      (await import('./node-flags.js')).relaunchWithNodeFlags();
+    } catch {
+      // run() calls it again and reports the error as any of its own
+    }
   // `emperor status | head`, `emperor --control SOCK show NAME | head`: a closed pipe ends the
   // output, not with a stack trace, whichever path parses the command line (`output` is stdio
   // when main runs as the command; in tests it is not, and process.stdout is left alone).

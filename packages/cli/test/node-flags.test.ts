@@ -13,6 +13,17 @@ void test('the defaults, unless $EMPEROR_NODE_FLAGS replaces them (empty: none)'
   ]);
 });
 
+void test('a word of $EMPEROR_NODE_FLAGS that is not a whole flag is refused, naming it', () => {
+  for (const bad of ['--require /srv/x.js', 'optimize-for-size', '--no-opt -', '--'])
+    assert.throws(
+      () => wantedNodeFlags({ EMPEROR_NODE_FLAGS: bad }),
+      (e: Error & { code?: string }) =>
+        e.code === 'EMP_NODE_FLAGS_INVALID' && e.message.startsWith('EMPEROR_NODE_FLAGS: `'),
+      bad,
+    );
+  assert.deepEqual(wantedNodeFlags({ EMPEROR_NODE_FLAGS: '--require=/srv/x.js' }), ['--require=/srv/x.js']);
+});
+
 void test('a flag is added only when its setting is not named already', () => {
   const wanted = ['--optimize-for-size', '--no-opt', '--max-semi-space-size=1'];
   assert.deepEqual(missingNodeFlags(wanted, []), wanted);
@@ -23,9 +34,10 @@ void test('a flag is added only when its setting is not named already', () => {
   assert.deepEqual(missingNodeFlags(wanted, ['--turbofan', '--max_semi_space_size=16']), [
     '--optimize-for-size',
   ]);
-  assert.deepEqual(missingNodeFlags(wanted, ['--no-optimize-for-size'], '--opt --inspect'), [
-    '--max-semi-space-size=1',
-  ]);
+  assert.deepEqual(
+    missingNodeFlags(wanted, ['--no-optimize-for-size'], '--max-semi-space-size=16 --inspect'),
+    ['--no-opt'],
+  );
   // Arguments that are not flags do not count.
   assert.deepEqual(missingNodeFlags(['--no-opt'], ['--require', 'opt']), ['--no-opt']);
 });

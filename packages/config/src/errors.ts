@@ -87,6 +87,8 @@ export const ERROR_CODES = {
   EMP_STATE_FILE_IN_USE: "The runtime directory's state file belongs to an emperor that is still running.",
   EMP_FD_LIMIT_TOO_LOW:
     '`emperor run` under an open-file limit below 128: loading the emperor alone opens about 60 files at once.',
+  EMP_NODE_FLAGS_INVALID:
+    '`$EMPEROR_NODE_FLAGS` holds a word that is not a whole flag (`--name` or `--name=value`).',
   EMP_BAD_PGID:
     'A process group id of 0 or 1 (our own group, or every process) reached the code that kills groups.',
   EMP_NO_CGROUP:

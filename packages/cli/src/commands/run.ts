@@ -254,8 +254,9 @@ export async function run(args: RunArgs): Promise<number> {
       ),
       { code: 'EMP_FD_LIMIT_TOO_LOW' },
     );
-  // Before the daemon's modules load: Node restarts with its flags (same pid) and comes back here.
-  const relaunchError = relaunchWithNodeFlags();
+  // Before the daemon's modules load (`emperor` did it already, before stdout was touched): Node
+  // restarts with its flags, same pid, and comes back here.
+  const relaunchFailure = relaunchWithNodeFlags();
   const {
     startEmperor,
     createLogger,
@@ -280,13 +281,9 @@ export async function run(args: RunArgs): Promise<number> {
   const logger = createLogger({
     level: args.logLevel ?? file['log-level'] ?? 'info',
   });
-  if (relaunchError)
+  if (relaunchFailure)
     logger.warn(
-      {
-        event: 'node-flags-not-applied',
-        code: (relaunchError as { code?: string }).code,
-        err: relaunchError.message,
-      },
+      { event: 'node-flags-not-applied', code: relaunchFailure.code, err: relaunchFailure.message },
       'node-flags-not-applied',
     );
 
