@@ -51,6 +51,12 @@ export function errnoName(errno: number): string {
   return getSystemErrorMap().get(-errno)?.[0] ?? `E${errno}`;
 }
 
+/** A raw failure of the addon with `code` set to its errno's name; anything else unchanged. */
+export function withErrnoCode(error: unknown): unknown {
+  const errno = (error as { errno?: unknown }).errno;
+  return typeof errno === 'number' ? Object.assign(error as Error, { code: errnoName(errno) }) : error;
+}
+
 function lowerFirst(text: string): string {
   return text.charAt(0).toLowerCase() + text.slice(1);
 }

@@ -1,7 +1,7 @@
 // Replaces the running program and keeps its pid: `emperor run` restarts its own Node once with
 // the V8 flags that take effect only on Node's command line (the heap's sizes are fixed at start).
 import { addon } from './binding.js';
-import { errnoName } from './errors.js';
+import { withErrnoCode } from './errors.js';
 
 /**
  * execve(2) of `file` with `args` (args[0] included) and `env`. Returns only by throwing, with
@@ -12,8 +12,7 @@ export function replaceProcess(file: string, args: readonly string[], env: NodeJ
   try {
     addon().execve(file, args, entries);
   } catch (error) {
-    const errno = (error as { errno?: unknown }).errno;
-    throw typeof errno === 'number' ? Object.assign(error as Error, { code: errnoName(errno) }) : error;
+    throw withErrnoCode(error);
   }
   throw new Error('execve returned without an error');
 }

@@ -3,7 +3,7 @@
 // it like a socket, so nothing is looked at on a timer.
 import { constants } from 'node:os';
 import { addon, type WatchHandle } from './binding.js';
-import { errnoName } from './errors.js';
+import { withErrnoCode } from './errors.js';
 
 /** A running watch; `close()` stops it and closes the pidfd, is idempotent and never throws. */
 export interface ProcessWatch {
@@ -22,10 +22,8 @@ export function watchProcessExit(pid: number, onExit: () => void): ProcessWatch 
   try {
     fd = native.pidfdOpen(pid);
   } catch (error) {
-    const errno = (error as { errno?: unknown }).errno;
-    if (errno === constants.errno.ESRCH) return null;
-    if (typeof errno === 'number') Object.assign(error as Error, { code: errnoName(errno) });
-    throw error;
+    if ((error as { errno?: unknown }).errno === constants.errno.ESRCH) return null;
+    throw withErrnoCode(error);
   }
   let handle: WatchHandle | undefined;
   const close = (): void => {

@@ -4,7 +4,7 @@
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import { addon, type WatchHandle } from './binding.js';
-import { errnoName } from './errors.js';
+import { errnoName, withErrnoCode } from './errors.js';
 
 export interface SpawnRequest {
   /** Absolute path of the program (no PATH search here). */
@@ -220,6 +220,6 @@ export function setGroupPriority(pgid: number, nice: number): boolean {
     const errno = (error as Partial<SpawnError>).errno;
     if (typeof errno !== 'number') throw error;
     if (errno === constants.errno.ESRCH) return false;
-    throw Object.assign(error as Error, { code: errnoName(errno) });
+    throw withErrnoCode(error);
   }
 }

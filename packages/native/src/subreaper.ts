@@ -2,14 +2,14 @@
 // are re-parented to the emperor, which must then also reap them, by pid.
 import { constants } from 'node:os';
 import { addon } from './binding.js';
-import { errnoName } from './errors.js';
+import { withErrnoCode } from './errors.js';
 
 /** Makes this process a child subreaper (prctl PR_SET_CHILD_SUBREAPER), or stops being one. */
 export function setChildSubreaper(on: boolean): void {
   try {
     addon().setChildSubreaper(on);
   } catch (error) {
-    throw withCode(error);
+    throw withErrnoCode(error);
   }
 }
 
@@ -27,14 +27,9 @@ export function reapPid(pid: number): { code: number | null; signal: number | nu
     status = addon().reapPid(pid);
   } catch (error) {
     if ((error as { errno?: unknown }).errno === constants.errno.ECHILD) return null;
-    throw withCode(error);
+    throw withErrnoCode(error);
   }
   if (status === null) return undefined;
   const [code, signal] = status;
   return { code: code >= 0 ? code : null, signal: signal > 0 ? signal : null };
-}
-
-function withCode(error: unknown): unknown {
-  const errno = (error as { errno?: unknown }).errno;
-  return typeof errno === 'number' ? Object.assign(error as Error, { code: errnoName(errno) }) : error;
 }
