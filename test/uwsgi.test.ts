@@ -42,17 +42,43 @@ const runningOf = (name: string, generation?: number) => (l: LogLine) =>
  * `after` more requests; none may have failed (each client resends once on a new connection, as
  * HTTP clients do), and generation 2 answers.
  */
+/** `n` request loops, each on a kept-alive connection of its own; stopped and closed after the test. */
+interface KeepAliveLoad {
+  readonly clients: readonly KeepAliveClient[];
+  readonly loads: readonly Load[];
+  /** The pids that have answered. */
+  readonly answered: ReadonlySet<number>;
+  readonly ok: () => number;
+}
+
+function keepAliveLoad(t: TestContext, port: number, n: number): KeepAliveLoad {
+  const clients = Array.from({ length: n }, () => keepAliveClient(port));
+  const answered = new Set<number>();
+  const loads = clients.map((c) =>
+    startLoad(
+      t,
+      async () => {
+        answered.add((await c.get()).pid as number);
+      },
+      1,
+    ),
+  );
+  t.after(async () => {
+    await Promise.all(loads.map((l) => l.stop()));
+    for (const c of clients) c.close();
+  });
+  return { clients, loads, answered, ok: () => loads.reduce((sum, l) => sum + l.ok(), 0) };
+}
+
 async function rollUnderLoad(
   t: TestContext,
   emp: EmperorProcess,
   name: string,
   oldMaster: number,
   port: number,
-  clients: readonly KeepAliveClient[],
-  loads: readonly Load[],
+  { clients, loads, ok }: KeepAliveLoad,
   after: number,
 ): Promise<void> {
-  const ok = (): number => loads.reduce((n, l) => n + l.ok(), 0);
   const from = emp.lines.length;
   const later = new Date(Date.now() + 5000);
   utimesSync(join(emp.vassals, `${name}.ini`), later, later);
@@ -634,20 +660,14 @@ void test(
     const spawned = await emp.waitLine(spawnOf('ka'), 'spawn');
     await emp.waitLine(runningOf('ka', 1), 'READY=1 from uWSGI');
     // 8 loops, each on a connection of its own.
-    const clients = Array.from({ length: 8 }, () => keepAliveClient(port));
-    const loads = clients.map((c) => startLoad(t, () => c.get(), 1));
-    const ok = (): number => loads.reduce((n, l) => n + l.ok(), 0);
-    t.after(async () => {
-      await Promise.all(loads.map((l) => l.stop()));
-      for (const c of clients) c.close();
-    });
-    await waitFor(() => ok() >= 200, { what: 'requests before the reload' });
+    const load = keepAliveLoad(t, port, 8);
+    await waitFor(() => load.ok() >= 200, { what: 'requests before the reload' });
     assert.equal(
-      clients.reduce((n, c) => n + c.connections(), 0),
+      load.clients.reduce((n, c) => n + c.connections(), 0),
       8,
       'uWSGI kept each connection alive',
     );
-    await rollUnderLoad(t, emp, 'ka', spawned.pid as number, port, clients, loads, 200);
+    await rollUnderLoad(t, emp, 'ka', spawned.pid as number, port, load, 200);
   },
 );
 
@@ -666,24 +686,8 @@ void test(
     // As many connections as workers: a sync worker serves one connection until it closes, so
     // each worker holds one and the listening socket's queue is empty. uWSGI 2.0 then polls with
     // timeout 0, which is where a second, fd-less entry of the same socket used to crash it.
-    const clients = Array.from({ length: 4 }, () => keepAliveClient(port));
-    const pids = new Set<number>();
-    const loads = clients.map((c) =>
-      startLoad(
-        t,
-        async () => {
-          const j = await c.get();
-          pids.add(j.pid as number);
-        },
-        1,
-      ),
-    );
-    const ok = (): number => loads.reduce((n, l) => n + l.ok(), 0);
-    t.after(async () => {
-      await Promise.all(loads.map((l) => l.stop()));
-      for (const c of clients) c.close();
-    });
-    await waitFor(() => ok() >= 400, { what: 'requests before the reload' });
+    const load = keepAliveLoad(t, port, 4);
+    await waitFor(() => load.ok() >= 400, { what: 'requests before the reload' });
     const workers = await waitFor(
       () => childrenOf(spawned.pid as number).length >= 4 && childrenOf(spawned.pid as number),
       {
@@ -691,11 +695,11 @@ void test(
       },
     );
     assert.deepEqual(
-      [...pids].sort(),
+      [...load.answered].sort(),
       [...workers].sort(),
       'each of the 4 workers answers on its kept-alive connection',
     );
-    await rollUnderLoad(t, emp, 'four', spawned.pid as number, port, clients, loads, 400);
+    await rollUnderLoad(t, emp, 'four', spawned.pid as number, port, load, 400);
 
     // Each master lists the socket once: the `fd://3` hand-over, no LISTEN_FDS copy of it, and
     // the file's own line skipped. No worker died on the way.
@@ -722,23 +726,8 @@ void test(
     const body = appFile(`http11-socket = 127.0.0.1:${port}`).replace('processes = 2', 'processes = 4');
     emp.write('gone.ini', body);
     await emp.waitLine(runningOf('gone', 1), 'READY=1 from uWSGI');
-    const clients = Array.from({ length: 4 }, () => keepAliveClient(port));
-    const answering = new Set<number>();
-    const loads = clients.map((c) =>
-      startLoad(
-        t,
-        async () => {
-          answering.add((await c.get()).pid as number);
-        },
-        1,
-      ),
-    );
-    const ok = (): number => loads.reduce((n, l) => n + l.ok(), 0);
-    t.after(async () => {
-      await Promise.all(loads.map((l) => l.stop()));
-      for (const c of clients) c.close();
-    });
-    await waitFor(() => ok() >= 100, { what: 'requests before the reload' });
+    const load = keepAliveLoad(t, port, 4);
+    await waitFor(() => load.ok() >= 100, { what: 'requests before the reload' });
     const from = emp.lines.length;
     const later = new Date(Date.now() + 5000);
     utimesSync(join(emp.vassals, 'gone.ini'), later, later);
@@ -756,7 +745,7 @@ void test(
 
     // uWSGI says READY=1 before it forks its workers, and a worker ignores SIGHUP until it has
     // set up its handlers: the delete comes once each new worker answers its kept-alive client.
-    await waitFor(() => workers.every((w) => answering.has(w)), { what: 'each new worker answering' });
+    await waitFor(() => workers.every((w) => load.answered.has(w)), { what: 'each new worker answering' });
     const stopFrom = emp.lines.length;
     rmSync(join(emp.vassals, 'gone.ini'));
     await emp.waitLine((l) => l.event === 'removed' && l.vassal === 'gone', 'removed', stopFrom);
