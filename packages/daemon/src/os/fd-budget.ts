@@ -55,7 +55,6 @@ export function fdBudget(): FdBudget {
   return (shared ??= new FdBudget());
 }
 
-/** The soft `Max open files` of /proc/self/limits (1024, the usual default, when unreadable). */
 /**
  * The fewest open files `emperor run` starts with. Loading its modules opens ~60 files at once (the
  * ESM loader reads a module graph in parallel); under `ulimit -n 64` that failed now and then with
@@ -63,6 +62,7 @@ export function fdBudget(): FdBudget {
  */
 export const MIN_OPEN_FILES = 128;
 
+/** The soft `Max open files` of /proc/self/limits (1024, the usual default, when unreadable). */
 export function readNofileLimit(): number {
   try {
     const line = readFileSync('/proc/self/limits', 'utf8')
